@@ -1,0 +1,468 @@
+// Package storage is Mockernetes' in-memory replacement for etcd: a
+// k8s.io/apiserver storage.Interface with etcd3's semantics (one global
+// revision, MVCC reads inside a retained history window, compaction, leases,
+// watch with prevKV) and no process, disk or network behind it.
+//
+// A Backend plays the part of one etcd cluster; every resource of a server
+// gets a Store view onto it through NewStore or the RESTOptionsGetter, so that
+// resourceVersions are shared and increase across all resources as they do in
+// kube-apiserver.
+package storage
+
+import (
+	"container/heap"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/btree"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Options configure a Backend. The zero value is usable: Complete fills the defaults.
+type Options struct {
+	// HistoryWindow is how long past revisions stay readable (Exact/continue
+	// reads, watch from an old resourceVersion). kube-apiserver compacts etcd
+	// every 5 minutes, so a client can rely on at least that much.
+	HistoryWindow time.Duration
+	// MaxHistoryEvents bounds the memory of the history: beyond it the oldest
+	// revisions are compacted even inside HistoryWindow.
+	MaxHistoryEvents int
+	// ProgressNotifyInterval is how often watches opened with ProgressNotify
+	// get a bookmark carrying the current revision, as etcd's
+	// --experimental-watch-progress-notify-interval does.
+	ProgressNotifyInterval time.Duration
+	// BookmarkInterval, when positive, sends watchers that allow bookmarks a
+	// bookmark at this period, the way kube-apiserver's watch cache does.
+	// Zero keeps etcd3's behaviour: no unsolicited bookmarks.
+	BookmarkInterval time.Duration
+}
+
+// Default option values.
+const (
+	DefaultHistoryWindow          = 5 * time.Minute
+	DefaultMaxHistoryEvents       = 100000
+	DefaultProgressNotifyInterval = 5 * time.Second
+)
+
+// Complete returns o with defaults filled in.
+func (o Options) Complete() Options {
+	if o.HistoryWindow <= 0 {
+		o.HistoryWindow = DefaultHistoryWindow
+	}
+	if o.MaxHistoryEvents <= 0 {
+		o.MaxHistoryEvents = DefaultMaxHistoryEvents
+	}
+	if o.ProgressNotifyInterval <= 0 {
+		o.ProgressNotifyInterval = DefaultProgressNotifyInterval
+	}
+	return o
+}
+
+// item is one version of one key. Items are immutable once committed, so the
+// tree, the history and readers share them freely; only the decode cache
+// changes, atomically.
+type item struct {
+	key  string
+	data []byte // the value as stored: encoded, then transformed if the store has a transformer
+	rev  int64  // revision that wrote this version (etcd's ModRevision)
+	// expires is the lease deadline, zero for none.
+	expires time.Time
+	decoded atomic.Pointer[decodedObject]
+}
+
+// decodedObject caches the result of decoding an item for one store and one
+// target type, so reads deep-copy instead of decoding.
+type decodedObject struct {
+	by  *store
+	gvk string // target apiVersion for unstructured targets, "" otherwise
+	obj runtime.Object
+}
+
+func itemLess(a, b *item) bool { return a.key < b.key }
+
+// event is one committed change, kept in the history for MVCC reads and for
+// watches started from an older revision.
+type event struct {
+	rev  int64
+	key  string
+	cur  *item // nil when the key was deleted
+	prev *item // nil when the key was created
+	at   time.Time
+}
+
+// Backend is one in-memory "etcd": the current key space, the global
+// revision, the history of recent changes, leases and the registered watchers.
+// It is safe for concurrent use; reads share a read lock, writes serialize.
+type Backend struct {
+	opts Options
+
+	mu        sync.RWMutex
+	tree      *btree.BTreeG[*item]
+	rev       int64
+	compacted int64
+	history   []event // ascending by rev, all with rev > compacted
+	watchers  map[*watchChan]struct{}
+	leases    leaseHeap
+	timer     *time.Timer
+	closed    bool
+	stop      chan struct{}
+	stopOnce  sync.Once
+	doneTicks sync.WaitGroup
+}
+
+// NewBackend returns an empty backend at revision 1, as a fresh etcd is.
+func NewBackend(opts Options) *Backend {
+	b := &Backend{
+		opts:     opts.Complete(),
+		tree:     btree.NewG[*item](32, itemLess),
+		rev:      1,
+		watchers: map[*watchChan]struct{}{},
+		stop:     make(chan struct{}),
+	}
+	b.doneTicks.Add(1)
+	go b.tick()
+	return b
+}
+
+// Close stops lease expiry and ends every watch. Stores on a closed backend
+// keep answering reads and writes, but nothing expires any more.
+func (b *Backend) Close() {
+	b.stopOnce.Do(func() {
+		close(b.stop)
+		b.mu.Lock()
+		b.closed = true
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+		watchers := b.watchers
+		b.watchers = map[*watchChan]struct{}{}
+		b.mu.Unlock()
+		for w := range watchers {
+			w.Stop()
+		}
+		b.doneTicks.Wait()
+	})
+}
+
+// Revision returns the current global revision.
+func (b *Backend) Revision() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.rev
+}
+
+// CompactedRevision returns the newest revision that is no longer readable.
+func (b *Backend) CompactedRevision() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.compacted
+}
+
+// Compact drops the history up to and including rev, as etcd's compaction
+// does: reads and watches at older revisions then fail with "too old".
+func (b *Backend) Compact(rev int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if rev > b.rev {
+		rev = b.rev
+	}
+	b.compactLocked(rev)
+}
+
+func (b *Backend) compactLocked(rev int64) {
+	if rev <= b.compacted {
+		return
+	}
+	n := sort.Search(len(b.history), func(i int) bool { return b.history[i].rev > rev })
+	b.dropHistory(n)
+	b.compacted = rev
+}
+
+// dropHistory removes the n oldest events, copying the tail once it is small
+// relative to the backing array so that dropped events can be collected.
+func (b *Backend) dropHistory(n int) {
+	if n == 0 {
+		return
+	}
+	clear(b.history[:n])
+	b.history = b.history[n:]
+	if cap(b.history) > 1024 && len(b.history) < cap(b.history)/4 {
+		b.history = append(make([]event, 0, 2*len(b.history)+16), b.history...)
+	}
+}
+
+// retainLocked compacts what falls out of the history window or the event bound.
+func (b *Backend) retainLocked(now time.Time) {
+	drop := 0
+	if over := len(b.history) - b.opts.MaxHistoryEvents; over > 0 {
+		drop = over
+	}
+	cutoff := now.Add(-b.opts.HistoryWindow)
+	for drop < len(b.history) && b.history[drop].at.Before(cutoff) {
+		drop++
+	}
+	if drop > 0 {
+		b.compacted = b.history[drop-1].rev
+		b.dropHistory(drop)
+	}
+}
+
+// get returns the current item at key, or nil.
+func (b *Backend) getLocked(key string) *item {
+	it, _ := b.tree.Get(&item{key: key})
+	return it
+}
+
+// commit writes next at key (nil deletes it) if the key is at revision
+// expectRev (0: must not exist). On a mismatch it returns the current item and
+// false. On success it returns the new revision.
+func (b *Backend) commit(key string, expectRev int64, next *item) (rev int64, current *item, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.getLocked(key)
+	if (cur == nil && expectRev != 0) || (cur != nil && cur.rev != expectRev) {
+		return 0, cur, false
+	}
+	if next == nil && cur == nil {
+		return 0, nil, false
+	}
+	return b.applyLocked(key, cur, next), nil, true
+}
+
+// applyLocked records the change from cur to next at key under a new revision
+// and hands it to the watchers.
+func (b *Backend) applyLocked(key string, cur, next *item) int64 {
+	b.rev++
+	now := time.Now()
+	if next != nil {
+		next.rev = b.rev
+		b.tree.ReplaceOrInsert(next)
+		if !next.expires.IsZero() {
+			b.addLeaseLocked(next)
+		}
+	} else {
+		b.tree.Delete(cur)
+	}
+	ev := event{rev: b.rev, key: key, cur: next, prev: cur, at: now}
+	b.history = append(b.history, ev)
+	b.retainLocked(now)
+	for w := range b.watchers {
+		if w.matchesKey(key) {
+			w.enqueue(watchEntry{event: ev})
+		}
+	}
+	return b.rev
+}
+
+// bump advances the revision without touching any key, like a write to a key
+// outside every resource. Tests use it; so does nothing else.
+func (b *Backend) bump() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rev++
+	return b.rev
+}
+
+// rangeAt returns the items with start <= key < end as they were at revision
+// rev (the current state when rev is the current revision), in key order. The
+// caller holds the read lock and has checked compacted < rev <= b.rev... or
+// rev == compacted, which is still readable.
+func (b *Backend) rangeAtLocked(start, end string, rev int64, fn func(*item) bool) {
+	if rev >= b.rev {
+		b.tree.AscendRange(&item{key: start}, &item{key: end}, func(it *item) bool { return fn(it) })
+		return
+	}
+	// Roll the changes made after rev back: the oldest event after rev for a
+	// key carries that key's state at rev.
+	overlay := map[string]*item{}
+	for i := len(b.history) - 1; i >= 0 && b.history[i].rev > rev; i-- {
+		ev := &b.history[i]
+		if ev.key >= start && ev.key < end {
+			overlay[ev.key] = ev.prev
+		}
+	}
+	old := make([]*item, 0, len(overlay))
+	for _, it := range overlay {
+		if it != nil {
+			old = append(old, it)
+		}
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].key < old[j].key })
+	i := 0
+	cont := true
+	b.tree.AscendRange(&item{key: start}, &item{key: end}, func(it *item) bool {
+		for i < len(old) && old[i].key < it.key {
+			if cont = fn(old[i]); !cont {
+				return false
+			}
+			i++
+		}
+		if _, changed := overlay[it.key]; changed {
+			return true
+		}
+		cont = fn(it)
+		return cont
+	})
+	for ; cont && i < len(old); i++ {
+		cont = fn(old[i])
+	}
+}
+
+// prefixEnd returns the smallest key greater than every key with the prefix,
+// as clientv3.GetPrefixRangeEnd does.
+func prefixEnd(prefix string) string {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return string(end[:i+1])
+		}
+	}
+	return "\xff\xff\xff\xff" // no upper bound; keys here are printable
+}
+
+// countPrefix counts the current keys with the prefix and sums their sizes.
+func (b *Backend) countPrefix(prefix string) (count, bytes int64) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	b.tree.AscendRange(&item{key: prefix}, &item{key: prefixEnd(prefix)}, func(it *item) bool {
+		count++
+		bytes += int64(len(it.data))
+		return true
+	})
+	return count, bytes
+}
+
+// Keys returns the current keys with the prefix, in order.
+func (b *Backend) Keys(prefix string) []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var keys []string
+	b.tree.AscendRange(&item{key: prefix}, &item{key: prefixEnd(prefix)}, func(it *item) bool {
+		keys = append(keys, it.key)
+		return true
+	})
+	return keys
+}
+
+// --- leases ---
+
+type lease struct {
+	expires time.Time
+	key     string
+	rev     int64
+}
+
+type leaseHeap []lease
+
+func (h leaseHeap) Len() int           { return len(h) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h leaseHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *leaseHeap) Push(x any)        { *h = append(*h, x.(lease)) }
+func (h *leaseHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// addLeaseLocked schedules the expiry of it, which has just been committed.
+func (b *Backend) addLeaseLocked(it *item) {
+	heap.Push(&b.leases, lease{expires: it.expires, key: it.key, rev: it.rev})
+	if b.leases[0].rev == it.rev {
+		b.scheduleLocked()
+	}
+}
+
+func (b *Backend) scheduleLocked() {
+	if b.closed || len(b.leases) == 0 {
+		return
+	}
+	d := time.Until(b.leases[0].expires)
+	if b.timer == nil {
+		b.timer = time.AfterFunc(d, b.expire)
+	} else {
+		b.timer.Reset(d)
+	}
+}
+
+// expire deletes the keys whose lease ran out, each with a DELETE event, as
+// etcd does when a lease is revoked.
+func (b *Backend) expire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	now := time.Now()
+	for len(b.leases) > 0 && !b.leases[0].expires.After(now) {
+		l := heap.Pop(&b.leases).(lease)
+		if cur := b.getLocked(l.key); cur != nil && cur.rev == l.rev {
+			b.applyLocked(l.key, cur, nil)
+		}
+	}
+	b.scheduleLocked()
+}
+
+// --- watchers and progress ---
+
+func (b *Backend) addWatcherLocked(w *watchChan) {
+	if b.closed {
+		w.Stop()
+		return
+	}
+	b.watchers[w] = struct{}{}
+}
+
+func (b *Backend) removeWatcher(w *watchChan) {
+	b.mu.Lock()
+	delete(b.watchers, w)
+	b.mu.Unlock()
+}
+
+// notifyProgress queues a progress notification at the current revision for
+// each watcher that the filter selects. Under the lock, so it is ordered after
+// every event up to that revision.
+func (b *Backend) notifyProgress(filter func(*watchChan) bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for w := range b.watchers {
+		if filter(w) && b.rev >= w.startRev {
+			w.enqueue(watchEntry{progress: true, event: event{rev: b.rev}})
+		}
+	}
+}
+
+// tick delivers the periodic progress notifications and bookmarks.
+func (b *Backend) tick() {
+	defer b.doneTicks.Done()
+	progress := time.NewTicker(b.opts.ProgressNotifyInterval)
+	defer progress.Stop()
+	var bookmarks <-chan time.Time
+	if b.opts.BookmarkInterval > 0 {
+		t := time.NewTicker(b.opts.BookmarkInterval)
+		defer t.Stop()
+		bookmarks = t.C
+	}
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-progress.C:
+			b.notifyProgress(func(w *watchChan) bool { return w.progressNotify })
+		case <-bookmarks:
+			b.notifyProgress(func(w *watchChan) bool { return w.pred.AllowWatchBookmarks && !w.progressNotify })
+		}
+	}
+}
+
+// hasPrefixKey reports whether key is selected by a watch on prefix.
+func hasPrefixKey(key, prefix string, recursive bool) bool {
+	if recursive {
+		return strings.HasPrefix(key, prefix)
+	}
+	return key == prefix
+}

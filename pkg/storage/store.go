@@ -1,0 +1,905 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"reflect"
+	goruntime "runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/conversion"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/features"
+	apistorage "k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/value"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+)
+
+// Config describes one resource's view of a Backend, with the same inputs
+// that etcd3.New takes.
+type Config struct {
+	Codec          runtime.Codec
+	NewFunc        func() runtime.Object
+	NewListFunc    func() runtime.Object
+	Prefix         string // storage prefix, e.g. "/registry"
+	ResourcePrefix string // e.g. "/pods"
+	GroupResource  schema.GroupResource
+	// Transformer, when set, is applied to every value on its way in and out
+	// (like encryption at rest). Without one, reads are served from a cache of
+	// decoded objects instead of decoding stored bytes each time.
+	Transformer value.Transformer
+}
+
+// store is a storage.Interface onto a Backend for one resource.
+type store struct {
+	b              *Backend
+	codec          runtime.Codec
+	versioner      apistorage.Versioner
+	transformer    atomic.Pointer[transformerBox]
+	pathPrefix     string
+	resourcePrefix string
+	groupResource  schema.GroupResource
+	newFunc        func() runtime.Object
+	newListFunc    func() runtime.Object
+	sizeEstimation atomic.Bool
+}
+
+type transformerBox struct{ value.Transformer }
+
+var _ apistorage.Interface = (*store)(nil)
+
+// NewStore returns the storage.Interface of one resource on b.
+func NewStore(b *Backend, c Config) (apistorage.Interface, error) {
+	if c.Codec == nil {
+		return nil, errors.New("storage: a codec is required")
+	}
+	pathPrefix := path.Join("/", c.Prefix)
+	if pathPrefix != "/" {
+		pathPrefix += "/"
+	}
+	s := &store{
+		b:              b,
+		codec:          c.Codec,
+		versioner:      apistorage.APIObjectVersioner{},
+		pathPrefix:     pathPrefix,
+		resourcePrefix: c.ResourcePrefix,
+		groupResource:  c.GroupResource,
+		newFunc:        c.NewFunc,
+		newListFunc:    c.NewListFunc,
+	}
+	s.setTransformer(c.Transformer)
+	return s, nil
+}
+
+func (s *store) getTransformer() value.Transformer {
+	if t := s.transformer.Load(); t != nil {
+		return t.Transformer
+	}
+	return nil
+}
+
+func (s *store) setTransformer(t value.Transformer) {
+	if t == nil {
+		s.transformer.Store(nil)
+		return
+	}
+	s.transformer.Store(&transformerBox{t})
+}
+
+type authenticatedDataString string
+
+func (d authenticatedDataString) AuthenticatedData() []byte { return []byte(string(d)) }
+
+// Versioner implements storage.Interface.
+func (s *store) Versioner() apistorage.Versioner { return s.versioner }
+
+// ReadinessCheck implements storage.Interface: memory is always ready.
+func (s *store) ReadinessCheck() error { return nil }
+
+// CompactRevision implements storage.Interface.
+func (s *store) CompactRevision() int64 { return s.b.CompactedRevision() }
+
+// RequestWatchProgress implements storage.Interface: every progress-notify
+// watch gets a bookmark at the current revision.
+func (s *store) RequestWatchProgress(ctx context.Context) error {
+	s.b.notifyProgress(func(w *watchChan) bool { return w.progressNotify })
+	return nil
+}
+
+// GetCurrentResourceVersion implements storage.Interface.
+func (s *store) GetCurrentResourceVersion(ctx context.Context) (uint64, error) {
+	return uint64(s.b.Revision()), nil
+}
+
+// EnableResourceSizeEstimation implements storage.Interface. The sizes are
+// known exactly here, so the keys function is not needed.
+func (s *store) EnableResourceSizeEstimation(getKeys apistorage.KeysFunc) error {
+	if getKeys == nil {
+		return errors.New("KeysFunc cannot be nil")
+	}
+	if !s.sizeEstimation.CompareAndSwap(false, true) {
+		return errors.New("resourceSizeEstimator already enabled")
+	}
+	return nil
+}
+
+// Stats implements storage.Interface.
+func (s *store) Stats(ctx context.Context) (apistorage.Stats, error) {
+	prefix, err := s.prepareKey(s.resourcePrefix, true)
+	if err != nil {
+		return apistorage.Stats{}, err
+	}
+	count, size := s.b.countPrefix(prefix)
+	stats := apistorage.Stats{ObjectCount: count}
+	if s.sizeEstimation.Load() && count > 0 {
+		stats.EstimatedAverageObjectSizeBytes = size / count
+	}
+	return stats, nil
+}
+
+func (s *store) prepareKey(key string, recursive bool) (string, error) {
+	key, err := apistorage.PrepareKey(s.resourcePrefix, key, recursive)
+	if err != nil {
+		return "", err
+	}
+	if key[0] == '/' {
+		key = key[1:]
+	}
+	return s.pathPrefix + key, nil
+}
+
+// --- writes ---
+
+// Create implements storage.Interface.
+func (s *store) Create(ctx context.Context, key string, obj, out runtime.Object, ttl uint64) error {
+	preparedKey, err := s.prepareKey(key, false)
+	if err != nil {
+		return err
+	}
+	if err := s.checkType(obj); err != nil {
+		return err
+	}
+	if version, err := s.versioner.ObjectResourceVersion(obj); err == nil && version != 0 {
+		return apistorage.ErrResourceVersionSetOnCreate
+	}
+	if err := s.versioner.PrepareObjectForStorage(obj); err != nil {
+		return fmt.Errorf("PrepareObjectForStorage failed: %v", err)
+	}
+	data, err := runtime.Encode(s.codec, obj)
+	if err != nil {
+		return err
+	}
+	next, err := s.newItem(ctx, preparedKey, data, ttl)
+	if err != nil {
+		return err
+	}
+	rev, _, ok := s.b.commit(preparedKey, 0, next)
+	if !ok {
+		return apistorage.NewKeyExistsError(preparedKey, 0)
+	}
+	if out != nil {
+		return s.decodeFresh(next, data, out, rev)
+	}
+	return nil
+}
+
+// newItem builds the item for encoded data at key, transforming it if the
+// store has a transformer. Its revision is set by the commit.
+func (s *store) newItem(ctx context.Context, key string, data []byte, ttl uint64) (*item, error) {
+	stored := data
+	if t := s.getTransformer(); t != nil {
+		var err error
+		stored, err = t.TransformToStorage(ctx, data, authenticatedDataString(key))
+		if err != nil {
+			return nil, apistorage.NewInternalError(err)
+		}
+	}
+	it := &item{key: key, data: stored}
+	if ttl != 0 {
+		it.expires = time.Now().Add(time.Duration(ttl) * time.Second)
+	}
+	return it, nil
+}
+
+// decodeFresh decodes the just-written plain data into out at rev and keeps
+// a copy in the item's decode cache, so the first read does not decode.
+func (s *store) decodeFresh(it *item, data []byte, out runtime.Object, rev int64) error {
+	if _, err := conversion.EnforcePtr(out); err != nil {
+		return fmt.Errorf("unable to convert output object to pointer: %v", err)
+	}
+	if _, _, err := s.codec.Decode(data, nil, out); err != nil {
+		return err
+	}
+	if err := s.versioner.UpdateObject(out, uint64(rev)); err != nil {
+		return err
+	}
+	if s.getTransformer() == nil && it != nil {
+		it.decoded.Store(&decodedObject{by: s, gvk: targetVersion(out), obj: out.DeepCopyObject()})
+	}
+	return nil
+}
+
+// checkType refuses an object that this resource cannot hold, where etcd
+// would store it and fail every later read.
+func (s *store) checkType(obj runtime.Object) error {
+	if s.newFunc == nil || obj == nil {
+		return nil
+	}
+	if want := s.newFunc(); reflect.TypeOf(want) != reflect.TypeOf(obj) {
+		return apistorage.NewInternalError(fmt.Errorf("object of type %T cannot be stored as %s, which holds %T", obj, s.groupResource.String(), want))
+	}
+	return nil
+}
+
+// objState is what GuaranteedUpdate and Delete know of the current value.
+type objState struct {
+	obj   runtime.Object
+	meta  *apistorage.ResponseMeta
+	rev   int64
+	data  []byte // encoded, untransformed
+	stale bool
+}
+
+func (s *store) getState(ctx context.Context, it *item, key string, v reflect.Value, ignoreNotFound, expectTransformOrDecodeError bool) (*objState, error) {
+	state := &objState{meta: &apistorage.ResponseMeta{}}
+	if u, ok := v.Addr().Interface().(runtime.Unstructured); ok {
+		state.obj = u.NewEmptyInstance()
+	} else {
+		state.obj = reflect.New(v.Type()).Interface().(runtime.Object)
+	}
+	if it == nil {
+		if !ignoreNotFound {
+			return nil, apistorage.NewKeyNotFoundError(key, 0)
+		}
+		if err := runtime.SetZeroValue(state.obj); err != nil {
+			return nil, err
+		}
+		return state, nil
+	}
+	state.rev = it.rev
+	state.meta.ResourceVersion = uint64(it.rev)
+	if !it.expires.IsZero() {
+		state.meta.TTL = int64(time.Until(it.expires).Seconds())
+	}
+	data, stale, err := s.fromStorage(ctx, it)
+	if err != nil {
+		if !expectTransformOrDecodeError {
+			return nil, apistorage.NewInternalError(err)
+		}
+		state.obj = nil
+		state.stale = true
+		return state, nil
+	}
+	state.data = data
+	state.stale = stale
+	if err := s.decodeItem(it, data, state.obj, it.rev); err != nil {
+		if !expectTransformOrDecodeError {
+			return nil, err
+		}
+		state.obj = nil
+		return state, nil
+	}
+	if expectTransformOrDecodeError {
+		return nil, apistorage.NewInvalidObjError(key, "unsafe deletion is not allowed because the object is decodable from storage")
+	}
+	return state, nil
+}
+
+func (s *store) currentState(ctx context.Context, key string, v reflect.Value, ignoreNotFound, expectErr bool) func() (*objState, error) {
+	return func() (*objState, error) {
+		s.b.mu.RLock()
+		it := s.b.getLocked(key)
+		s.b.mu.RUnlock()
+		return s.getState(ctx, it, key, v, ignoreNotFound, expectErr)
+	}
+}
+
+func (s *store) getStateFromObject(obj runtime.Object) (*objState, error) {
+	state := &objState{obj: obj, meta: &apistorage.ResponseMeta{}}
+	rv, err := s.versioner.ObjectResourceVersion(obj)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't get resource version: %v", err)
+	}
+	state.rev = int64(rv)
+	state.meta.ResourceVersion = rv
+	// The serialized form has no resourceVersion; clear it for encoding.
+	if err := s.versioner.PrepareObjectForStorage(obj); err != nil {
+		return nil, fmt.Errorf("PrepareObjectForStorage failed: %v", err)
+	}
+	state.data, err = runtime.Encode(s.codec, obj)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.versioner.UpdateObject(state.obj, rv); err != nil {
+		return nil, err
+	}
+	return state, nil
+}
+
+// Delete implements storage.Interface, as etcd3's conditional delete.
+func (s *store) Delete(ctx context.Context, key string, out runtime.Object, preconditions *apistorage.Preconditions,
+	validateDeletion apistorage.ValidateObjectFunc, cachedExistingObject runtime.Object, opts apistorage.DeleteOptions) error {
+	preparedKey, err := s.prepareKey(key, false)
+	if err != nil {
+		return err
+	}
+	v, err := conversion.EnforcePtr(out)
+	if err != nil {
+		return fmt.Errorf("unable to convert output object to pointer: %v", err)
+	}
+	expectErr := utilfeature.DefaultFeatureGate.Enabled(features.AllowUnsafeMalformedObjectDeletion) && opts.ExpectTransformOrDecodeError
+	getCurrentState := s.currentState(ctx, preparedKey, v, false, expectErr)
+
+	var origState *objState
+	var origStateIsCurrent bool
+	if cachedExistingObject != nil && !expectErr {
+		origState, err = s.getStateFromObject(cachedExistingObject)
+	} else {
+		origState, err = getCurrentState()
+		origStateIsCurrent = true
+	}
+	if err != nil {
+		return err
+	}
+
+	for {
+		checkErr := preconditions.Check(preparedKey, origState.obj)
+		if checkErr == nil {
+			checkErr = validateDeletion(ctx, origState.obj)
+		}
+		if checkErr != nil {
+			if origStateIsCurrent {
+				return checkErr
+			}
+			// The suggestion may be stale: read the current state and retry
+			// unless it turns out to be the same revision.
+			cachedRev := origState.rev
+			origState, err = getCurrentState()
+			if err != nil {
+				return err
+			}
+			origStateIsCurrent = true
+			if cachedRev == origState.rev {
+				return checkErr
+			}
+			continue
+		}
+
+		rev, cur, ok := s.b.commit(preparedKey, origState.rev, nil)
+		if !ok {
+			origState, err = s.getState(ctx, cur, preparedKey, v, false, expectErr)
+			if err != nil {
+				return err
+			}
+			origStateIsCurrent = true
+			continue
+		}
+		if expectErr {
+			return nil
+		}
+		if _, _, err := s.codec.Decode(origState.data, nil, out); err != nil {
+			return err
+		}
+		return s.versioner.UpdateObject(out, uint64(rev))
+	}
+}
+
+// GuaranteedUpdate implements storage.Interface, as etcd3's.
+func (s *store) GuaranteedUpdate(ctx context.Context, key string, destination runtime.Object, ignoreNotFound bool,
+	preconditions *apistorage.Preconditions, tryUpdate apistorage.UpdateFunc, cachedExistingObject runtime.Object) error {
+	preparedKey, err := s.prepareKey(key, false)
+	if err != nil {
+		return err
+	}
+	v, err := conversion.EnforcePtr(destination)
+	if err != nil {
+		return fmt.Errorf("unable to convert output object to pointer: %v", err)
+	}
+	getCurrentState := s.currentState(ctx, preparedKey, v, ignoreNotFound, false)
+
+	var origState *objState
+	var origStateIsCurrent bool
+	if cachedExistingObject != nil {
+		origState, err = s.getStateFromObject(cachedExistingObject)
+	} else {
+		origState, err = getCurrentState()
+		origStateIsCurrent = true
+	}
+	if err != nil {
+		return err
+	}
+
+	for {
+		if err := preconditions.Check(preparedKey, origState.obj); err != nil {
+			if origStateIsCurrent {
+				return err
+			}
+			origState, err = getCurrentState()
+			if err != nil {
+				return err
+			}
+			origStateIsCurrent = true
+			continue
+		}
+
+		ret, ttl, err := s.updateState(origState, tryUpdate)
+		if err != nil {
+			if origStateIsCurrent {
+				return err
+			}
+			cachedRev := origState.rev
+			cachedUpdateErr := err
+			origState, err = getCurrentState()
+			if err != nil {
+				return err
+			}
+			origStateIsCurrent = true
+			if cachedRev == origState.rev {
+				return cachedUpdateErr
+			}
+			continue
+		}
+		if err := s.checkType(ret); err != nil {
+			return err
+		}
+
+		data, err := runtime.Encode(s.codec, ret)
+		if err != nil {
+			return err
+		}
+		if !origState.stale && bytes.Equal(data, origState.data) {
+			// A no-op: make sure it is one against the current value, not a
+			// stale suggestion, then answer without writing.
+			if !origStateIsCurrent {
+				origState, err = getCurrentState()
+				if err != nil {
+					return err
+				}
+				origStateIsCurrent = true
+				if !bytes.Equal(data, origState.data) {
+					continue
+				}
+			}
+			if !origState.stale {
+				if _, _, err := s.codec.Decode(origState.data, nil, destination); err != nil {
+					return err
+				}
+				return s.versioner.UpdateObject(destination, uint64(origState.rev))
+			}
+		}
+
+		next, err := s.newItem(ctx, preparedKey, data, ttl)
+		if err != nil {
+			return err
+		}
+		rev, cur, ok := s.b.commit(preparedKey, origState.rev, next)
+		if !ok {
+			origState, err = s.getState(ctx, cur, preparedKey, v, ignoreNotFound, false)
+			if err != nil {
+				return err
+			}
+			origStateIsCurrent = true
+			continue
+		}
+		return s.decodeFresh(next, data, destination, rev)
+	}
+}
+
+func (s *store) updateState(st *objState, userUpdate apistorage.UpdateFunc) (runtime.Object, uint64, error) {
+	ret, ttlPtr, err := userUpdate(st.obj, *st.meta)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.versioner.PrepareObjectForStorage(ret); err != nil {
+		return nil, 0, fmt.Errorf("PrepareObjectForStorage failed: %v", err)
+	}
+	var ttl uint64
+	if ttlPtr != nil {
+		ttl = *ttlPtr
+	}
+	return ret, ttl, nil
+}
+
+// --- reads ---
+
+// fromStorage returns the plain encoded value of it: the stored bytes, run
+// back through the transformer if there is one.
+func (s *store) fromStorage(ctx context.Context, it *item) ([]byte, bool, error) {
+	t := s.getTransformer()
+	if t == nil {
+		return it.data, false, nil
+	}
+	return t.TransformFromStorage(ctx, it.data, authenticatedDataString(it.key))
+}
+
+// targetVersion is the apiVersion an unstructured target asks to be decoded
+// to; typed targets have their type.
+func targetVersion(obj runtime.Object) string {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return u.GetAPIVersion()
+	}
+	return ""
+}
+
+// decodeItem fills out with the value of it at rev, from the decode cache
+// when this store decoded it into the same kind of target before, otherwise
+// by decoding data (the plain value).
+func (s *store) decodeItem(it *item, data []byte, out runtime.Object, rev int64) error {
+	if s.getTransformer() == nil {
+		gvk := targetVersion(out)
+		if d := it.decoded.Load(); d != nil && d.by == s && d.gvk == gvk && reflect.TypeOf(d.obj) == reflect.TypeOf(out) {
+			if err := copyInto(out, d.obj); err != nil {
+				return err
+			}
+			if rev != it.rev {
+				return s.versioner.UpdateObject(out, uint64(rev))
+			}
+			return nil
+		}
+		if _, _, err := s.codec.Decode(data, nil, out); err != nil {
+			return err
+		}
+		if err := s.versioner.UpdateObject(out, uint64(it.rev)); err != nil {
+			return err
+		}
+		it.decoded.Store(&decodedObject{by: s, gvk: gvk, obj: out.DeepCopyObject()})
+		if rev != it.rev {
+			return s.versioner.UpdateObject(out, uint64(rev))
+		}
+		return nil
+	}
+	if _, _, err := s.codec.Decode(data, nil, out); err != nil {
+		return err
+	}
+	return s.versioner.UpdateObject(out, uint64(rev))
+}
+
+// cachedView returns the cached decoded object of it for a target like
+// sample, without copying, or nil. The result must not be modified.
+func (s *store) cachedView(it *item, sample runtime.Object) runtime.Object {
+	if s.getTransformer() != nil {
+		return nil
+	}
+	if d := it.decoded.Load(); d != nil && d.by == s && d.gvk == targetVersion(sample) && reflect.TypeOf(d.obj) == reflect.TypeOf(sample) {
+		return d.obj
+	}
+	return nil
+}
+
+// copyInto deep-copies src into the object dst points to.
+func copyInto(dst, src runtime.Object) error {
+	if u, ok := dst.(*unstructured.Unstructured); ok {
+		su, ok := src.(*unstructured.Unstructured)
+		if !ok {
+			return fmt.Errorf("cannot copy %T into %T", src, dst)
+		}
+		u.Object = runtime.DeepCopyJSON(su.Object)
+		return nil
+	}
+	dv := reflect.ValueOf(dst)
+	cp := src.DeepCopyObject()
+	sv := reflect.ValueOf(cp)
+	if dv.Type() != sv.Type() || dv.Kind() != reflect.Pointer {
+		return fmt.Errorf("cannot copy %T into %T", src, dst)
+	}
+	dv.Elem().Set(sv.Elem())
+	return nil
+}
+
+// Get implements storage.Interface.
+func (s *store) Get(ctx context.Context, key string, opts apistorage.GetOptions, out runtime.Object) error {
+	preparedKey, err := s.prepareKey(key, false)
+	if err != nil {
+		return err
+	}
+	if _, err := conversion.EnforcePtr(out); err != nil {
+		return fmt.Errorf("unable to convert output object to pointer: %v", err)
+	}
+	s.b.mu.RLock()
+	rev := s.b.rev
+	it := s.b.getLocked(preparedKey)
+	s.b.mu.RUnlock()
+	if err := s.validateMinimumResourceVersion(opts.ResourceVersion, uint64(rev)); err != nil {
+		return err
+	}
+	if it == nil {
+		if opts.IgnoreNotFound {
+			return runtime.SetZeroValue(out)
+		}
+		return apistorage.NewKeyNotFoundError(preparedKey, 0)
+	}
+	data, _, err := s.fromStorage(ctx, it)
+	if err != nil {
+		return apistorage.NewInternalError(err)
+	}
+	return s.decodeItem(it, data, out, it.rev)
+}
+
+func (s *store) validateMinimumResourceVersion(minimumResourceVersion string, actualRevision uint64) error {
+	if minimumResourceVersion == "" {
+		return nil
+	}
+	minimumRV, err := s.versioner.ParseResourceVersion(minimumResourceVersion)
+	if err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+	}
+	if minimumRV > actualRevision {
+		return apistorage.NewTooLargeResourceVersionError(minimumRV, actualRevision, 0)
+	}
+	return nil
+}
+
+// GetList implements storage.Interface: a list at the current revision or,
+// inside the history window, at an older one, with etcd3's paging.
+func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOptions, listObj runtime.Object) error {
+	keyPrefix, err := s.prepareKey(key, opts.Recursive)
+	if err != nil {
+		return err
+	}
+	listPtr, err := meta.GetItemsPtr(listObj)
+	if err != nil {
+		return err
+	}
+	v, err := conversion.EnforcePtr(listPtr)
+	if err != nil || v.Kind() != reflect.Slice {
+		return fmt.Errorf("need ptr to slice: %v", err)
+	}
+	newItemFunc := getNewItemFunc(listObj, v)
+	withRev, continueKey, err := apistorage.ValidateListOptions(keyPrefix, s.versioner, opts)
+	if err != nil {
+		return err
+	}
+	paging := opts.Predicate.Limit > 0
+
+	start, end := keyPrefix, keyPrefix+"\x00"
+	if opts.Recursive {
+		end = prefixEnd(keyPrefix)
+		if continueKey != "" {
+			start = continueKey
+		}
+	}
+
+	// Take the items under the read lock; items are immutable, so filtering
+	// and copying happen after it is released.
+	var items []*item
+	s.b.mu.RLock()
+	current, compacted := s.b.rev, s.b.compacted
+	switch {
+	case withRev > current:
+		s.b.mu.RUnlock()
+		return apistorage.NewTooLargeResourceVersionError(uint64(withRev), uint64(current), 0)
+	case withRev != 0 && withRev < compacted:
+		s.b.mu.RUnlock()
+		return listCompactedError(len(opts.Predicate.Continue) > 0, continueKey, keyPrefix)
+	}
+	if withRev == 0 {
+		// Not pinned to a revision: serve the newest, which must not be older
+		// than the resourceVersion asked for.
+		if err := s.validateMinimumResourceVersion(opts.ResourceVersion, uint64(current)); err != nil {
+			s.b.mu.RUnlock()
+			return err
+		}
+		withRev = current
+	}
+	s.b.rangeAtLocked(start, end, withRev, func(it *item) bool {
+		items = append(items, it)
+		return true
+	})
+	s.b.mu.RUnlock()
+
+	pred := opts.Predicate
+	// Select first, on the cached objects, then copy only what is returned.
+	var selected []runtime.Object
+	var owned []bool // a freshly decoded object needs no copy
+	var lastKey string
+	hasMore := false
+	sample := newItemFunc()
+	for i, it := range items {
+		if paging && int64(len(selected)) >= pred.Limit {
+			hasMore = true
+			break
+		}
+		lastKey = it.key
+		if i%100 == 0 {
+			if err := ctx.Err(); err != nil {
+				return apistorage.NewTimeoutError(it.key, "request did not complete within requested timeout")
+			}
+		}
+		obj, fresh, err := s.listView(ctx, it, sample, newItemFunc)
+		if err != nil {
+			// As etcd3: the items read before the failure stay in the list.
+			if fillErr := fillList(v, selected, owned); fillErr != nil {
+				return fillErr
+			}
+			return err
+		}
+		if !pred.Empty() {
+			if matched, err := pred.Matches(obj); err != nil || !matched {
+				continue
+			}
+		}
+		selected = append(selected, obj)
+		owned = append(owned, fresh)
+	}
+	if err := fillList(v, selected, owned); err != nil {
+		return err
+	}
+
+	continueValue, remainingItemCount, err := apistorage.PrepareContinueToken(lastKey, keyPrefix, withRev, int64(len(items)), hasMore, opts)
+	if err != nil {
+		return err
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+	}
+	if err := s.versioner.UpdateList(listObj, uint64(withRev), continueValue, remainingItemCount); err != nil {
+		return err
+	}
+	if utilfeature.DefaultFeatureGate.Enabled(features.ShardedListAndWatch) {
+		pred.SetShardInfoOnList(listObj)
+	}
+	return nil
+}
+
+// listView returns the object of it for a list: the cached decoded object
+// (shared: not to be modified, fresh=false) or, without a cache, a newly
+// decoded one (fresh=true).
+func (s *store) listView(ctx context.Context, it *item, sample runtime.Object, newItemFunc func() runtime.Object) (obj runtime.Object, fresh bool, err error) {
+	if view := s.cachedView(it, sample); view != nil {
+		return view, false, nil
+	}
+	data, _, err := s.fromStorage(ctx, it)
+	if err != nil {
+		return nil, false, apistorage.NewInternalError(fmt.Errorf("unable to transform key %q: %w", it.key, err))
+	}
+	obj = newItemFunc()
+	if err := s.decodeItem(it, data, obj, it.rev); err != nil {
+		return nil, false, err
+	}
+	return obj, true, nil
+}
+
+// parallelCopyThreshold is the list size from which items are deep-copied
+// on all CPUs: copying dominates the cost of a large LIST.
+const parallelCopyThreshold = 512
+
+// fillList appends the selected objects to the items slice v: fresh ones
+// as they are, shared ones deep-copied straight into their slot.
+func fillList(v reflect.Value, selected []runtime.Object, owned []bool) error {
+	base := v.Len()
+	n := base + len(selected)
+	if v.Cap() < n {
+		grown := reflect.MakeSlice(v.Type(), base, n)
+		reflect.Copy(grown, v)
+		v.Set(grown)
+	}
+	v.SetLen(n)
+	elemType := v.Type().Elem()
+	copyOne := func(i int) error {
+		slot := v.Index(base + i)
+		src := reflect.ValueOf(selected[i])
+		if src.Type() != reflect.PointerTo(elemType) {
+			return fmt.Errorf("cannot list %T as %v", selected[i], elemType)
+		}
+		if owned[i] {
+			slot.Set(src.Elem())
+			return nil
+		}
+		deepCopyInto(selected[i], slot.Addr())
+		return nil
+	}
+	workers := goruntime.GOMAXPROCS(0)
+	if len(selected) < parallelCopyThreshold || workers < 2 {
+		for i := range selected {
+			if err := copyOne(i); err != nil {
+				v.SetLen(base + i)
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	chunk := (len(selected) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(selected))
+		wg.Add(1)
+		go func(w, lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				if err := copyOne(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}(w, lo, hi)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			v.SetLen(base)
+			return err
+		}
+	}
+	return nil
+}
+
+// deepCopyInto calls the generated DeepCopyInto of src with dst, a pointer
+// to a value of the same type, so the copy lands in place without the
+// intermediate allocation of DeepCopyObject.
+func deepCopyInto(src runtime.Object, dst reflect.Value) {
+	if u, ok := src.(*unstructured.Unstructured); ok {
+		u.DeepCopyInto(dst.Interface().(*unstructured.Unstructured))
+		return
+	}
+	if m := reflect.ValueOf(src).MethodByName("DeepCopyInto"); m.IsValid() {
+		m.Call([]reflect.Value{dst})
+		return
+	}
+	dst.Elem().Set(reflect.ValueOf(src.DeepCopyObject()).Elem())
+}
+
+const (
+	expired         = "The resourceVersion for the provided list is too old."
+	continueExpired = "The provided continue parameter is too old " +
+		"to display a consistent list result. You can start a new list without " +
+		"the continue parameter."
+	inconsistentContinue = "The provided continue parameter is too old " +
+		"to display a consistent list result. You can start a new list without " +
+		"the continue parameter, or use the continue token in this response to " +
+		"retrieve the remainder of the results. Continuing with the provided " +
+		"token results in an inconsistent list - objects that were created, " +
+		"modified, or deleted between the time the first chunk was returned " +
+		"and now may show up in the list."
+)
+
+// listCompactedError is etcd3's answer to a list at a compacted revision.
+func listCompactedError(paging bool, continueKey, keyPrefix string) error {
+	if !paging {
+		return apierrors.NewResourceExpired(expired)
+	}
+	newToken, err := apistorage.EncodeContinue(continueKey, keyPrefix, -1)
+	if err != nil {
+		return apierrors.NewResourceExpired(continueExpired)
+	}
+	statusError := apierrors.NewResourceExpired(inconsistentContinue)
+	statusError.ErrStatus.ListMeta.Continue = newToken
+	return statusError
+}
+
+func getNewItemFunc(listObj runtime.Object, v reflect.Value) func() runtime.Object {
+	if ul, ok := listObj.(*unstructured.UnstructuredList); ok {
+		if apiVersion := ul.GetAPIVersion(); len(apiVersion) > 0 {
+			return func() runtime.Object {
+				return &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": apiVersion}}
+			}
+		}
+	}
+	elem := v.Type().Elem()
+	return func() runtime.Object {
+		return reflect.New(elem).Interface().(runtime.Object)
+	}
+}
+
+// Watch implements storage.Interface.
+func (s *store) Watch(ctx context.Context, key string, opts apistorage.ListOptions) (watch.Interface, error) {
+	preparedKey, err := s.prepareKey(key, opts.Recursive)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.versioner.ParseResourceVersion(opts.ResourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	return s.watch(ctx, preparedKey, int64(rev), opts)
+}
