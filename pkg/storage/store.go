@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/conversion"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -723,10 +724,8 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 			}
 			return err
 		}
-		if !pred.Empty() {
-			if matched, err := pred.Matches(obj); err != nil || !matched {
-				continue
-			}
+		if !matches(&pred, obj) {
+			continue
 		}
 		selected = append(selected, obj)
 		owned = append(owned, fresh)
@@ -767,6 +766,22 @@ func (s *store) listView(ctx context.Context, it *item, sample runtime.Object, n
 		return nil, false, err
 	}
 	return obj, true, nil
+}
+
+// matches evaluates pred on obj. A label-only selector is matched on the
+// object's labels directly: every upstream GetAttrs returns those as the label
+// set, and skipping it saves building a field set per object.
+func matches(pred *apistorage.SelectionPredicate, obj runtime.Object) bool {
+	if pred.Empty() {
+		return true
+	}
+	if (pred.Field == nil || pred.Field.Empty()) && pred.ShardSelector == nil {
+		if m, err := meta.Accessor(obj); err == nil {
+			return pred.Label.Matches(labels.Set(m.GetLabels()))
+		}
+	}
+	matched, err := pred.Matches(obj)
+	return err == nil && matched
 }
 
 // parallelCopyThreshold is the list size from which items are deep-copied

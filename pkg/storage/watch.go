@@ -220,13 +220,7 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 	return sample, nil
 }
 
-func (w *watchChan) matches(obj runtime.Object) bool {
-	if w.pred.Empty() {
-		return true
-	}
-	matched, err := w.pred.Matches(obj)
-	return err == nil && matched
-}
+func (w *watchChan) matches(obj runtime.Object) bool { return matches(&w.pred, obj) }
 
 // transform turns an entry into the event the client sees, as etcd3's
 // watcher does: an update that moves an object into or out of the selector
