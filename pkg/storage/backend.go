@@ -246,6 +246,12 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	} else {
 		b.tree.Delete(cur)
 	}
+	if cur != nil {
+		// The replaced version lives on only in the history, where it is
+		// read rarely (old revisions, watchers' previous objects): let its
+		// decoded copy go; a reader that needs it decodes it again.
+		cur.decoded.Store(nil)
+	}
 	ev := event{rev: b.rev, key: key, cur: next, prev: cur, at: now}
 	b.history = append(b.history, ev)
 	b.retainLocked(now)

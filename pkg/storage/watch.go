@@ -99,9 +99,10 @@ func (s *store) watch(ctx context.Context, key string, rev int64, opts apistorag
 
 	b := s.b
 	b.mu.Lock()
+	var startErr error
 	switch {
 	case rev > 0 && forceInitialEvents && rev > b.rev:
-		w.enqueue(watchEntry{err: apistorage.NewTooLargeResourceVersionError(uint64(rev), uint64(b.rev), int(wait.Jitter(1*time.Second, 3).Seconds()))})
+		startErr = apistorage.NewTooLargeResourceVersionError(uint64(rev), uint64(b.rev), int(wait.Jitter(1*time.Second, 3).Seconds()))
 	case forceInitialEvents:
 		// The state now, as ADDED events, then the changes after it.
 		w.startRev = b.rev
@@ -116,7 +117,7 @@ func (s *store) watch(ctx context.Context, key string, rev int64, opts apistorag
 	case rev == 0:
 		w.startRev = b.rev
 	case rev < b.compacted:
-		w.enqueue(watchEntry{err: apierrors.NewResourceExpired("The resourceVersion for the provided watch is too old.")})
+		startErr = apierrors.NewResourceExpired("The resourceVersion for the provided watch is too old.")
 	default:
 		// Replay what happened after rev from the history.
 		w.startRev = rev
@@ -127,7 +128,10 @@ func (s *store) watch(ctx context.Context, key string, rev int64, opts apistorag
 			}
 		}
 	}
-	if w.startRev > 0 || len(w.queue) == 0 {
+	if startErr != nil {
+		// As etcd3: the watch opens, then delivers the error and ends.
+		w.enqueue(watchEntry{err: startErr})
+	} else {
 		if initialEventsEnd {
 			w.enqueue(watchEntry{progress: true, initialEnd: true, event: event{rev: w.startRev}})
 		}
@@ -222,6 +226,16 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 
 func (w *watchChan) matches(obj runtime.Object) bool { return matches(&w.pred, obj) }
 
+// matchesItem reports whether it passes the predicate, on the cached object
+// when there is one.
+func (w *watchChan) matchesItem(it *item) (bool, error) {
+	if view := w.s.cachedView(it, w.s.newFunc()); view != nil {
+		return w.matches(view), nil
+	}
+	obj, err := w.object(it, it.rev, true)
+	return obj != nil, err
+}
+
 // transform turns an entry into the event the client sees, as etcd3's
 // watcher does: an update that moves an object into or out of the selector
 // becomes ADDED or DELETED.
@@ -258,20 +272,26 @@ func (w *watchChan) transform(e *watchEntry) (*watch.Event, error) {
 		}
 		res = &watch.Event{Type: watch.Modified, Object: obj}
 	default:
+		// Only the object that is sent gets copied: the previous one is
+		// needed just for its match, unless the update is a DELETED.
 		cur, err := w.object(e.cur, e.cur.rev, true)
 		if err != nil {
 			return nil, err
 		}
-		prev, err := w.object(e.prev, e.rev, true)
+		prevMatches, err := w.matchesItem(e.prev)
 		if err != nil {
 			return nil, err
 		}
 		switch {
-		case cur != nil && prev != nil:
+		case cur != nil && prevMatches:
 			res = &watch.Event{Type: watch.Modified, Object: cur}
 		case cur != nil:
 			res = &watch.Event{Type: watch.Added, Object: cur}
-		case prev != nil:
+		case prevMatches:
+			prev, err := w.object(e.prev, e.rev, false)
+			if err != nil {
+				return nil, err
+			}
 			res = &watch.Event{Type: watch.Deleted, Object: prev}
 		default:
 			return nil, nil
