@@ -256,7 +256,9 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	b.history = append(b.history, ev)
 	b.retainLocked(now)
 	for w := range b.watchers {
-		if w.matchesKey(key) {
+		// A watch from a future revision sees only what comes after it, as
+		// an etcd watch does.
+		if ev.rev > w.startRev && w.matchesKey(key) {
 			w.enqueue(watchEntry{event: ev})
 		}
 	}
