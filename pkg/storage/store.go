@@ -537,9 +537,8 @@ func targetVersion(obj runtime.Object) string {
 // by decoding data (the plain value).
 func (s *store) decodeItem(it *item, data []byte, out runtime.Object, rev int64) error {
 	if s.getTransformer() == nil {
-		gvk := targetVersion(out)
-		if d := it.decoded.Load(); d != nil && d.by == s && d.gvk == gvk && reflect.TypeOf(d.obj) == reflect.TypeOf(out) {
-			if err := copyInto(out, d.obj); err != nil {
+		if view := s.cachedView(it, out); view != nil {
+			if err := copyInto(out, view); err != nil {
 				return err
 			}
 			if rev != it.rev {
@@ -553,7 +552,7 @@ func (s *store) decodeItem(it *item, data []byte, out runtime.Object, rev int64)
 		if err := s.versioner.UpdateObject(out, uint64(it.rev)); err != nil {
 			return err
 		}
-		it.decoded.Store(&decodedObject{by: s, gvk: gvk, obj: out.DeepCopyObject()})
+		it.decoded.Store(&decodedObject{by: s, gvk: targetVersion(out), obj: out.DeepCopyObject()})
 		if rev != it.rev {
 			return s.versioner.UpdateObject(out, uint64(rev))
 		}
@@ -577,23 +576,12 @@ func (s *store) cachedView(it *item, sample runtime.Object) runtime.Object {
 	return nil
 }
 
-// copyInto deep-copies src into the object dst points to.
+// copyInto deep-copies src into the object dst points to, of the same type.
 func copyInto(dst, src runtime.Object) error {
-	if u, ok := dst.(*unstructured.Unstructured); ok {
-		su, ok := src.(*unstructured.Unstructured)
-		if !ok {
-			return fmt.Errorf("cannot copy %T into %T", src, dst)
-		}
-		u.Object = runtime.DeepCopyJSON(su.Object)
-		return nil
-	}
-	dv := reflect.ValueOf(dst)
-	cp := src.DeepCopyObject()
-	sv := reflect.ValueOf(cp)
-	if dv.Type() != sv.Type() || dv.Kind() != reflect.Pointer {
+	if reflect.TypeOf(dst) != reflect.TypeOf(src) {
 		return fmt.Errorf("cannot copy %T into %T", src, dst)
 	}
-	dv.Elem().Set(sv.Elem())
+	deepCopyInto(src, reflect.ValueOf(dst))
 	return nil
 }
 
