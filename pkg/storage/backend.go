@@ -210,7 +210,7 @@ func (b *Backend) retainLocked(now time.Time) {
 	}
 }
 
-// get returns the current item at key, or nil.
+// getLocked returns the current item at key, or nil.
 func (b *Backend) getLocked(key string) *item {
 	it, _ := b.tree.Get(&item{key: key})
 	return it
@@ -274,10 +274,9 @@ func (b *Backend) bump() int64 {
 	return b.rev
 }
 
-// rangeAt returns the items with start <= key < end as they were at revision
-// rev (the current state when rev is the current revision), in key order. The
-// caller holds the read lock and has checked compacted < rev <= b.rev... or
-// rev == compacted, which is still readable.
+// rangeAtLocked calls fn, in key order, with the items with start <= key < end
+// as they were at revision rev, until fn returns false. The caller holds the
+// lock and has checked that rev is readable: compacted <= rev <= b.rev.
 func (b *Backend) rangeAtLocked(start, end string, rev int64, fn func(*item) bool) {
 	if rev >= b.rev {
 		b.tree.AscendRange(&item{key: start}, &item{key: end}, func(it *item) bool { return fn(it) })
