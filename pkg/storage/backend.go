@@ -265,15 +265,6 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	return b.rev
 }
 
-// bump advances the revision without touching any key, like a write to a key
-// outside every resource. Tests use it; so does nothing else.
-func (b *Backend) bump() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.rev++
-	return b.rev
-}
-
 // rangeAtLocked calls fn, in key order, with the items with start <= key < end
 // as they were at revision rev, until fn returns false. The caller holds the
 // lock and has checked that rev is readable: compacted <= rev <= b.rev.

@@ -212,8 +212,8 @@ func (s *store) newItem(ctx context.Context, key string, data []byte, ttl uint64
 	return it, nil
 }
 
-// decodeFresh decodes the just-written plain data into out at rev and keeps
-// a copy in the item's decode cache, so the first read does not decode.
+// decodeFresh decodes the plain data of it into out at rev and, unless the
+// store has a transformer, keeps a copy in the item's decode cache.
 func (s *store) decodeFresh(it *item, data []byte, out runtime.Object, rev int64) error {
 	if _, err := conversion.EnforcePtr(out); err != nil {
 		return fmt.Errorf("unable to convert output object to pointer: %v", err)
@@ -536,32 +536,17 @@ func targetVersion(obj runtime.Object) string {
 // when this store decoded it into the same kind of target before, otherwise
 // by decoding data (the plain value).
 func (s *store) decodeItem(it *item, data []byte, out runtime.Object, rev int64) error {
-	if s.getTransformer() == nil {
-		if view := s.cachedView(it, out); view != nil {
-			if err := copyInto(out, view); err != nil {
-				return err
-			}
-			if rev != it.rev {
-				return s.versioner.UpdateObject(out, uint64(rev))
-			}
-			return nil
-		}
-		if _, _, err := s.codec.Decode(data, nil, out); err != nil {
+	if view := s.cachedView(it, out); view != nil {
+		if err := copyInto(out, view); err != nil {
 			return err
 		}
-		if err := s.versioner.UpdateObject(out, uint64(it.rev)); err != nil {
-			return err
-		}
-		it.decoded.Store(&decodedObject{by: s, gvk: targetVersion(out), obj: out.DeepCopyObject()})
-		if rev != it.rev {
-			return s.versioner.UpdateObject(out, uint64(rev))
-		}
-		return nil
-	}
-	if _, _, err := s.codec.Decode(data, nil, out); err != nil {
+	} else if err := s.decodeFresh(it, data, out, it.rev); err != nil {
 		return err
 	}
-	return s.versioner.UpdateObject(out, uint64(rev))
+	if rev != it.rev {
+		return s.versioner.UpdateObject(out, uint64(rev))
+	}
+	return nil
 }
 
 // cachedView returns the cached decoded object of it for a target like

@@ -197,19 +197,12 @@ func (w *watchChan) sendError(err error) {
 func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, error) {
 	s := w.s
 	sample := s.newFunc()
-	if view := s.cachedView(it, sample); view != nil {
-		if filter && !w.matches(view) {
+	// Decide on the cached object when there is one, before copying it.
+	if view := s.cachedView(it, sample); view != nil && filter {
+		if !w.matches(view) {
 			return nil, nil
 		}
-		if err := copyInto(sample, view); err != nil {
-			return nil, err
-		}
-		if rev != it.rev {
-			if err := s.versioner.UpdateObject(sample, uint64(rev)); err != nil {
-				return nil, err
-			}
-		}
-		return sample, nil
+		filter = false
 	}
 	data, _, err := s.fromStorage(w.ctx, it)
 	if err != nil {
