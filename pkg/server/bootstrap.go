@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/controlplane/controller/clusterauthenticationtrust"
+	"k8s.io/kubernetes/pkg/controlplane/controller/defaultservicecidr"
+	"k8s.io/kubernetes/pkg/controlplane/controller/kubernetesservice"
+	"k8s.io/kubernetes/pkg/controlplane/controller/systemnamespaces"
+	"k8s.io/kubernetes/pkg/controlplane/reconcilers"
+)
+
+// systemNamespaces are the namespaces of a fresh cluster.
+var systemNamespaces = []string{metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease, metav1.NamespaceDefault}
+
+// kubernetesServiceInterval is how often the `kubernetes` Service and its
+// endpoints are reconciled (kube-apiserver: 10s).
+const kubernetesServiceInterval = 10 * time.Second
+
+// addBootstrap installs the controllers that make a fresh cluster's objects,
+// each upstream's (pkg/controlplane/controller): system namespaces, the
+// default ServiceCIDR, the `kubernetes` Service with its endpoints, and the
+// extension-apiserver-authentication ConfigMap. The last hook holds
+// readiness until the namespaces and the Service exist, so a client that saw
+// /readyz succeed never finds `default` missing.
+func (s *Server) addBootstrap() error {
+	c := s.config
+	informers := c.Informer
+	namespaces := systemnamespaces.NewController(systemNamespaces, s.client, informers.Core().V1().Namespaces())
+	if err := s.GenericAPIServer.AddPostStartHook("start-system-namespaces-controller", func(ctx genericapiserver.PostStartHookContext) error {
+		go namespaces.Run(ctx.Done())
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	if err := s.GenericAPIServer.AddPostStartHook("start-kubernetes-service-cidr-controller", func(ctx genericapiserver.PostStartHookContext) error {
+		// Blocks until the default ServiceCIDR exists: no ClusterIP can be
+		// allocated before it.
+		defaultservicecidr.NewController(c.Registry.ServiceClusterIPRange, net.IPNet{}, s.client).Start(ctx)
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	if err := s.GenericAPIServer.AddPostStartHook("start-cluster-authentication-info-controller", func(ctx genericapiserver.PostStartHookContext) error {
+		trust := clusterauthenticationtrust.NewClusterAuthenticationTrustController(c.AuthTrust, s.client)
+		if c.AuthTrust.ClientCA != nil {
+			c.AuthTrust.ClientCA.AddListener(trust)
+			if runner, ok := c.AuthTrust.ClientCA.(dynamiccertificates.ControllerRunner); ok {
+				if err := runner.RunOnce(ctx); err != nil {
+					klog.ErrorS(err, "client CA")
+				}
+				go runner.Run(ctx, 1)
+			}
+		}
+		go trust.Run(ctx, 1)
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	_, publicPort, err := c.Generic.SecureServing.HostPort()
+	if err != nil {
+		return fmt.Errorf("listener address: %w", err)
+	}
+	endpoints := reconcilers.NewEndpointsAdapter(s.client.CoreV1(), s.client.DiscoveryV1())
+	services := informers.Core().V1().Services()
+	kubernetesService := kubernetesservice.New(kubernetesservice.Config{
+		PublicIP:           c.AdvertiseAddress,
+		EndpointReconciler: reconcilers.NewMasterCountEndpointReconciler(1, endpoints),
+		EndpointInterval:   kubernetesServiceInterval,
+		ServiceIP:          c.ServiceIP,
+		ServicePort:        443,
+		PublicServicePort:  publicPort,
+	}, s.client, services)
+	namespaceSynced := informers.Core().V1().Namespaces().Informer().HasSynced
+	serviceSynced := services.Informer().HasSynced
+
+	// kube-apiserver's controller creates the Service only after /readyz
+	// succeeds (polling every 100 ms); here the same reconcile runs before,
+	// and readiness waits for it.
+	return s.GenericAPIServer.AddPostStartHook("mockernetes-bootstrap", func(ctx genericapiserver.PostStartHookContext) error {
+		if !cache.WaitForCacheSync(ctx.Done(), namespaceSynced, serviceSynced) {
+			return fmt.Errorf("bootstrap: informers did not sync")
+		}
+		poll := func(cond wait.ConditionWithContextFunc) error {
+			return wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, time.Minute, true, cond)
+		}
+		if err := poll(func(ctx context.Context) (bool, error) {
+			for _, ns := range systemNamespaces {
+				if _, err := s.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+					return false, nil
+				}
+			}
+			return true, nil
+		}); err != nil {
+			return fmt.Errorf("bootstrap: system namespaces: %w", err)
+		}
+		var last error
+		if err := poll(func(context.Context) (bool, error) {
+			last = kubernetesService.UpdateKubernetesService(true)
+			return last == nil, nil
+		}); err != nil {
+			return fmt.Errorf("bootstrap: kubernetes service: %v (last error: %v)", err, last)
+		}
+		go wait.NonSlidingUntil(func() {
+			if err := kubernetesService.UpdateKubernetesService(false); err != nil {
+				klog.ErrorS(err, "unable to sync kubernetes service")
+			}
+		}, kubernetesServiceInterval, ctx.Done())
+		return nil
+	})
+}

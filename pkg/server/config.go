@@ -1,0 +1,414 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/apiserver/pkg/server/filters"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/apiserver/pkg/util/openapi"
+	"k8s.io/apiserver/pkg/util/proxy"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/util/keyutil"
+	aggregatorapiserver "k8s.io/kube-aggregator/pkg/apiserver"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	"k8s.io/kubernetes/pkg/capabilities"
+	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
+	controlplaneadmission "k8s.io/kubernetes/pkg/controlplane/apiserver/admission"
+	"k8s.io/kubernetes/pkg/controlplane/controller/clusterauthenticationtrust"
+	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
+	"k8s.io/kubernetes/pkg/kubeapiserver"
+	kubeadmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
+	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
+	"k8s.io/kubernetes/pkg/serviceaccount"
+
+	"github.com/mockernetes/mockernetes/pkg/pki"
+	"github.com/mockernetes/mockernetes/pkg/registry"
+	"github.com/mockernetes/mockernetes/pkg/storage"
+)
+
+// ServiceAccountIssuer is the issuer of service-account tokens, kubeadm's.
+const ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+
+// Config is everything a Server is built from: the upstream generic
+// apiserver config plus what the registries and bootstrap need.
+type Config struct {
+	Generic  *genericapiserver.Config
+	Informer informers.SharedInformerFactory
+	Registry registry.Config
+	Backend  *storage.Backend
+
+	// Files of this run (certificates, keys, kubeconfig).
+	State State
+	// URL is the https address clients use.
+	URL string
+
+	ServiceIP        net.IP
+	AdvertiseAddress net.IP
+	AuthTrust        clusterauthenticationtrust.ClusterAuthenticationInfo
+
+	// cleanup undoes what NewConfig created (temporary state directory,
+	// backend, listener) if the server is never run.
+	cleanup []func()
+}
+
+// CompletedConfig is a Config with the upstream defaults filled in.
+type CompletedConfig struct {
+	*Config
+	generic genericapiserver.CompletedConfig
+}
+
+// Config turns validated options into a Config: state directory and
+// credentials, listener, authentication, authorization, admission, storage.
+// On error everything created so far is released.
+func (o *Options) Config() (_ *Config, err error) {
+	if errs := o.Validate(); len(errs) > 0 {
+		return nil, utilerrors.NewAggregate(errs)
+	}
+	c := &Config{AdvertiseAddress: o.AdvertiseAddress}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+
+	// Files first: the upstream authenticators read their CA, token and key
+	// files from disk.
+	state, removeState, err := newState(o.StateDir, o.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	c.cleanup = append(c.cleanup, removeState)
+	c.State = state
+
+	clusterIPRange, _ := o.clusterIPRange()
+	nodePorts, _ := o.nodePortRange()
+	serviceIP, err := firstIP(clusterIPRange)
+	if err != nil {
+		return nil, err
+	}
+	c.ServiceIP = serviceIP
+
+	ca, err := pki.NewCA()
+	if err != nil {
+		return nil, err
+	}
+	servingIPs := []net.IP{o.BindAddress, serviceIP, o.AdvertiseAddress, net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if o.BindAddress.IsUnspecified() {
+		servingIPs = servingIPs[1:]
+	}
+	serving, err := ca.ServingCert([]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}, servingIPs)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := ca.ClientCert("kubernetes-admin", "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	saKey, err := pki.NewSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := state.writeCredentials(ca.KeyPair, serving, admin, saKey); err != nil {
+		return nil, err
+	}
+
+	// The generic server, set up as kube-apiserver's BuildGenericConfig does.
+	version := newPinnedVersion(KubernetesVersion())
+	g := genericapiserver.NewConfig(legacyscheme.Codecs)
+	g.EffectiveVersion = version
+	g.MergedResourceConfig = registry.DefaultResourceConfig()
+	g.PublicAddress = o.AdvertiseAddress
+
+	// The listener is made here: upstream's options skip serving on port 0.
+	listener, _, err := genericoptions.CreateListener("tcp", net.JoinHostPort(o.BindAddress.String(), strconv.Itoa(o.Port)), net.ListenConfig{})
+	if err != nil {
+		return nil, err
+	}
+	c.cleanup = append(c.cleanup, func() { _ = listener.Close() })
+	serving_ := genericoptions.NewSecureServingOptions().WithLoopback()
+	serving_.BindAddress = o.BindAddress
+	serving_.Listener = listener
+	serving_.ServerCert.GeneratedCert, err = dynamiccertificates.NewStaticCertKeyContent("serving-cert", serving.CertPEM, serving.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := serving_.ApplyTo(&g.SecureServing, &g.LoopbackClientConfig); err != nil {
+		return nil, err
+	}
+	port := listener.Addr().(*net.TCPAddr).Port
+	host := o.BindAddress.String()
+	if o.BindAddress.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	c.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+	g.ExternalAddress = net.JoinHostPort(host, strconv.Itoa(port))
+	if err := state.writeKubeconfig(c.URL, ca.CertPEM, admin); err != nil {
+		return nil, err
+	}
+
+	// Loopback clients speak protobuf, uncompressed, as kube-apiserver's do.
+	g.LoopbackClientConfig.ContentConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	g.LoopbackClientConfig.DisableCompression = true
+	client, err := kubernetes.NewForConfig(g.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	trim := func(obj interface{}) (interface{}, error) {
+		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+			accessor.SetManagedFields(nil)
+		}
+		return obj, nil
+	}
+	c.Informer = informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithTransform(trim))
+
+	getOpenAPIDefinitions := openapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
+	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme)
+	g.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(getOpenAPIDefinitions, namer)
+	g.OpenAPIConfig.Info.Title = "Kubernetes"
+	g.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(getOpenAPIDefinitions, namer)
+	g.OpenAPIV3Config.Info.Title = "Kubernetes"
+	g.LongRunningFunc = filters.BasicLongRunningRequestCheck(
+		sets.NewString("watch", "proxy"),
+		sets.NewString("attach", "exec", "proxy", "log", "portforward"),
+	)
+	g.AggregatedDiscoveryGroupManager = aggregated.NewResourceManager("apis")
+
+	// Storage: kube-apiserver's storage factory (codecs, storage versions,
+	// key prefixes), with the in-memory backend in place of etcd.
+	storageFactoryConfig := kubeapiserver.NewStorageFactoryConfigEffectiveVersion(version)
+	storageFactoryConfig.APIResourceConfig = g.MergedResourceConfig
+	storageFactoryConfig.DefaultResourceEncoding.SetEffectiveVersion(version)
+	storageFactory, err := storageFactoryConfig.Complete(genericoptions.NewEtcdOptions(storagebackend.NewDefaultConfig("/registry", nil))).New()
+	if err != nil {
+		return nil, err
+	}
+	c.Backend = storage.NewBackend(storage.Options{BookmarkInterval: time.Minute})
+	backend := c.Backend
+	c.cleanup = append(c.cleanup, backend.Close)
+	g.RESTOptionsGetter = &storage.RESTOptionsGetter{
+		StorageFactory:          storageFactory,
+		Backend:                 c.Backend,
+		EnableGarbageCollection: true,
+		DeleteCollectionWorkers: 1,
+	}
+
+	// Authentication: admin client certificates from the cluster CA, the
+	// admin bearer token, service-account tokens. Anonymous requests are
+	// refused, as kube-apiserver refuses them under AlwaysAllow.
+	authn := kubeoptions.NewBuiltInAuthenticationOptions().WithClientCert().WithTokenFile().WithServiceAccounts()
+	authn.ClientCert.ClientCA = state.CAFile
+	authn.TokenFile.TokenFile = state.TokenFile
+	authn.ServiceAccounts.KeyFiles = []string{state.ServiceAccountKeyFile}
+	authn.ServiceAccounts.Issuers = []string{ServiceAccountIssuer}
+	authn.ServiceAccounts.Lookup = true
+	drained := wait.ContextForChannel(g.DrainedNotify())
+	if err := authn.ApplyTo(drained, &g.Authentication, g.SecureServing, nil, g.OpenAPIConfig, g.OpenAPIV3Config, client, c.Informer, g.APIServerID); err != nil {
+		return nil, fmt.Errorf("authentication: %w", err)
+	}
+	clientCA, err := authn.ClientCert.GetClientCAContentProvider()
+	if err != nil {
+		return nil, err
+	}
+	c.AuthTrust = clusterauthenticationtrust.ClusterAuthenticationInfo{ClientCA: clientCA}
+	allowAll := authorizerfactory.NewAlwaysAllowAuthorizer()
+	g.Authorization.Authorizer = allowAll
+	g.RuleResolver = allowAll
+
+	signingKey, err := keyutil.ParsePrivateKeyPEM(saKey)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := serviceaccount.JWTTokenGenerator(ServiceAccountIssuer, signingKey)
+	if err != nil {
+		return nil, err
+	}
+
+	// Admission: kube-apiserver's plugins, order and default-on set.
+	endpointSlices, err := proxy.NewEndpointSliceIndexerGetter(c.Informer.Discovery().V1().EndpointSlices())
+	if err != nil {
+		return nil, err
+	}
+	proxyTransport := controlplaneapiserver.CreateProxyTransport()
+	resolver := aggregatorapiserver.NewClusterIPServiceResolver(c.Informer.Core().V1().Services().Lister())
+	if loopback, err := url.Parse(g.LoopbackClientConfig.Host); err == nil {
+		resolver = aggregatorapiserver.NewLoopbackServiceResolver(resolver, loopback)
+	}
+	kubeInitializers, err := (&kubeadmission.Config{}).New()
+	if err != nil {
+		return nil, err
+	}
+	genericInitializers, err := (&controlplaneadmission.Config{
+		ExternalInformers:    c.Informer,
+		LoopbackClientConfig: g.LoopbackClientConfig,
+		APIResourceConfig:    storageFactory.APIResourceConfigSource,
+	}).New(proxyTransport, nil, resolver, g.TracerProvider)
+	if err != nil {
+		return nil, fmt.Errorf("admission initializers: %w", err)
+	}
+	dynamicClient, err := dynamic.NewForConfig(g.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	admission := kubeoptions.NewAdmissionOptions()
+	admission.GenericAdmission.EnablePlugins = o.EnableAdmissionPlugins
+	admission.GenericAdmission.DisablePlugins = o.DisableAdmissionPlugins
+	if errs := admission.Validate(); len(errs) > 0 {
+		return nil, utilerrors.NewAggregate(errs)
+	}
+	if err := admission.ApplyTo(g, c.Informer, client, dynamicClient, utilfeature.DefaultFeatureGate, version,
+		append(genericInitializers, kubeInitializers...)...); err != nil {
+		return nil, fmt.Errorf("admission: %w", err)
+	}
+
+	// Privileged containers are allowed, as kubeadm and kind configure
+	// kube-apiserver (its own default is off). Process-wide and set once
+	// upstream; every server here wants the same value.
+	capabilities.Setup(true, 0)
+
+	c.Generic = g
+	c.Registry = registry.Config{
+		StorageFactory:        storageFactory,
+		LoopbackClientConfig:  g.LoopbackClientConfig,
+		Informers:             c.Informer,
+		Authenticator:         g.Authentication.Authenticator,
+		APIAudiences:          g.Authentication.APIAudiences,
+		Authorizer:            allowAll,
+		RuleResolver:          allowAll,
+		ServiceAccountIssuer:  tokens,
+		EventTTL:              o.EventTTL,
+		ServiceClusterIPRange: clusterIPRange,
+		ServiceNodePortRange:  nodePorts,
+		KubeletClientConfig:   registry.DefaultKubeletClientConfig(),
+		ProxyTransport:        proxyTransport,
+		EndpointSliceGetter:   endpointSlices,
+	}
+	return c, nil
+}
+
+// Close releases what Config created when the server is never run.
+func (c *Config) Close() {
+	for i := len(c.cleanup) - 1; i >= 0; i-- {
+		c.cleanup[i]()
+	}
+	c.cleanup = nil
+}
+
+// Complete fills in the upstream defaults.
+func (c *Config) Complete() CompletedConfig {
+	return CompletedConfig{Config: c, generic: c.Generic.Complete(c.Informer)}
+}
+
+// LoopbackClientConfig is the in-process client configuration (privileged).
+func (c *Config) LoopbackClientConfig() *restclient.Config {
+	return restclient.CopyConfig(c.Generic.LoopbackClientConfig)
+}
+
+// firstIP is the service range's first usable address, the `kubernetes`
+// Service's ClusterIP (10.96.0.1 for the default range).
+func firstIP(cidr net.IPNet) (net.IP, error) {
+	ip := make(net.IP, len(cidr.IP))
+	copy(ip, cidr.IP.Mask(cidr.Mask))
+	for i := len(ip) - 1; i >= 0; i-- {
+		ip[i]++
+		if ip[i] != 0 {
+			break
+		}
+	}
+	if !cidr.Contains(ip) {
+		return nil, fmt.Errorf("service range %s has no usable address", cidr.String())
+	}
+	return ip, nil
+}
+
+// State is the set of files one server writes.
+type State struct {
+	Dir                  string
+	CAFile               string
+	ServingCertFile      string
+	ServingKeyFile       string
+	AdminCertFile        string
+	AdminKeyFile         string
+	TokenFile            string
+	ServiceAccountKeyFile string
+	Kubeconfig           string
+	// AdminToken is a bearer token for the admin user (system:masters).
+	AdminToken string
+}
+
+func newState(dir, kubeconfig string) (State, func(), error) {
+	remove := func() {}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "mockernetes-")
+		if err != nil {
+			return State{}, nil, fmt.Errorf("state directory: %w", err)
+		}
+		dir = tmp
+		remove = func() { _ = os.RemoveAll(tmp) }
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return State{}, nil, fmt.Errorf("state directory: %w", err)
+	}
+	if kubeconfig == "" {
+		kubeconfig = filepath.Join(dir, "kubeconfig")
+	}
+	token, err := randomToken()
+	if err != nil {
+		remove()
+		return State{}, nil, err
+	}
+	return State{
+		Dir:                   dir,
+		CAFile:                filepath.Join(dir, "ca.crt"),
+		ServingCertFile:       filepath.Join(dir, "apiserver.crt"),
+		ServingKeyFile:        filepath.Join(dir, "apiserver.key"),
+		AdminCertFile:         filepath.Join(dir, "admin.crt"),
+		AdminKeyFile:          filepath.Join(dir, "admin.key"),
+		TokenFile:             filepath.Join(dir, "tokens.csv"),
+		ServiceAccountKeyFile: filepath.Join(dir, "sa.key"),
+		Kubeconfig:            kubeconfig,
+		AdminToken:            token,
+	}, remove, nil
+}
+
+func (s State) writeCredentials(ca, serving, admin pki.KeyPair, saKey []byte) error {
+	files := []struct {
+		path string
+		data []byte
+	}{
+		{s.CAFile, ca.CertPEM},
+		{filepath.Join(s.Dir, "ca.key"), ca.KeyPEM},
+		{s.ServingCertFile, serving.CertPEM},
+		{s.ServingKeyFile, serving.KeyPEM},
+		{s.AdminCertFile, admin.CertPEM},
+		{s.AdminKeyFile, admin.KeyPEM},
+		{s.ServiceAccountKeyFile, saKey},
+		// kube-apiserver's --token-auth-file format: token,user,uid,"groups".
+		{s.TokenFile, []byte(s.AdminToken + ",kubernetes-admin,kubernetes-admin,\"system:masters\"\n")},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+	}
+	return nil
+}
+

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	netutils "k8s.io/utils/net"
+
+	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
+)
+
+// Options are the user-facing settings of one server, validated into a
+// Config. The zero value is not useful: start from NewOptions.
+type Options struct {
+	// BindAddress is the address the API server listens on (127.0.0.1).
+	BindAddress net.IP
+	// Port is the HTTPS port; 0 picks a free one.
+	Port int
+	// AdvertiseAddress is the control-plane address the `kubernetes`
+	// Service's endpoints point at. A real cluster advertises a node IP; the
+	// endpoints API refuses loopback addresses, so this is a made-up one
+	// (kind's control-plane address) unless set.
+	AdvertiseAddress net.IP
+
+	// StateDir holds the CA, certificates, keys and the kubeconfig. Empty
+	// means a fresh temporary directory, removed when the server stops.
+	StateDir string
+	// Kubeconfig is where the admin kubeconfig is written (default
+	// StateDir/kubeconfig).
+	Kubeconfig string
+
+	// ServiceClusterIPRange is kube-apiserver's --service-cluster-ip-range.
+	ServiceClusterIPRange string
+	// ServiceNodePortRange is kube-apiserver's --service-node-port-range.
+	ServiceNodePortRange string
+	// EventTTL is how long events are kept (kube-apiserver: 1h).
+	EventTTL time.Duration
+
+	// EnableAdmissionPlugins and DisableAdmissionPlugins adjust
+	// kube-apiserver's default admission chain, as its flags of that name do.
+	EnableAdmissionPlugins  []string
+	DisableAdmissionPlugins []string
+}
+
+// Defaults that match kube-apiserver (and kubeadm for the service range).
+const (
+	DefaultServiceClusterIPRange = "10.96.0.0/12"
+	DefaultServiceNodePortRange  = "30000-32767"
+	DefaultAdvertiseAddress      = "172.18.0.2"
+	DefaultEventTTL              = time.Hour
+)
+
+// DefaultDisabledAdmissionPlugins are default-on kube-apiserver admission
+// plugins that cannot work here yet: ServiceAccount rejects every pod until
+// a controller creates the `default` ServiceAccount (envtest disables it for
+// the same reason).
+var DefaultDisabledAdmissionPlugins = []string{"ServiceAccount"}
+
+// NewOptions returns the defaults: loopback only, a free port, a temporary
+// state directory.
+func NewOptions() *Options {
+	return &Options{
+		BindAddress:             netutils.ParseIPSloppy("127.0.0.1"),
+		AdvertiseAddress:        netutils.ParseIPSloppy(DefaultAdvertiseAddress),
+		ServiceClusterIPRange:   DefaultServiceClusterIPRange,
+		ServiceNodePortRange:    DefaultServiceNodePortRange,
+		EventTTL:                DefaultEventTTL,
+		DisableAdmissionPlugins: append([]string(nil), DefaultDisabledAdmissionPlugins...),
+	}
+}
+
+// AddFlags registers the options as `mockernetes serve` flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.IPVar(&o.BindAddress, "bind-address", o.BindAddress, "IP address to serve HTTPS on.")
+	fs.IntVar(&o.Port, "port", o.Port, "HTTPS port; 0 picks a free port.")
+	fs.IPVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "Address published in the endpoints of the `kubernetes` Service (must not be loopback).")
+	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "Directory for the CA, certificates, keys and kubeconfig (default: a temporary directory removed on exit).")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Where to write the admin kubeconfig (default: <state-dir>/kubeconfig).")
+	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "CIDR from which Service ClusterIPs are allocated.")
+	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "Port range reserved for NodePort Services, e.g. 30000-32767.")
+	fs.DurationVar(&o.EventTTL, "event-ttl", o.EventTTL, "How long events are retained.")
+	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "Admission plugins to enable in addition to kube-apiserver's default ones.")
+	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
+}
+
+// Validate returns every problem with the options.
+func (o *Options) Validate() []error {
+	var errs []error
+	if o.BindAddress == nil {
+		errs = append(errs, fmt.Errorf("--bind-address is required"))
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d is not between 0 and 65535", o.Port))
+	}
+	if o.AdvertiseAddress == nil || o.AdvertiseAddress.IsLoopback() || o.AdvertiseAddress.IsUnspecified() {
+		errs = append(errs, fmt.Errorf("--advertise-address %v must be a non-loopback, specified IP address", o.AdvertiseAddress))
+	}
+	if _, err := o.clusterIPRange(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.nodePortRange(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.EventTTL <= 0 {
+		errs = append(errs, fmt.Errorf("--event-ttl must be positive, got %v", o.EventTTL))
+	}
+	admission := kubeoptions.NewAdmissionOptions()
+	registered := map[string]bool{}
+	for _, name := range admission.GenericAdmission.Plugins.Registered() {
+		registered[name] = true
+	}
+	for _, name := range append(append([]string(nil), o.EnableAdmissionPlugins...), o.DisableAdmissionPlugins...) {
+		if !registered[name] {
+			errs = append(errs, fmt.Errorf("admission plugin %q is unknown (known: %s)", name, strings.Join(admission.GenericAdmission.Plugins.Registered(), ", ")))
+		}
+	}
+	return errs
+}
+
+func (o *Options) clusterIPRange() (net.IPNet, error) {
+	_, cidr, err := netutils.ParseCIDRSloppy(o.ServiceClusterIPRange)
+	if err != nil {
+		return net.IPNet{}, fmt.Errorf("--service-cluster-ip-range %q: %w", o.ServiceClusterIPRange, err)
+	}
+	if ones, bits := cidr.Mask.Size(); bits-ones < 2 {
+		return net.IPNet{}, fmt.Errorf("--service-cluster-ip-range %q is too small", o.ServiceClusterIPRange)
+	}
+	return *cidr, nil
+}
+
+func (o *Options) nodePortRange() (utilnet.PortRange, error) {
+	var pr utilnet.PortRange
+	if err := pr.Set(o.ServiceNodePortRange); err != nil {
+		return pr, fmt.Errorf("--service-node-port-range %q: %w", o.ServiceNodePortRange, err)
+	}
+	return pr, nil
+}

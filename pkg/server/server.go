@@ -1,0 +1,101 @@
+// Package server is the Mockernetes API server: k8s.io/apiserver's generic
+// server carrying every built-in Kubernetes API group from the upstream
+// registries (pkg/registry) on the in-memory store (pkg/storage), with
+// kube-apiserver's authentication, admission chain and bootstrap objects.
+// It follows k8s.io/sample-apiserver: Options → Config → CompletedConfig →
+// Server. Nothing here is process-global, so several servers can run in one
+// process.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/util/notfoundhandler"
+	"k8s.io/client-go/kubernetes"
+	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
+
+	"github.com/mockernetes/mockernetes/pkg/registry"
+)
+
+// Server is one running (or runnable) Mockernetes API server.
+type Server struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+	config           *Config
+	client           kubernetes.Interface
+}
+
+// New builds the server: the generic server with kube-apiserver's
+// not-found handler behind it, every built-in API group, and the bootstrap
+// controllers. Nothing listens until Run.
+func (c CompletedConfig) New() (*Server, error) {
+	notFound := notfoundhandler.New(c.generic.Serializer, genericapifilters.NoMuxAndDiscoveryIncompleteKey)
+	g, err := c.generic.New("kube-apiserver", genericapiserver.NewEmptyDelegateWithCustomHandler(notFound))
+	if err != nil {
+		return nil, err
+	}
+	providers, err := registry.Providers(c.Registry)
+	if err != nil {
+		return nil, err
+	}
+	// Upstream's installer: per-group storage, dropping kinds not served at
+	// this version, post-start hooks of the providers (RBAC bootstrap
+	// policy, priority classes, flow-control defaults, IP repair).
+	cp := &controlplaneapiserver.Server{
+		GenericAPIServer:        g,
+		APIResourceConfigSource: c.Generic.MergedResourceConfig,
+		RESTOptionsGetter:       c.Generic.RESTOptionsGetter,
+	}
+	if err := cp.InstallAPIs(providers...); err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(c.Generic.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{GenericAPIServer: g, config: c.Config, client: client}
+	if err := s.addBootstrap(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// URL is the https address of the server.
+func (s *Server) URL() string { return s.config.URL }
+
+// State is the files of this run: CA, admin credentials, kubeconfig.
+func (s *Server) State() State { return s.config.State }
+
+// Run serves until ctx ends, then shuts down and releases the store and
+// (if temporary) the state directory.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.config.Close()
+	return s.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// WaitReady blocks until /readyz answers 200 (every post-start hook done:
+// bootstrap objects created, informers synced) or ctx ends.
+func (s *Server) WaitReady(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var code int
+		res := s.client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code)
+		if code == http.StatusOK && res.Error() == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err := res.Error(); err != nil {
+				return fmt.Errorf("server not ready: %w (last /readyz: %v)", ctx.Err(), err)
+			}
+			return errors.New("server not ready: " + ctx.Err().Error())
+		case <-tick.C:
+		}
+	}
+}
