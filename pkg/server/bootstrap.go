@@ -7,6 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -45,9 +47,11 @@ func (s *Server) addBootstrap() error {
 	}
 
 	if err := s.GenericAPIServer.AddPostStartHook("start-kubernetes-service-cidr-controller", func(ctx genericapiserver.PostStartHookContext) error {
-		// Blocks until the default ServiceCIDR exists: no ClusterIP can be
-		// allocated before it.
-		defaultservicecidr.NewController(c.Registry.ServiceClusterIPRange, net.IPNet{}, s.client).Start(ctx)
+		// Upstream's Start blocks until the default ServiceCIDR exists, at
+		// least one 100 ms informer poll; mockernetes-bootstrap creates
+		// that object at once and waits for a ClusterIP from it, so the
+		// controller (which then only sets its Ready condition) runs aside.
+		go defaultservicecidr.NewController(c.Registry.ServiceClusterIPRange, net.IPNet{}, s.client).Start(ctx)
 		return nil
 	}); err != nil {
 		return err
@@ -67,6 +71,10 @@ func (s *Server) addBootstrap() error {
 		go trust.Run(ctx, 1)
 		return nil
 	}); err != nil {
+		return err
+	}
+
+	if err := s.GenericAPIServer.AddPostStartHook("mockernetes-bootstrap-policy", s.bootstrapPolicy); err != nil {
 		return err
 	}
 
@@ -97,17 +105,27 @@ func (s *Server) addBootstrap() error {
 		poll := func(cond wait.ConditionWithContextFunc) error {
 			return wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, time.Minute, true, cond)
 		}
-		if err := poll(func(ctx context.Context) (bool, error) {
-			for _, ns := range systemNamespaces {
-				if _, err := s.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
-					return false, nil
-				}
+		// The namespaces the system namespaces controller creates, made at
+		// once instead of after its informer's first 100 ms poll.
+		for _, ns := range systemNamespaces {
+			if err := poll(func(ctx context.Context) (bool, error) {
+				_, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+				return err == nil || apierrors.IsAlreadyExists(err), nil
+			}); err != nil {
+				return fmt.Errorf("bootstrap: namespace %s: %w", ns, err)
 			}
-			return true, nil
-		}); err != nil {
-			return fmt.Errorf("bootstrap: system namespaces: %w", err)
 		}
 		var last error
+		if err := poll(func(ctx context.Context) (bool, error) {
+			// The object upstream's default ServiceCIDR controller creates.
+			_, last = s.client.NetworkingV1().ServiceCIDRs().Create(ctx, &networkingv1.ServiceCIDR{
+				ObjectMeta: metav1.ObjectMeta{Name: defaultservicecidr.DefaultServiceCIDRName},
+				Spec:       networkingv1.ServiceCIDRSpec{CIDRs: []string{c.Registry.ServiceClusterIPRange.String()}},
+			}, metav1.CreateOptions{})
+			return last == nil || apierrors.IsAlreadyExists(last), nil
+		}); err != nil {
+			return fmt.Errorf("bootstrap: default ServiceCIDR: %v (last error: %v)", err, last)
+		}
 		if err := poll(func(context.Context) (bool, error) {
 			last = kubernetesService.UpdateKubernetesService(true)
 			return last == nil, nil

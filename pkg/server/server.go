@@ -28,6 +28,9 @@ type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 	config           *Config
 	client           kubernetes.Interface
+	// openAPIBuilt is closed once the OpenAPI documents exist (the
+	// OpenAPI*VersionedService fields of GenericAPIServer are set).
+	openAPIBuilt <-chan struct{}
 }
 
 // New builds the server: the generic server with kube-apiserver's
@@ -59,6 +62,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{GenericAPIServer: g, config: c.Config, client: client}
+	s.installOpenAPI(c)
 	if err := s.addBootstrap(); err != nil {
 		return nil, err
 	}
