@@ -45,7 +45,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "mockernetes: "+oneLine(err))
 	var usage usageError
-	if errors.As(err, &usage) {
+	// cobra reports an unknown subcommand before any of our code runs.
+	if errors.As(err, &usage) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
 	}
 	return exitFailure
@@ -147,8 +148,27 @@ func serve(ctx context.Context, opts *server.Options, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "mockernetes: Kubernetes %s ready at %s in %.3fs\n", server.KubernetesVersion(), srv.URL(), time.Since(start).Seconds())
 		fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", srv.State().Kubeconfig)
 	}
-	return <-done
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// Shutting down: watches end and in-flight requests drain within
+	// milliseconds; what is left is the HTTP/2 server's courtesy wait of one
+	// second for each client to close its connection after GOAWAY
+	// (golang.org/x/net/http2 goAwayTimeout). A process about to exit need
+	// not wait for that.
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(shutdownGrace):
+		srv.Close()
+		return nil
+	}
 }
+
+// shutdownGrace bounds the wait for a graceful HTTP shutdown on a signal.
+const shutdownGrace = 500 * time.Millisecond
 
 // setupLogging keeps the upstream components quiet by default: only their
 // errors reach stderr. Loopback clients' API warnings are

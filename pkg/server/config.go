@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,6 +68,7 @@ type Config struct {
 	AdvertiseAddress net.IP
 	AuthTrust        clusterauthenticationtrust.ClusterAuthenticationInfo
 
+	closeOnce sync.Once
 	// cleanup undoes what NewConfig created (temporary state directory,
 	// backend, listener) if the server is never run.
 	cleanup []func()
@@ -324,12 +326,14 @@ func (o *Options) Config() (_ *Config, err error) {
 	return c, nil
 }
 
-// Close releases what Config created when the server is never run.
+// Close releases what Config created (listener, store, temporary state
+// directory); Server.Run does it on return. Safe to call more than once.
 func (c *Config) Close() {
-	for i := len(c.cleanup) - 1; i >= 0; i-- {
-		c.cleanup[i]()
-	}
-	c.cleanup = nil
+	c.closeOnce.Do(func() {
+		for i := len(c.cleanup) - 1; i >= 0; i-- {
+			c.cleanup[i]()
+		}
+	})
 }
 
 // Complete fills in the upstream defaults.

@@ -66,6 +66,15 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err := s.addBootstrap(); err != nil {
 		return nil, err
 	}
+	// Ending every watch when shutdown starts lets the HTTP server drain at
+	// once: otherwise an open watch holds it until ShutdownTimeout (60 s).
+	// Reads and writes keep working on a closed backend.
+	if err := g.AddPreShutdownHook("mockernetes-end-watches", func() error {
+		c.Backend.Close()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -81,6 +90,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.config.Close()
 	return s.GenericAPIServer.PrepareRun().RunWithContext(ctx)
 }
+
+// Close releases the store and the temporary state directory without
+// waiting for Run to return: for a process that exits once requests have
+// drained. Run does the same when it returns.
+func (s *Server) Close() { s.config.Close() }
 
 // WaitReady blocks until /readyz answers 200 (every post-start hook done:
 // bootstrap objects created, informers synced) or ctx ends.

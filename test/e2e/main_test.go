@@ -91,6 +91,7 @@ func goBuild(out, pkg, ldflags string) error {
 // server is one `mockernetes serve` process.
 type server struct {
 	cmd        *exec.Cmd
+	stateDir   string
 	kubeconfig string
 	stderr     *syncBuffer
 	exited     chan struct{}
@@ -106,7 +107,7 @@ func startServer(stateDir string, extra ...string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{cmd: cmd, stateDir: stateDir, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -213,6 +214,11 @@ func kubectls(t *testing.T) map[string]string {
 		t.Log("no kubectl on PATH; testing only the built one")
 	}
 	return bins
+}
+
+func readStateFile(s *server, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.stateDir, name))
+	return string(b), err
 }
 
 type syncBuffer struct {

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// runCLI runs mockernetes to completion and returns its exit code and stderr.
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(mockernetesBin, args...)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), stderr.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, stderr.String()
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("mockernetes %v did not exit; stderr: %s", args, stderr.String())
+		return 0, ""
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "--bogus"}, 2, "unknown flag: --bogus"},
+		{[]string{"serve", "--port", "seventy"}, 2, `invalid argument "seventy" for "--port"`},
+		{[]string{"serve", "--port", "70000"}, 2, "--port 70000 is not between 0 and 65535"},
+		{[]string{"serve", "--service-cluster-ip-range", "10.96.0.0/99"}, 2, "--service-cluster-ip-range"},
+		{[]string{"serve", "--disable-admission-plugins", "NoSuchPlugin"}, 2, `admission plugin "NoSuchPlugin" is unknown`},
+		{[]string{"serve", "extra"}, 2, "serve takes no arguments"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"serve", "--port", port}, 1, "address already in use"},
+	} {
+		code, stderr := runCLI(t, tc.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != tc.code || len(lines) != 1 || !strings.Contains(lines[0], tc.want) || !strings.HasPrefix(lines[0], "mockernetes: ") {
+			t.Errorf("mockernetes %v: exit %d, stderr %q; want exit %d and one line with %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestServeLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "elsewhere", "config")
+	s, err := startServer(filepath.Join(dir, "state"), "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.kubeconfig != kubeconfig {
+		t.Errorf("export line names %q, want %q", s.kubeconfig, kubeconfig)
+	}
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil || cfg.CurrentContext == "" {
+		t.Fatalf("kubeconfig: %v %+v", err, cfg)
+	}
+	if v, err := s.client(t).Discovery().ServerVersion(); err != nil || v.GitVersion != k8sVersion {
+		t.Errorf("server version %v %v", v, err)
+	}
+	ready := s.stderr.String()
+	if !strings.Contains(ready, "mockernetes: Kubernetes "+k8sVersion+" ready at https://127.0.0.1:") || strings.Count(strings.TrimSpace(ready), "\n") != 0 {
+		t.Errorf("ready line: %q", ready)
+	}
+
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Fatal("no exit 20 s after SIGTERM")
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start))
+	if s.exitErr != nil {
+		t.Errorf("exit after SIGTERM: %v; stderr: %s", s.exitErr, s.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "ca.crt")); err != nil {
+		t.Errorf("an explicit state directory is kept: %v", err)
+	}
+
+	// Without --state-dir the temporary directory goes with the process.
+	tmp, err := startServer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Dir(tmp.kubeconfig)
+	if err := tmp.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Errorf("temporary state directory %s left behind: %v", stateDir, err)
+	}
+}
