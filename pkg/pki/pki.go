@@ -114,3 +114,21 @@ func NewSigningKey() ([]byte, error) {
 func encodeCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: der})
 }
+
+// LoadCA reads a CA written earlier (KeyPair PEMs), so that a state
+// directory keeps one cluster CA across runs and old kubeconfigs stay valid.
+func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	key, err := keyutil.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok || !certs[0].IsCA {
+		return nil, fmt.Errorf("not a CA certificate and signing key")
+	}
+	return &CA{KeyPair: KeyPair{CertPEM: certPEM, KeyPEM: keyPEM}, cert: certs[0], key: signer}, nil
+}

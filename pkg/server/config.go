@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -111,7 +112,7 @@ func (o *Options) Config() (_ *Config, err error) {
 	}
 	c.ServiceIP = serviceIP
 
-	ca, err := pki.NewCA()
+	ca, err := state.loadOrNewCA()
 	if err != nil {
 		return nil, err
 	}
@@ -412,13 +413,33 @@ func newState(dir, kubeconfig string) (State, func(), error) {
 	}, remove, nil
 }
 
+// loadOrNewCA reuses the CA of an earlier run in the same state directory,
+// so that kubeconfigs written then stay valid; otherwise it makes one.
+func (s State) loadOrNewCA() (*pki.CA, error) {
+	certPEM, certErr := os.ReadFile(s.CAFile)
+	keyPEM, keyErr := os.ReadFile(s.caKeyFile())
+	if os.IsNotExist(certErr) && os.IsNotExist(keyErr) {
+		return pki.NewCA()
+	}
+	if certErr != nil || keyErr != nil {
+		return nil, fmt.Errorf("state directory %s: reading the CA: %v", s.Dir, errors.Join(certErr, keyErr))
+	}
+	ca, err := pki.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w (remove ca.crt and ca.key for a new CA)", s.Dir, err)
+	}
+	return ca, nil
+}
+
+func (s State) caKeyFile() string { return filepath.Join(s.Dir, "ca.key") }
+
 func (s State) writeCredentials(ca, serving, admin pki.KeyPair, saKey []byte) error {
 	files := []struct {
 		path string
 		data []byte
 	}{
 		{s.CAFile, ca.CertPEM},
-		{filepath.Join(s.Dir, "ca.key"), ca.KeyPEM},
+		{s.caKeyFile(), ca.KeyPEM},
 		{s.ServingCertFile, serving.CertPEM},
 		{s.ServingKeyFile, serving.KeyPEM},
 		{s.AdminCertFile, admin.CertPEM},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -109,8 +110,28 @@ func TestServeLifecycle(t *testing.T) {
 	if s.exitErr != nil {
 		t.Errorf("exit after SIGTERM: %v; stderr: %s", s.exitErr, s.stderr.String())
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state", "ca.crt")); err != nil {
-		t.Errorf("an explicit state directory is kept: %v", err)
+	caBefore, err := os.ReadFile(filepath.Join(dir, "state", "ca.crt"))
+	if err != nil {
+		t.Fatalf("an explicit state directory is kept: %v", err)
+	}
+
+	// A second run in the same state directory keeps the CA and the admin
+	// credentials: the old kubeconfig works against the new server.
+	again, err := startServer(filepath.Join(dir, "state"), "--kubeconfig", kubeconfig+".2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caAfter, _ := os.ReadFile(filepath.Join(dir, "state", "ca.crt"))
+	if string(caAfter) != string(caBefore) {
+		t.Error("the CA changed between runs in one state directory")
+	}
+	oldCfg := s.restConfig(t)
+	oldCfg.Host = again.restConfig(t).Host
+	if _, err := kubernetes.NewForConfigOrDie(oldCfg).Discovery().ServerVersion(); err != nil {
+		t.Errorf("old kubeconfig against the restarted server: %v", err)
+	}
+	if err := again.stop(); err != nil {
+		t.Fatal(err)
 	}
 
 	// Without --state-dir the temporary directory goes with the process.

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Two servers in one process, as the Go library will run them: each has
+// its own store, port, CA and state, and neither sees the other's objects.
+func TestTwoServersInOneProcess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type running struct {
+		srv    *Server
+		client kubernetes.Interface
+		done   chan error
+	}
+	servers := make([]running, 2)
+	var wg sync.WaitGroup
+	for i := range servers {
+		cfg, err := NewOptions().Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := cfg.Complete().New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(runCtx) }()
+		rc, err := clientcmd.BuildConfigFromFlags("", srv.State().Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = running{srv, kubernetes.NewForConfigOrDie(rc), done}
+		wg.Go(func() {
+			if err := srv.WaitReady(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+			if _, err := os.Stat(srv.State().Dir); !os.IsNotExist(err) {
+				t.Errorf("temporary state %s left: %v", srv.State().Dir, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if servers[0].srv.URL() == servers[1].srv.URL() {
+		t.Fatalf("both on %s", servers[0].srv.URL())
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "only-in-first"}}
+	if _, err := servers[0].client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := servers[1].client.CoreV1().ConfigMaps("default").Get(ctx, "only-in-first", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("second server sees the first one's object: %v", err)
+	}
+	// Each server's credentials are its own.
+	rc, _ := clientcmd.BuildConfigFromFlags("", servers[0].srv.State().Kubeconfig)
+	rc.Host = servers[1].srv.URL()
+	if _, err := kubernetes.NewForConfigOrDie(rc).CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err == nil {
+		t.Error("the first server's kubeconfig was accepted by the second")
+	}
+}
