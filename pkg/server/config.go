@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
 	"k8s.io/apimachinery/pkg/api/meta"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -27,6 +30,7 @@ import (
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/apiserver/pkg/util/openapi"
 	"k8s.io/apiserver/pkg/util/proxy"
+	"k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -44,6 +48,8 @@ import (
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
+	"github.com/mockernetes/mockernetes/manifests"
+	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
 	"github.com/mockernetes/mockernetes/pkg/storage"
@@ -69,6 +75,11 @@ type Config struct {
 	AdvertiseAddress net.IP
 	AuthTrust        clusterauthenticationtrust.ClusterAuthenticationInfo
 
+	// APIExtensions is the CRD server's config (behind the built-in one).
+	APIExtensions *apiextensionsapiserver.Config
+	// CRDs are installed before the server reports ready.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
+
 	closeOnce sync.Once
 	// cleanup undoes what NewConfig created (temporary state directory,
 	// backend, listener) if the server is never run.
@@ -78,7 +89,8 @@ type Config struct {
 // CompletedConfig is a Config with the upstream defaults filled in.
 type CompletedConfig struct {
 	*Config
-	generic genericapiserver.CompletedConfig
+	generic       genericapiserver.CompletedConfig
+	apiExtensions apiextensionsapiserver.CompletedConfig
 }
 
 // Config turns validated options into a Config: state directory and
@@ -94,6 +106,12 @@ func (o *Options) Config() (_ *Config, err error) {
 			c.Close()
 		}
 	}()
+
+	// CRD manifests first: one that does not parse stops the server before
+	// anything is created or listens.
+	if c.CRDs, err = readCRDs(o); err != nil {
+		return nil, err
+	}
 
 	// Files first: the upstream authenticators read their CA, token and key
 	// files from disk.
@@ -202,7 +220,7 @@ func (o *Options) Config() (_ *Config, err error) {
 	c.Informer = informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithTransform(trim))
 
 	getOpenAPIDefinitions := openapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
-	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme)
+	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme, apiextensionsapiserver.Scheme)
 	g.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(getOpenAPIDefinitions, namer)
 	g.OpenAPIConfig.Info.Title = "Kubernetes"
 	g.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(getOpenAPIDefinitions, namer)
@@ -308,6 +326,8 @@ func (o *Options) Config() (_ *Config, err error) {
 	capabilities.Setup(true, 0)
 
 	c.Generic = g
+	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
+		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, nil, g.LoopbackClientConfig, g.TracerProvider))
 	c.Registry = registry.Config{
 		StorageFactory:        storageFactory,
 		LoopbackClientConfig:  g.LoopbackClientConfig,
@@ -339,7 +359,33 @@ func (c *Config) Close() {
 
 // Complete fills in the upstream defaults.
 func (c *Config) Complete() CompletedConfig {
-	return CompletedConfig{Config: c, generic: c.Generic.Complete(c.Informer)}
+	return CompletedConfig{Config: c, generic: c.Generic.Complete(c.Informer), apiExtensions: c.APIExtensions.Complete()}
+}
+
+// readCRDs parses the --crds manifests and, unless turned off, the embedded
+// Gateway API CRDs.
+func readCRDs(o *Options) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	sources, err := crds.ReadPaths(o.CRDs)
+	if err != nil {
+		return nil, fmt.Errorf("--crds: %w", err)
+	}
+	if o.GatewayAPI {
+		gateway, err := crds.ReadFS(manifests.GatewayAPI, "gateway-api")
+		if err != nil {
+			return nil, err
+		}
+		sources = append(gateway, sources...)
+	}
+	return crds.Parse(sources)
+}
+
+// GatewayAPIVersion is the release of the embedded Gateway API CRDs.
+func GatewayAPIVersion() string {
+	v, err := manifests.GatewayAPI.ReadFile("gateway-api/VERSION")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(v))
 }
 
 // LoopbackClientConfig is the in-process client configuration (privileged).

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/mux"
 	"k8s.io/apiserver/pkg/server/routes"
 )
@@ -12,15 +13,16 @@ import (
 // the background: they are the largest cost of start-up (~230 ms of CPU on
 // two cores) and readiness need not wait for them. Requests that arrive
 // earlier wait for the build. The routes are final when this runs.
-func (s *Server) installOpenAPI(c CompletedConfig) {
+func (s *Server) installOpenAPI(c CompletedConfig, apiext *genericapiserver.GenericAPIServer) {
 	g := s.GenericAPIServer
+	specRoutes := openAPIRoutes(g, apiext)
 	built := mux.NewPathRecorderMux("openapi")
 	done := make(chan struct{})
 	s.openAPIBuilt = done
 	go func() {
 		defer close(done)
-		g.OpenAPIVersionedService, g.StaticOpenAPISpec = routes.OpenAPI{Config: c.generic.OpenAPIConfig}.InstallV2(g.Handler.GoRestfulContainer, built)
-		g.OpenAPIV3VersionedService = routes.OpenAPI{V3Config: c.generic.OpenAPIV3Config}.InstallV3(g.Handler.GoRestfulContainer, built)
+		g.OpenAPIVersionedService, g.StaticOpenAPISpec = routes.OpenAPI{Config: c.generic.OpenAPIConfig}.InstallV2(specRoutes, built)
+		g.OpenAPIV3VersionedService = routes.OpenAPI{V3Config: c.generic.OpenAPIV3Config}.InstallV3(specRoutes, built)
 	}()
 	wait := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

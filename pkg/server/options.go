@@ -44,6 +44,12 @@ type Options struct {
 	// kube-apiserver's default admission chain, as its flags of that name do.
 	EnableAdmissionPlugins  []string
 	DisableAdmissionPlugins []string
+
+	// CRDs are files or directories of CustomResourceDefinition manifests
+	// installed before the server reports ready.
+	CRDs []string
+	// GatewayAPI installs the embedded Gateway API standard-channel CRDs.
+	GatewayAPI bool
 }
 
 // Defaults that match kube-apiserver (and kubeadm for the service range).
@@ -70,6 +76,7 @@ func NewOptions() *Options {
 		ServiceNodePortRange:    DefaultServiceNodePortRange,
 		EventTTL:                DefaultEventTTL,
 		DisableAdmissionPlugins: append([]string(nil), DefaultDisabledAdmissionPlugins...),
+		GatewayAPI:              true,
 	}
 }
 
@@ -85,6 +92,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.EventTTL, "event-ttl", o.EventTTL, "How long events are retained.")
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "Admission plugins to enable in addition to kube-apiserver's default ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
+	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
+	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }
 
 // Validate returns every problem with the options.

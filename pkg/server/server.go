@@ -37,8 +37,14 @@ type Server struct {
 // not-found handler behind it, every built-in API group, and the bootstrap
 // controllers. Nothing listens until Run.
 func (c CompletedConfig) New() (*Server, error) {
+	// The chain kube-apiserver builds, without the aggregator: built-in
+	// APIs → CustomResourceDefinitions → not found.
 	notFound := notfoundhandler.New(c.generic.Serializer, genericapifilters.NoMuxAndDiscoveryIncompleteKey)
-	g, err := c.generic.New("kube-apiserver", genericapiserver.NewEmptyDelegateWithCustomHandler(notFound))
+	apiext, err := c.apiExtensions.New(genericapiserver.NewEmptyDelegateWithCustomHandler(notFound))
+	if err != nil {
+		return nil, err
+	}
+	g, err := c.generic.New("kube-apiserver", apiext.GenericAPIServer)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +68,10 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{GenericAPIServer: g, config: c.Config, client: client}
-	s.installOpenAPI(c)
+	s.installOpenAPI(c, apiext.GenericAPIServer)
+	if err := s.addAPIExtensions(apiext); err != nil {
+		return nil, err
+	}
 	if err := s.addBootstrap(); err != nil {
 		return nil, err
 	}

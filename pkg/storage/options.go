@@ -62,3 +62,25 @@ func (g *RESTOptionsGetter) GetRESTOptions(resource schema.GroupResource, exampl
 		ResourcePrefix:          g.StorageFactory.ResourcePrefix(resource),
 	}, nil
 }
+
+// Wrap returns getter with this backend in place of etcd: every RESTOptions
+// it hands out keeps the upstream storage config (codec, prefix, versions)
+// and gets this backend's Decorator. It plugs upstream getters that are built
+// from etcd options, such as apiextensions-apiserver's, into the backend.
+func (b *Backend) Wrap(getter generic.RESTOptionsGetter) generic.RESTOptionsGetter {
+	return wrappedGetter{getter, b}
+}
+
+type wrappedGetter struct {
+	generic.RESTOptionsGetter
+	backend *Backend
+}
+
+func (w wrappedGetter) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
+	opts, err := w.RESTOptionsGetter.GetRESTOptions(resource, example)
+	if err != nil {
+		return opts, err
+	}
+	opts.Decorator = w.backend.Decorator()
+	return opts, nil
+}

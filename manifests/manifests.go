@@ -1,0 +1,11 @@
+// Package manifests embeds the manifests the server installs by default:
+// the Gateway API standard-channel CRDs (refreshed by
+// hack/update-gateway-api.sh from the module go.mod resolves).
+package manifests
+
+import "embed"
+
+// GatewayAPI holds gateway-api/*.yaml.
+//
+//go:embed gateway-api/*.yaml gateway-api/VERSION
+var GatewayAPI embed.FS
