@@ -5,15 +5,14 @@
 package crds
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 )
@@ -97,38 +95,27 @@ func isManifest(name string) bool {
 
 // Parse decodes every CustomResourceDefinition in the sources. Documents of
 // other kinds are skipped, as envtest skips them; a document that does not
-// parse is an error naming the file and the line the document starts on.
+// parse is an error naming the file and the line.
 func Parse(sources []Source) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	var out []*apiextensionsv1.CustomResourceDefinition
 	for _, src := range sources {
-		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(src.Data)))
-		line := 1
-		for {
-			doc, err := reader.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %v", src.Name, line, err)
-			}
-			start := line + leadingLines(doc)
-			line += bytes.Count(doc, []byte("\n"))
-			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-				continue
+		for _, doc := range splitDocuments(src.Data) {
+			at := func(err error) error {
+				return fmt.Errorf("%s:%d: %v", src.Name, doc.line+errorLine(err)-1, err)
 			}
 			var meta metav1.TypeMeta
-			if err := yaml.Unmarshal(doc, &meta); err != nil {
-				return nil, fmt.Errorf("%s:%d: %v", src.Name, start, err)
+			if err := yaml.Unmarshal(doc.data, &meta); err != nil {
+				return nil, at(err)
 			}
 			if meta.Kind != "CustomResourceDefinition" {
 				continue
 			}
 			if meta.APIVersion != apiextensionsv1.SchemeGroupVersion.String() {
-				return nil, fmt.Errorf("%s:%d: CustomResourceDefinition of apiVersion %q, want %s", src.Name, start, meta.APIVersion, apiextensionsv1.SchemeGroupVersion)
+				return nil, fmt.Errorf("%s:%d: CustomResourceDefinition of apiVersion %q, want %s", src.Name, doc.line, meta.APIVersion, apiextensionsv1.SchemeGroupVersion)
 			}
 			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := yaml.UnmarshalStrict(doc, crd); err != nil {
-				return nil, fmt.Errorf("%s:%d: %v", src.Name, start, err)
+			if err := yaml.UnmarshalStrict(doc.data, crd); err != nil {
+				return nil, at(err)
 			}
 			out = append(out, crd)
 		}
@@ -136,28 +123,49 @@ func Parse(sources []Source) ([]*apiextensionsv1.CustomResourceDefinition, error
 	return out, nil
 }
 
-// leadingLines counts the blank, comment and separator lines before a
-// document's first line of content.
-func leadingLines(doc []byte) int {
-	n := 0
-	for _, l := range strings.Split(string(doc), "\n") {
-		t := strings.TrimSpace(l)
-		if t != "" && !strings.HasPrefix(t, "#") && t != "---" {
-			break
-		}
-		n++
-	}
-	return n
+type document struct {
+	line int // of the document's first line in the file
+	data []byte
 }
 
-func stripComments(doc []byte) []byte {
-	var out []string
-	for _, l := range strings.Split(string(doc), "\n") {
-		if t := strings.TrimSpace(l); !strings.HasPrefix(t, "#") && t != "---" {
-			out = append(out, l)
+// splitDocuments splits a YAML stream at "---" lines, keeping each
+// document's line number; documents with nothing but comments are dropped.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	var cur []string
+	first, empty := 1, true
+	flush := func() {
+		if !empty {
+			docs = append(docs, document{line: first, data: []byte(strings.Join(cur, "\n"))})
 		}
 	}
-	return []byte(strings.Join(out, "\n"))
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "---" || strings.HasPrefix(t, "--- ") {
+			flush()
+			cur, first, empty = nil, i+2, true
+			continue
+		}
+		cur = append(cur, line)
+		if t != "" && !strings.HasPrefix(t, "#") {
+			empty = false
+		}
+	}
+	flush()
+	return docs
+}
+
+var yamlLine = regexp.MustCompile(`yaml: line (\d+):`)
+
+// errorLine is the line within the document that a YAML error names (1 if
+// it names none).
+func errorLine(err error) int {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
 }
 
 // Install creates the CRDs (an existing one of the same name is left as it

@@ -13,11 +13,17 @@ import (
 // it prints its KUBECONFIG line, which it does once /readyz succeeds (every
 // API group installed, bootstrap objects and policy created). Also reported:
 // resident memory right after ready, and the time from SIGTERM to exit.
+// By default the server installs the Gateway API CRDs before it is ready.
 func BenchmarkStartToReady(b *testing.B) {
+	b.Run("default", func(b *testing.B) { benchmarkStart(b) })
+	b.Run("gateway-api=false", func(b *testing.B) { benchmarkStart(b, "--gateway-api=false") })
+}
+
+func benchmarkStart(b *testing.B, args ...string) {
 	dir := b.TempDir()
 	var rss, shutdown float64
 	for i := 0; b.Loop(); i++ {
-		s, err := startServer(filepath.Join(dir, strconv.Itoa(i)))
+		s, err := startServer(filepath.Join(dir, strconv.Itoa(i)), args...)
 		if err != nil {
 			b.Fatal(err)
 		}
