@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -211,6 +212,25 @@ func TestCustomResources(t *testing.T) {
 	if out, err := shared.kubectl(t, kubectlBin, "", "explain", "widgets.spec"); err != nil || !strings.Contains(out, "maxSize") {
 		t.Errorf("kubectl explain widgets.spec: %v\n%s", err, out)
 	}
+	// Server-side apply of a custom resource with kubectl (it needs the
+	// CRD's schema in OpenAPI v3 at once).
+	applied := "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: applied\nspec:\n  size: 2\n"
+	if out, err := shared.kubectl(t, kubectlBin, applied, "-n", ns, "apply", "--server-side", "-f", "-"); err != nil || !strings.Contains(out, "widget.example.com/applied serverside-applied") {
+		t.Errorf("kubectl apply --server-side widget: %v\n%s", err, out)
+	}
+	// The CRD's schema in OpenAPI v2 as well (merged by upstream's CRD
+	// OpenAPI controller into the server's document).
+	client, err := rest.HTTPClientFor(shared.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		code, body := get(t, client, shared.restConfig(t).Host+"/openapi/v2", "application/json")
+		return code == 200 && strings.Contains(string(body), `"com.example.v1.Widget"`), nil
+	}); err != nil {
+		t.Errorf("OpenAPI v2 lacks com.example.v1.Widget: %v", err)
+	}
+
 	// client-go discovery and a deferred RESTMapper.
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Discovery()))
 	mapping, err := mapper.RESTMapping(schema.GroupKind{Group: "example.com", Kind: "Widget"}, "v1")
