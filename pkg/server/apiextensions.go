@@ -170,7 +170,10 @@ func (s *Server) addAPIExtensions(apiext *apiextensionsapiserver.CustomResourceD
 		return err
 	}
 
+	installed := make(chan struct{})
+	s.crdsInstalled = installed
 	if len(s.config.CRDs) == 0 {
+		close(installed)
 		return nil
 	}
 	client, err := apiextensionsclient.NewForConfig(s.config.Generic.LoopbackClientConfig)
@@ -182,7 +185,11 @@ func (s *Server) addAPIExtensions(apiext *apiextensionsapiserver.CustomResourceD
 		return err
 	}
 	return s.GenericAPIServer.AddPostStartHook("mockernetes-install-crds", func(ctx genericapiserver.PostStartHookContext) error {
-		return crds.Install(context.Context(ctx), client, dyn, s.config.CRDs)
+		if err := crds.Install(context.Context(ctx), client, dyn, s.config.CRDs); err != nil {
+			return err
+		}
+		close(installed)
+		return nil
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/util/keyutil"
 	aggregatorapiserver "k8s.io/kube-aggregator/pkg/apiserver"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/capabilities"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
@@ -49,6 +51,7 @@ import (
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	"github.com/mockernetes/mockernetes/manifests"
+	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
@@ -79,6 +82,8 @@ type Config struct {
 	APIExtensions *apiextensionsapiserver.Config
 	// CRDs are installed before the server reports ready.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// Controllers run in the server's process once the CRDs are in.
+	Controllers controllers.Config
 
 	closeOnce sync.Once
 	// cleanup undoes what NewConfig created (temporary state directory,
@@ -312,6 +317,10 @@ func (o *Options) Config() (_ *Config, err error) {
 	admission := kubeoptions.NewAdmissionOptions()
 	admission.GenericAdmission.EnablePlugins = o.EnableAdmissionPlugins
 	admission.GenericAdmission.DisablePlugins = o.DisableAdmissionPlugins
+	selection, _ := controllers.Select(o.Controllers) // validated
+	if !selection.Enabled(names.ServiceAccountController) && !slices.Contains(o.EnableAdmissionPlugins, serviceAccountAdmission) {
+		admission.GenericAdmission.DisablePlugins = append(slices.Clone(o.DisableAdmissionPlugins), serviceAccountAdmission)
+	}
 	if errs := admission.Validate(); len(errs) > 0 {
 		return nil, utilerrors.NewAggregate(errs)
 	}
@@ -326,6 +335,7 @@ func (o *Options) Config() (_ *Config, err error) {
 	capabilities.Setup(true, 0)
 
 	c.Generic = g
+	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
 		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, nil, g.LoopbackClientConfig, g.TracerProvider))
 	c.Registry = registry.Config{

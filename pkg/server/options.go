@@ -11,6 +11,8 @@ import (
 	netutils "k8s.io/utils/net"
 
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
+
+	"github.com/mockernetes/mockernetes/pkg/controllers"
 )
 
 // Options are the user-facing settings of one server, validated into a
@@ -50,6 +52,10 @@ type Options struct {
 	CRDs []string
 	// GatewayAPI installs the embedded Gateway API standard-channel CRDs.
 	GatewayAPI bool
+
+	// Controllers selects kube-controller-manager controllers to run, in
+	// its --controllers syntax ("*", "name", "-name"; "none" for none).
+	Controllers []string
 }
 
 // Defaults that match kube-apiserver (and kubeadm for the service range).
@@ -60,11 +66,11 @@ const (
 	DefaultEventTTL              = time.Hour
 )
 
-// DefaultDisabledAdmissionPlugins are default-on kube-apiserver admission
-// plugins that cannot work here yet: ServiceAccount rejects every pod until
-// a controller creates the `default` ServiceAccount (envtest disables it for
-// the same reason).
-var DefaultDisabledAdmissionPlugins = []string{"ServiceAccount"}
+// serviceAccountAdmission is the admission plugin that needs the
+// `default` ServiceAccount of a namespace, which the serviceaccount
+// controller creates: without that controller it would reject every pod, so
+// it is off (envtest turns it off for the same reason).
+const serviceAccountAdmission = "ServiceAccount"
 
 // NewOptions returns the defaults: loopback only, a free port, a temporary
 // state directory.
@@ -75,8 +81,8 @@ func NewOptions() *Options {
 		ServiceClusterIPRange:   DefaultServiceClusterIPRange,
 		ServiceNodePortRange:    DefaultServiceNodePortRange,
 		EventTTL:                DefaultEventTTL,
-		DisableAdmissionPlugins: append([]string(nil), DefaultDisabledAdmissionPlugins...),
 		GatewayAPI:              true,
+		Controllers:             []string{"*"},
 	}
 }
 
@@ -92,6 +98,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.EventTTL, "event-ttl", o.EventTTL, "How long events are retained.")
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "Admission plugins to enable in addition to kube-apiserver's default ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to run, as kube-controller-manager's --controllers: '*' runs the default set (deployment, replicaset, garbagecollector, namespace, disruption, serviceaccount, ...), 'foo' adds one, '-foo' removes one; 'none' runs none, as envtest.")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
 	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }
@@ -112,6 +119,9 @@ func (o *Options) Validate() []error {
 		errs = append(errs, err)
 	}
 	if _, err := o.nodePortRange(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := controllers.Select(o.Controllers); err != nil {
 		errs = append(errs, err)
 	}
 	if o.EventTTL <= 0 {

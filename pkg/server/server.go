@@ -31,6 +31,8 @@ type Server struct {
 	// openAPIBuilt is closed once the OpenAPI documents exist (the
 	// OpenAPI*VersionedService fields of GenericAPIServer are set).
 	openAPIBuilt <-chan struct{}
+	// crdsInstalled is closed once the preloaded CRDs are served.
+	crdsInstalled <-chan struct{}
 }
 
 // New builds the server: the generic server with kube-apiserver's
@@ -70,6 +72,9 @@ func (c CompletedConfig) New() (*Server, error) {
 	s := &Server{GenericAPIServer: g, config: c.Config, client: client}
 	s.installOpenAPI(c, apiext.GenericAPIServer)
 	if err := s.addAPIExtensions(apiext); err != nil {
+		return nil, err
+	}
+	if err := s.addControllers(); err != nil {
 		return nil, err
 	}
 	if err := s.addBootstrap(); err != nil {

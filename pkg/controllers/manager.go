@@ -1,0 +1,148 @@
+// Package controllers runs kube-controller-manager's own controllers
+// (k8s.io/kubernetes/cmd/kube-controller-manager/app) in the server's
+// process, against the server through its loopback client: the same
+// descriptors, controller context and start sequence as
+// kube-controller-manager's Run, without leader election, serving or cloud
+// providers. This file is the one place that starts them.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/server/healthz"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/controller-manager/pkg/clientbuilder"
+	"k8s.io/klog/v2"
+	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kcmconfig "k8s.io/kubernetes/cmd/kube-controller-manager/app/config"
+	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
+	"k8s.io/kubernetes/pkg/controller/apis/config"
+)
+
+// Config says which controllers run and how they reach the server.
+type Config struct {
+	// Kubeconfig is the server's loopback client configuration.
+	Kubeconfig *restclient.Config
+	Selection  Selection
+	// RootCAFile is the cluster CA published in every namespace as the
+	// kube-root-ca.crt ConfigMap.
+	RootCAFile string
+}
+
+// Manager runs the selected controllers.
+type Manager struct {
+	config    Config
+	component config.KubeControllerManagerConfiguration
+	synced    atomic.Bool
+}
+
+// New prepares kube-controller-manager's default component configuration,
+// tuned for tests: controllers start at once (no start interval), react to
+// events as upstream does, and never resync on a timer of their own.
+func New(c Config) (*Manager, error) {
+	component, err := kcmoptions.NewDefaultComponentConfig()
+	if err != nil {
+		return nil, err
+	}
+	component.Generic.Controllers = c.Selection.Names()
+	component.Generic.ControllerStartInterval.Duration = 0
+	component.Generic.LeaderElection.LeaderElect = false
+	component.SAController.RootCAFile = c.RootCAFile
+	component.KubeCloudShared.UseServiceAccountCredentials = false
+	return &Manager{config: c, component: component}, nil
+}
+
+// Synced reports whether every selected controller is running with its
+// informers synced.
+func (m *Manager) Synced() bool { return m.synced.Load() }
+
+// HealthChecker is a readyz check that passes once Synced.
+func (m *Manager) HealthChecker() healthz.HealthChecker { return syncedCheck{m} }
+
+type syncedCheck struct{ m *Manager }
+
+func (syncedCheck) Name() string { return "mockernetes-controllers" }
+func (c syncedCheck) Check(*http.Request) error {
+	if c.m.Synced() {
+		return nil
+	}
+	return errors.New("controllers not started or informers not synced")
+}
+
+// Run starts the controllers once the server answers /healthz, and runs
+// them until ctx ends. It follows kube-controller-manager's Run:
+// CreateControllerContext, BuildControllers, start the informer factories,
+// close InformersStarted, RunControllers.
+func (m *Manager) Run(ctx context.Context) error {
+	if m.config.Selection.None() {
+		m.synced.Store(true)
+		<-ctx.Done()
+		return nil
+	}
+	logger := klog.FromContext(ctx)
+	kubeconfig := restclient.CopyConfig(m.config.Kubeconfig)
+	// No client-side throttling: the defaults (20 QPS) slow garbage
+	// collection and namespace deletion to a crawl.
+	kubeconfig.QPS, kubeconfig.Burst = -1, 0
+	root := clientbuilder.SimpleControllerClientBuilder{ClientConfig: kubeconfig}
+
+	// Upstream's CreateControllerContext polls /healthz once a second;
+	// polling here first lets its first poll succeed.
+	client, err := root.Client("mockernetes-controllers")
+	if err != nil {
+		return err
+	}
+	if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		var code int
+		client.Discovery().RESTClient().Get().AbsPath("/healthz").Do(ctx).StatusCode(&code)
+		return code == http.StatusOK, nil
+	}); err != nil {
+		return nil // ctx ended
+	}
+
+	cfg := (&kcmconfig.Config{ComponentConfig: m.component, Kubeconfig: kubeconfig, Client: nil}).Complete()
+	controllerCtx, err := kcm.CreateControllerContext(ctx, cfg, root, root)
+	if err != nil {
+		return fmt.Errorf("controller context: %w", err)
+	}
+	selected := descriptors()
+	delete(selected, names.NamespaceController) // see namespace.go
+	controllers, err := kcm.BuildControllers(ctx, controllerCtx, selected, nil, noHealthChecks{})
+	if err != nil {
+		return fmt.Errorf("building controllers: %w", err)
+	}
+	if m.config.Selection.Enabled(names.NamespaceController) {
+		ns, err := newNamespaceController(ctx, kubeconfig, controllerCtx.InformerFactory.Core().V1().Namespaces())
+		if err != nil {
+			return fmt.Errorf("namespace controller: %w", err)
+		}
+		controllers = append(controllers, ns)
+	}
+	controllerCtx.InformerFactory.Start(ctx.Done())
+	defer controllerCtx.InformerFactory.Shutdown()
+	controllerCtx.ObjectOrMetadataInformerFactory.Start(ctx.Done())
+	close(controllerCtx.InformersStarted)
+
+	go func() {
+		for _, synced := range controllerCtx.InformerFactory.WaitForCacheSync(ctx.Done()) {
+			if !synced {
+				return
+			}
+		}
+		logger.V(1).Info("Controllers running", "controllers", len(controllers))
+		m.synced.Store(true)
+	}()
+	kcm.RunControllers(ctx, controllerCtx, controllers, 0, 10*time.Second)
+	return nil
+}
+
+type noHealthChecks struct{}
+
+func (noHealthChecks) AddHealthChecker(...healthz.HealthChecker) {}
