@@ -76,13 +76,13 @@ const serviceAccountAdmission = "ServiceAccount"
 // state directory.
 func NewOptions() *Options {
 	return &Options{
-		BindAddress:             netutils.ParseIPSloppy("127.0.0.1"),
-		AdvertiseAddress:        netutils.ParseIPSloppy(DefaultAdvertiseAddress),
-		ServiceClusterIPRange:   DefaultServiceClusterIPRange,
-		ServiceNodePortRange:    DefaultServiceNodePortRange,
-		EventTTL:                DefaultEventTTL,
-		GatewayAPI:              true,
-		Controllers:             []string{"*"},
+		BindAddress:           netutils.ParseIPSloppy("127.0.0.1"),
+		AdvertiseAddress:      netutils.ParseIPSloppy(DefaultAdvertiseAddress),
+		ServiceClusterIPRange: DefaultServiceClusterIPRange,
+		ServiceNodePortRange:  DefaultServiceNodePortRange,
+		EventTTL:              DefaultEventTTL,
+		GatewayAPI:            true,
+		Controllers:           []string{"*"},
 	}
 }
 
