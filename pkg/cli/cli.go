@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -190,8 +191,30 @@ func setupLogging(stderr io.Writer, verbosity int) {
 	// start-up warnings (API versions skipped, ...) stay out of the way.
 	klog.SetOutputBySeverity("INFO", io.Discard)
 	klog.SetOutputBySeverity("WARNING", io.Discard)
-	klog.SetOutputBySeverity("ERROR", stderr)
+	klog.SetOutputBySeverity("ERROR", dropLines{stderr, benignErrors})
 	klog.SetOutputBySeverity("FATAL", io.Discard)
+}
+
+// benignErrors are upstream error lines that are not errors here: the
+// ReplicaSet and other controllers requeue an object until their informer
+// has seen their own last write, and say so at error level. Against an
+// in-memory store a controller's next sync often comes before its watch
+// event, so this line would print on most writes. -v 0 and above show it.
+var benignErrors = []string{"is not as new as written version"}
+
+// dropLines writes every log line except those containing one of drop.
+type dropLines struct {
+	w    io.Writer
+	drop []string
+}
+
+func (d dropLines) Write(p []byte) (int, error) {
+	for _, s := range d.drop {
+		if bytes.Contains(p, []byte(s)) {
+			return len(p), nil
+		}
+	}
+	return d.w.Write(p)
 }
 
 func oneLine(err error) string {

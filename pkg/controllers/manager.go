@@ -136,6 +136,15 @@ func (m *Manager) Run(ctx context.Context) error {
 				return
 			}
 		}
+		// The garbage collector watches every resource, custom ones too,
+		// through metadata informers of its own; ready means it sees them.
+		if gb := controllerCtx.GraphBuilder; gb != nil {
+			if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(context.Context) (bool, error) {
+				return gb.IsSynced(logger), nil
+			}); err != nil {
+				return
+			}
+		}
 		logger.V(1).Info("Controllers running", "controllers", len(controllers))
 		m.synced.Store(true)
 	}()

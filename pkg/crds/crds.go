@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 )
 
@@ -181,8 +182,36 @@ func Install(ctx context.Context, client apiextensionsclient.Interface, dyn dyna
 		if err := waitServed(ctx, client, dyn, crd); err != nil {
 			return fmt.Errorf("CustomResourceDefinition %s: %w", crd.Name, err)
 		}
+		if err := backdateEstablished(ctx, client, crd.Name); err != nil {
+			return fmt.Errorf("CustomResourceDefinition %s: %w", crd.Name, err)
+		}
 	}
 	return nil
+}
+
+// justEstablished is how long apiextensions-apiserver holds every create of
+// a custom resource after its CRD became Established (a fixed 2 s sleep in
+// crdHandler.serveResource, so that the other API servers of an HA cluster
+// catch up). There is one server here; for the CRDs installed before the
+// server reports ready, the Established condition's transition time is set
+// that much earlier, so the first creates after start-up do not wait 2 s.
+const justEstablished = 2 * time.Second
+
+func backdateEstablished(ctx context.Context, client apiextensionsclient.Interface, name string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		crd, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for i, c := range crd.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && time.Since(c.LastTransitionTime.Time) < justEstablished {
+				crd.Status.Conditions[i].LastTransitionTime = metav1.NewTime(c.LastTransitionTime.Add(-justEstablished))
+				_, err := client.ApiextensionsV1().CustomResourceDefinitions().UpdateStatus(ctx, crd, metav1.UpdateOptions{})
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func waitServed(ctx context.Context, client apiextensionsclient.Interface, dyn dynamic.Interface, crd *apiextensionsv1.CustomResourceDefinition) error {
