@@ -118,6 +118,20 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("building controllers: %w", err)
 	}
+	if m.config.Selection.Enabled(names.PersistentVolumeBinderController) {
+		// The binder comes with the stand-in provisioner of the default
+		// StorageClass, which exists before the binder starts.
+		p, err := newProvisioner(client, controllerCtx.InformerFactory)
+		if err != nil {
+			return fmt.Errorf("provisioner: %w", err)
+		}
+		if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			return p.ensureStorageClass(ctx) == nil, nil
+		}); err != nil {
+			return nil
+		}
+		controllers = append(controllers, p)
+	}
 	if m.config.Selection.Enabled(names.NamespaceController) {
 		ns, err := newNamespaceController(ctx, kubeconfig, controllerCtx.InformerFactory.Core().V1().Namespaces())
 		if err != nil {

@@ -410,3 +410,76 @@ func TestNoControllers(t *testing.T) {
 		t.Errorf("deployment status changed without controllers: %v %+v", err, d.Status)
 	}
 }
+
+// A claim of the default StorageClass is bound to a volume made for it;
+// the volume goes with the claim.
+func TestVolumeProvisioning(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	sc, err := c.StorageV1().StorageClasses().Get(t.Context(), "standard", metav1.GetOptions{})
+	if err != nil || sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" {
+		t.Fatalf("default StorageClass: %v %+v", err, sc)
+	}
+	claim, err := c.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// DefaultStorageClass admission gave it the default class.
+	if ptr.Deref(claim.Spec.StorageClassName, "") != "standard" {
+		t.Errorf("storageClassName %v", claim.Spec.StorageClassName)
+	}
+	var pvName string
+	eventually(t, "claim bound", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
+		if err != nil || got.Status.Phase != corev1.ClaimBound {
+			return false, nil
+		}
+		pvName = got.Spec.VolumeName
+		return got.Status.Capacity.Storage().String() == "2Gi", nil
+	})
+	pv, err := c.CoreV1().PersistentVolumes().Get(t.Context(), pvName, metav1.GetOptions{})
+	if err != nil || pv.Status.Phase != corev1.VolumeBound || pv.Spec.ClaimRef.UID != claim.UID || pv.Spec.StorageClassName != "standard" {
+		t.Fatalf("volume: %v %+v", err, pv)
+	}
+	if err := c.CoreV1().PersistentVolumeClaims(ns).Delete(t.Context(), "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "volume deleted with its claim", func(ctx context.Context) (bool, error) {
+		_, err := c.CoreV1().PersistentVolumes().Get(ctx, pvName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
+
+// '*,-garbagecollector' runs everything but the garbage collector.
+func TestControllersWithoutGarbageCollector(t *testing.T) {
+	s, err := startServer(filepath.Join(t.TempDir(), "state"), "--controllers=*,-garbagecollector", "--gateway-api=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	c := s.client(t)
+	if _, err := c.AppsV1().Deployments("default").Create(t.Context(), deployment("web", "nginx", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "replica set", func(ctx context.Context) (bool, error) {
+		l, err := c.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) == 1, nil
+	})
+	if err := c.AppsV1().Deployments("default").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // with a garbage collector the ReplicaSet would be gone in milliseconds
+	if l, err := c.AppsV1().ReplicaSets("default").List(t.Context(), metav1.ListOptions{}); err != nil || len(l.Items) != 1 {
+		t.Errorf("replica sets after deleting their deployment without GC: %v %v", err, l)
+	}
+}

@@ -128,9 +128,10 @@ func TestDefaulting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// DefaultStorageClass admission gives it the default class, `standard`.
 	if ptr.Deref(pvc.Spec.VolumeMode, "") != corev1.PersistentVolumeFilesystem || pvc.Status.Phase != corev1.ClaimPending ||
-		len(pvc.Finalizers) != 1 || pvc.Finalizers[0] != "kubernetes.io/pvc-protection" {
-		t.Errorf("pvc: volumeMode %v phase %q finalizers %v", pvc.Spec.VolumeMode, pvc.Status.Phase, pvc.Finalizers)
+		len(pvc.Finalizers) != 1 || pvc.Finalizers[0] != "kubernetes.io/pvc-protection" || ptr.Deref(pvc.Spec.StorageClassName, "") != "standard" {
+		t.Errorf("pvc: volumeMode %v phase %q finalizers %v class %v", pvc.Spec.VolumeMode, pvc.Status.Phase, pvc.Finalizers, pvc.Spec.StorageClassName)
 	}
 
 	// PodDisruptionBudget: nothing defaulted in spec.
