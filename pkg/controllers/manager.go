@@ -14,16 +14,26 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/server/healthz"
+	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
 	"k8s.io/controller-manager/pkg/clientbuilder"
+	"k8s.io/controller-manager/pkg/informerfactory"
 	"k8s.io/klog/v2"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	kcmconfig "k8s.io/kubernetes/cmd/kube-controller-manager/app/config"
 	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	"k8s.io/kubernetes/pkg/controller/apis/config"
+	"k8s.io/kubernetes/pkg/controller/garbagecollector"
 )
 
 // Config says which controllers run and how they reach the server.
@@ -107,8 +117,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		return nil // ctx ended
 	}
 
-	cfg := (&kcmconfig.Config{ComponentConfig: m.component, Kubeconfig: kubeconfig, Client: nil}).Complete()
-	controllerCtx, err := kcm.CreateControllerContext(ctx, cfg, root, root)
+	controllerCtx, err := m.controllerContext(ctx, root)
 	if err != nil {
 		return fmt.Errorf("controller context: %w", err)
 	}
@@ -164,6 +173,62 @@ func (m *Manager) Run(ctx context.Context) error {
 	}()
 	kcm.RunControllers(ctx, controllerCtx, controllers, 0, 10*time.Second)
 	return nil
+}
+
+// controllerContext is kube-controller-manager's CreateControllerContext
+// except for one thing: upstream names its informer factory
+// "kube-controller-manager" in client-go's process-wide registry of informer
+// names, which refuses a second factory of that name, so two servers could
+// not run controllers in one process. Its wait for /healthz is done by Run.
+func (m *Manager) controllerContext(ctx context.Context, root clientbuilder.ControllerClientBuilder) (kcm.ControllerContext, error) {
+	trim := func(obj any) (any, error) {
+		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+			accessor.SetManagedFields(nil)
+		}
+		return obj, nil
+	}
+	cfg := (&kcmconfig.Config{ComponentConfig: m.component}).Complete()
+	resync := kcm.ResyncPeriod(cfg)
+	client, err := root.Client("shared-informers")
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	shared := informers.NewSharedInformerFactoryWithOptions(client, resync(), informers.WithTransform(trim))
+	metadataConfig, err := root.Config("metadata-informers")
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	metadataClient, err := metadata.NewForConfig(metadataConfig)
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	metadataInformers := metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, resync(), metadatainformer.WithTransform(trim))
+	discoveryClient, err := root.DiscoveryClient("controller-discovery")
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	restMapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(discoveryClient))
+	go wait.Until(restMapper.Reset, 30*time.Second, ctx.Done())
+
+	c := kcm.ControllerContext{
+		ClientBuilder:                   root,
+		InformerFactory:                 shared,
+		ObjectOrMetadataInformerFactory: informerfactory.NewInformerFactory(shared, metadataInformers),
+		ComponentConfig:                 m.component,
+		RESTMapper:                      restMapper,
+		InformersStarted:                make(chan struct{}),
+		ResyncPeriod:                    resync,
+		ControllerManagerMetrics:        controllersmetrics.NewControllerManagerMetrics("kube-controller-manager"),
+	}
+	if m.component.GarbageCollectorController.EnableGarbageCollector && m.config.Selection.Enabled(names.GarbageCollectorController) {
+		ignored := map[schema.GroupResource]struct{}{}
+		for _, r := range m.component.GarbageCollectorController.GCIgnoredResources {
+			ignored[schema.GroupResource{Group: r.Group, Resource: r.Resource}] = struct{}{}
+		}
+		c.GraphBuilder = garbagecollector.NewDependencyGraphBuilder(ctx, metadataClient, restMapper, ignored, c.ObjectOrMetadataInformerFactory, c.InformersStarted)
+	}
+	controllersmetrics.Register()
+	return c, nil
 }
 
 type noHealthChecks struct{}

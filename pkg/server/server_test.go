@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -73,6 +75,27 @@ func TestTwoServersInOneProcess(t *testing.T) {
 	if _, err := servers[1].client.CoreV1().ConfigMaps("default").Get(ctx, "only-in-first", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("second server sees the first one's object: %v", err)
 	}
+	// Each runs its own controllers on its own objects.
+	replicas := int32(2)
+	labels := map[string]string{"app": "web"}
+	if _, err := servers[0].client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := servers[0].client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		return err == nil && len(l.Items) == 2, nil
+	}); err != nil {
+		t.Fatalf("pods of the first server's deployment: %v", err)
+	}
+	if l, err := servers[1].client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("second server has pods: %v %v", err, l)
+	}
+
 	// Each server's credentials are its own.
 	rc, _ := clientcmd.BuildConfigFromFlags("", servers[0].srv.State().Kubeconfig)
 	rc.Host = servers[1].srv.URL()

@@ -1,12 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // BenchmarkStartToReady measures exec of `mockernetes serve` to the moment
@@ -53,4 +61,69 @@ func rssMiB(b *testing.B, pid int) float64 {
 	}
 	b.Fatal("no VmRSS")
 	return 0
+}
+
+// BenchmarkDeploymentPods measures a Deployment of 3 replicas from create
+// to its 3 Pods existing (deployment and replicaset controllers). Pods
+// becoming Ready needs the simulated kubelet (issue #6).
+func BenchmarkDeploymentPods(b *testing.B) {
+	c := shared.client(b)
+	ns := benchNamespace(b, c)
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("d%d", i)
+		if _, err := c.AppsV1().Deployments(ns).Create(context.Background(), deployment(name, "nginx", 3), metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, func() bool {
+			l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + name})
+			return err == nil && len(l.Items) == 3
+		})
+	}
+}
+
+// BenchmarkCascadingDelete measures deleting a Deployment (background
+// propagation) until its ReplicaSet, Pods and 5 owned objects (Service, PVC,
+// PDB, ServiceAccount, HTTPRoute) are all gone.
+func BenchmarkCascadingDelete(b *testing.B) {
+	c := shared.client(b)
+	ns := benchNamespace(b, c)
+	routes := shared.dynamic(b).Resource(gatewayv1.SchemeGroupVersion.WithResource("httproutes")).Namespace(ns)
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("d%d", i)
+		withDependents(b, c, routes, ns, name)
+		waitFor(b, func() bool {
+			return slices.Contains(remaining(context.Background(), b, c, routes, ns, name), "Pod")
+		})
+		b.StartTimer()
+		if err := c.AppsV1().Deployments(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, func() bool { return len(remaining(context.Background(), b, c, routes, ns, name)) == 0 })
+	}
+}
+
+func benchNamespace(b *testing.B, c kubernetes.Interface) string {
+	name := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	if _, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	// The namespace's default ServiceAccount, which pods wait for.
+	waitFor(b, func() bool {
+		_, err := c.CoreV1().ServiceAccounts(name).Get(context.Background(), "default", metav1.GetOptions{})
+		return err == nil
+	})
+	return name
+}
+
+// waitFor polls cond every millisecond for up to a minute.
+func waitFor(b *testing.B, cond func() bool) {
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
