@@ -81,6 +81,40 @@ func BenchmarkDeploymentPods(b *testing.B) {
 	}
 }
 
+// BenchmarkDeploymentReady measures a Deployment of 3 replicas from create
+// to status readyReplicas = availableReplicas = 3, with the benchmark playing
+// the kubelet: each pod is marked Running and Ready as soon as it exists.
+func BenchmarkDeploymentReady(b *testing.B) {
+	c := shared.client(b)
+	ns := benchNamespace(b, c)
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("r%d", i)
+		if _, err := c.AppsV1().Deployments(ns).Create(context.Background(), deployment(name, "nginx", 3), metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		marked := map[string]bool{}
+		waitFor(b, func() bool {
+			l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + name})
+			if err != nil {
+				return false
+			}
+			for j := range l.Items {
+				p := &l.Items[j]
+				if marked[p.Name] {
+					continue
+				}
+				p.Status.Phase = corev1.PodRunning
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+				if _, err := c.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err == nil {
+					marked[p.Name] = true
+				}
+			}
+			d, err := c.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+			return err == nil && d.Status.ReadyReplicas == 3 && d.Status.AvailableReplicas == 3
+		})
+	}
+}
+
 // BenchmarkCascadingDelete measures deleting a Deployment (background
 // propagation) until its ReplicaSet, Pods and 5 owned objects (Service, PVC,
 // PDB, ServiceAccount, HTTPRoute) are all gone.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -482,4 +483,49 @@ func TestControllersWithoutGarbageCollector(t *testing.T) {
 	if l, err := c.AppsV1().ReplicaSets("default").List(t.Context(), metav1.ListOptions{}); err != nil || len(l.Items) != 1 {
 		t.Errorf("replica sets after deleting their deployment without GC: %v %v", err, l)
 	}
+}
+
+// The job controller: a Job's pod succeeds (set here, as a kubelet would), the Job completes.
+func TestJobController(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "once"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "run", Image: "busybox", Command: []string{"true"}}},
+		}}},
+	}
+	if _, err := c.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var p corev1.Pod
+	eventually(t, "job pod", func(ctx context.Context) (bool, error) {
+		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=once"})
+		if err != nil || len(l.Items) != 1 {
+			return false, nil
+		}
+		p = l.Items[0]
+		return true, nil
+	})
+	now := metav1.Now()
+	p.Status.Phase = corev1.PodSucceeded
+	p.Status.StartTime = &now
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "run", Image: "busybox", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}}}
+	if _, err := c.CoreV1().Pods(ns).UpdateStatus(t.Context(), &p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "job complete", func(ctx context.Context) (bool, error) {
+		j, err := c.BatchV1().Jobs(ns).Get(ctx, "once", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, cond := range j.Status.Conditions {
+			if cond.Type == batchv1.JobComplete && cond.Status == corev1.ConditionTrue {
+				return j.Status.Succeeded == 1, nil
+			}
+		}
+		return false, nil
+	})
 }
