@@ -53,6 +53,7 @@ import (
 	"github.com/mockernetes/mockernetes/manifests"
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/crds"
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
 	"github.com/mockernetes/mockernetes/pkg/storage"
@@ -84,6 +85,8 @@ type Config struct {
 	CRDs []*apiextensionsv1.CustomResourceDefinition
 	// Controllers run in the server's process once the CRDs are in.
 	Controllers controllers.Config
+	// Kubelet simulates the nodes (none if it has no nodes).
+	Kubelet kubelet.Config
 
 	closeOnce sync.Once
 	// cleanup undoes what NewConfig created (temporary state directory,
@@ -336,6 +339,9 @@ func (o *Options) Config() (_ *Config, err error) {
 
 	c.Generic = g
 	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile}
+	if !selection.None() {
+		c.Kubelet = kubelet.Config{Nodes: kubelet.DefaultNodes(o.Nodes), KubeletVersion: KubernetesVersion()}
+	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
 		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, nil, g.LoopbackClientConfig, g.TracerProvider))
 	c.Registry = registry.Config{

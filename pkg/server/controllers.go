@@ -1,15 +1,21 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 
 	"github.com/mockernetes/mockernetes/pkg/controllers"
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/scheduler"
 )
 
 // addControllers runs the selected kube-controller-manager controllers in
@@ -39,7 +45,12 @@ func (s *Server) addControllers() error {
 			return err
 		}
 	}
+	nodes, err := s.addNodes()
+	if err != nil {
+		return err
+	}
 	return s.GenericAPIServer.AddPostStartHook("mockernetes-start-controllers", func(ctx genericapiserver.PostStartHookContext) error {
+		go nodes(ctx)
 		go func() {
 			select {
 			case <-s.crdsInstalled:
@@ -52,4 +63,43 @@ func (s *Server) addControllers() error {
 		}()
 		return nil
 	})
+}
+
+// addNodes prepares the simulated nodes, their kubelets and the scheduler,
+// on an informer factory of their own; readiness waits for the nodes. The
+// returned function runs them.
+func (s *Server) addNodes() (func(context.Context), error) {
+	if len(s.config.Kubelet.Nodes) == 0 {
+		return func(context.Context) {}, nil
+	}
+	loopback := restclient.CopyConfig(s.config.Generic.LoopbackClientConfig)
+	loopback.QPS, loopback.Burst = -1, 0
+	client, err := kubernetes.NewForConfig(loopback)
+	if err != nil {
+		return nil, err
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	k, err := kubelet.New(s.config.Kubelet, client, factory)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := scheduler.New(client, factory)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("mockernetes-nodes", func(*http.Request) error {
+		if !k.Ready() {
+			return errors.New("nodes not registered yet")
+		}
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		factory.Start(ctx.Done())
+		go sched.Run(ctx)
+		if err := k.Run(ctx); err != nil {
+			klog.ErrorS(err, "simulated kubelet stopped")
+		}
+	}, nil
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// Controllers selects kube-controller-manager controllers to run, in
 	// its --controllers syntax ("*", "name", "-name"; "none" for none).
 	Controllers []string
+	// Nodes is the number of simulated nodes, with their kubelets and a
+	// scheduler; 0 runs none. None run with Controllers "none" either.
+	Nodes int
 }
 
 // Defaults that match kube-apiserver (and kubeadm for the service range).
@@ -83,6 +86,7 @@ func NewOptions() *Options {
 		EventTTL:              DefaultEventTTL,
 		GatewayAPI:            true,
 		Controllers:           []string{"*"},
+		Nodes:                 1,
 	}
 }
 
@@ -99,6 +103,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "Admission plugins to enable in addition to kube-apiserver's default ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to run, as kube-controller-manager's --controllers: '*' runs the default set (deployment, replicaset, garbagecollector, namespace, disruption, serviceaccount, ...), 'foo' adds one, '-foo' removes one; 'none' runs none, as envtest.")
+	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
 	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }
@@ -123,6 +128,9 @@ func (o *Options) Validate() []error {
 	}
 	if _, err := controllers.Select(o.Controllers); err != nil {
 		errs = append(errs, err)
+	}
+	if o.Nodes < 0 || o.Nodes > 250 {
+		errs = append(errs, fmt.Errorf("--nodes %d is not between 0 and 250", o.Nodes))
 	}
 	if o.EventTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--event-ttl must be positive, got %v", o.EventTTL))

@@ -1,0 +1,194 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// NodeSpec describes one simulated node.
+type NodeSpec struct {
+	Name   string
+	Labels map[string]string
+	Taints []corev1.Taint
+	// Capacity defaults to 8 CPUs, 32 GiB of memory, 110 pods and 100 GiB of
+	// ephemeral storage; allocatable equals capacity.
+	Capacity corev1.ResourceList
+}
+
+// DefaultNodes is one node, as a single-node development cluster has.
+func DefaultNodes(n int) []NodeSpec {
+	nodes := make([]NodeSpec, n)
+	for i := range nodes {
+		nodes[i] = NodeSpec{Name: fmt.Sprintf("node-%d", i+1)}
+	}
+	return nodes
+}
+
+func defaultCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("8"),
+		corev1.ResourceMemory:           resource.MustParse("32Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+	}
+}
+
+// leaseDuration is the kubelet's node lease duration (40 s); it renews the
+// lease every quarter of it.
+const leaseDuration = 40
+
+// node returns the Node object the kubelet registers, with the status it
+// reports: Ready, no pressure, capacity, addresses, node info.
+func (k *Kubelet) node(i int, spec NodeSpec) *corev1.Node {
+	capacity := spec.Capacity
+	if capacity == nil {
+		capacity = defaultCapacity()
+	}
+	labels := map[string]string{
+		"kubernetes.io/hostname":  spec.Name,
+		"kubernetes.io/os":        "linux",
+		"kubernetes.io/arch":      "amd64",
+		"beta.kubernetes.io/os":   "linux",
+		"beta.kubernetes.io/arch": "amd64",
+	}
+	for key, v := range spec.Labels {
+		labels[key] = v
+	}
+	now := metav1.Now()
+	condition := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, message string) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: message, LastHeartbeatTime: now, LastTransitionTime: now}
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        spec.Name,
+			Labels:      labels,
+			Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+		},
+		Spec: corev1.NodeSpec{
+			PodCIDR:  fmt.Sprintf("10.244.%d.0/24", i),
+			PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i)},
+			Taints:   spec.Taints,
+		},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: capacity.DeepCopy(),
+			Phase:       corev1.NodeRunning,
+			Conditions: []corev1.NodeCondition{
+				condition(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+				condition(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+				condition(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+				condition(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
+			},
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("172.18.0.%d", i+3)},
+				{Type: corev1.NodeHostName, Address: spec.Name},
+			},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+			NodeInfo: corev1.NodeSystemInfo{
+				MachineID:               fmt.Sprintf("%032x", i+1),
+				SystemUUID:              fmt.Sprintf("00000000-0000-0000-0000-%012x", i+1),
+				BootID:                  fmt.Sprintf("00000000-0000-0000-0000-%012x", i+1),
+				KernelVersion:           "6.12.0-mockernetes",
+				OSImage:                 "Mockernetes",
+				ContainerRuntimeVersion: "containerd://2.1.4",
+				KubeletVersion:          k.version,
+				OperatingSystem:         "linux",
+				Architecture:            "amd64",
+			},
+		},
+	}
+}
+
+// registerNodes creates the nodes (status included, as the kubelet's first
+// status update would set it) and their leases.
+func (k *Kubelet) registerNodes(ctx context.Context) error {
+	for i, spec := range k.config.Nodes {
+		n := k.node(i, spec)
+		status := n.Status
+		created, err := k.client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node %s: %w", spec.Name, err)
+		}
+		created.Status = status
+		updated, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("node %s status: %w", spec.Name, err)
+		}
+		// TaintNodesByCondition admission taints every new node
+		// not-ready:NoSchedule; kube-controller-manager's node lifecycle
+		// controller lifts it once the node reports Ready, as here.
+		var taints []corev1.Taint
+		for _, t := range updated.Spec.Taints {
+			if t.Key != corev1.TaintNodeNotReady {
+				taints = append(taints, t)
+			}
+		}
+		if len(taints) != len(updated.Spec.Taints) {
+			updated.Spec.Taints = taints
+			if _, err := k.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("node %s taints: %w", spec.Name, err)
+			}
+		}
+		if err := k.renewLease(ctx, spec.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renewLease keeps the node's lease in kube-node-lease fresh, as the
+// kubelet's heartbeat does.
+func (k *Kubelet) renewLease(ctx context.Context, node string) error {
+	leases := k.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(time.Now())
+	lease, err := leases.Get(ctx, node, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: node, Namespace: corev1.NamespaceNodeLease,
+				OwnerReferences: k.nodeOwner(ctx, node)},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node), LeaseDurationSeconds: ptr.To[int32](leaseDuration), RenewTime: &now},
+		}, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	lease.Spec.RenewTime = &now
+	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+	return err
+}
+
+func (k *Kubelet) nodeOwner(ctx context.Context, name string) []metav1.OwnerReference {
+	n, err := k.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}}
+}
+
+// heartbeat renews every node's lease each 10 s until ctx ends.
+func (k *Kubelet) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(leaseDuration * time.Second / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			for _, spec := range k.config.Nodes {
+				_ = k.renewLease(ctx, spec.Name)
+			}
+		}
+	}
+}
