@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -109,8 +110,14 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	defer k.queue.ShutDown()
 	k.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
 	defer k.events.Shutdown()
-	if err := k.registerNodes(ctx); err != nil {
-		return err
+	// Registration waits for the kube-node-lease namespace, which the
+	// server creates as it starts.
+	var last error
+	if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		last = k.registerNodes(ctx)
+		return last == nil, nil
+	}); err != nil {
+		return last
 	}
 	go k.heartbeat(ctx)
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, k.synced) {

@@ -66,15 +66,18 @@ func TestCRUDAndSelectors(t *testing.T) {
 	pods := c.CoreV1().Pods(ns)
 
 	// Pods that differ in every field a pod field selector can match.
+	// Pods on nodes that do not exist and for a scheduler that does not
+	// run, so that neither the scheduler nor the kubelet touches them.
 	a := pod("a", map[string]string{"app": "web", "tier": "front"})
-	a.Spec.NodeName = "node-1"
+	a.Spec.NodeName = "node-a"
 	a.Spec.RestartPolicy = corev1.RestartPolicyNever
 	b := pod("b", map[string]string{"app": "web", "tier": "back"})
-	b.Spec.NodeName = "node-2"
+	b.Spec.NodeName = "node-b"
 	b.Spec.SchedulerName = "custom-scheduler"
 	b.Spec.HostNetwork = true
 	b.Spec.ServiceAccountName = "robot"
 	cp := pod("c", map[string]string{"app": "db"})
+	cp.Spec.SchedulerName = "custom-scheduler"
 	// ServiceAccount admission (on, as the serviceaccount controller runs)
 	// wants the pod's service account to exist.
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot"}}, metav1.CreateOptions{}); err != nil {
@@ -112,11 +115,12 @@ func TestCRUDAndSelectors(t *testing.T) {
 		{label: "!tier", want: "c"},
 		{field: "metadata.name=a", want: "a"},
 		{field: "metadata.namespace=" + ns, want: "a,b,c"},
-		{field: "spec.nodeName=node-2", want: "b"},
+		{field: "spec.nodeName=node-b", want: "b"},
 		{field: "spec.nodeName=", want: "c"},
-		{field: "spec.nodeName!=node-1", want: "b,c"},
+		{field: "spec.nodeName!=node-a", want: "b,c"},
 		{field: "spec.restartPolicy=Never", want: "a"},
-		{field: "spec.schedulerName=custom-scheduler", want: "b"},
+		{field: "spec.schedulerName=custom-scheduler", want: "b,c"},
+		{field: "spec.schedulerName=default-scheduler", want: "a"},
 		{field: "spec.serviceAccountName=robot", want: "b"},
 		{field: "spec.hostNetwork=true", want: "b"},
 		{field: "status.phase=Running", want: "b"},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,8 +83,8 @@ func BenchmarkDeploymentPods(b *testing.B) {
 }
 
 // BenchmarkDeploymentReady measures a Deployment of 3 replicas from create
-// to status readyReplicas = availableReplicas = 3, with the benchmark playing
-// the kubelet: each pod is marked Running and Ready as soon as it exists.
+// to status readyReplicas = availableReplicas = 3: controllers, scheduler
+// and the simulated kubelet.
 func BenchmarkDeploymentReady(b *testing.B) {
 	c := shared.client(b)
 	ns := benchNamespace(b, c)
@@ -92,27 +93,57 @@ func BenchmarkDeploymentReady(b *testing.B) {
 		if _, err := c.AppsV1().Deployments(ns).Create(context.Background(), deployment(name, "nginx", 3), metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		marked := map[string]bool{}
 		waitFor(b, func() bool {
-			l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + name})
-			if err != nil {
-				return false
-			}
-			for j := range l.Items {
-				p := &l.Items[j]
-				if marked[p.Name] {
-					continue
-				}
-				p.Status.Phase = corev1.PodRunning
-				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
-				if _, err := c.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err == nil {
-					marked[p.Name] = true
-				}
-			}
 			d, err := c.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 			return err == nil && d.Status.ReadyReplicas == 3 && d.Status.AvailableReplicas == 3
 		})
 	}
+}
+
+// BenchmarkPodsReady measures 100 bare pods from their creation (in
+// parallel from 8 clients) until every one is Ready.
+func BenchmarkPodsReady(b *testing.B) {
+	c := shared.client(b)
+	ns := benchNamespace(b, c)
+	for i := 0; b.Loop(); i++ {
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for j := w; j < 100; j += 8 {
+					p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d-%d", i, j), Labels: map[string]string{"round": fmt.Sprint(i)}},
+						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}}}
+					if _, err := c.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		waitFor(b, func() bool {
+			l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: fmt.Sprintf("round=%d", i)})
+			if err != nil || len(l.Items) != 100 {
+				return false
+			}
+			for _, p := range l.Items {
+				if !podReady(&p) {
+					return false
+				}
+			}
+			return true
+		})
+		b.StopTimer()
+		_ = c.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: fmt.Sprintf("round=%d", i)})
+		b.StartTimer()
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // BenchmarkCascadingDelete measures deleting a Deployment (background

@@ -48,32 +48,6 @@ func deployment(name, image string, replicas int32) *appsv1.Deployment {
 	}
 }
 
-// actAsKubelet marks the pods matching selector Running and Ready, as a
-// kubelet would (the simulated kubelet is issue #6).
-func actAsKubelet(t *testing.T, c kubernetes.Interface, ns, selector string, ready bool) {
-	t.Helper()
-	pods, err := c.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := metav1.Now()
-	status := corev1.ConditionFalse
-	if ready {
-		status = corev1.ConditionTrue
-	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		p.Status.Phase = corev1.PodRunning
-		p.Status.Conditions = []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
-		}
-		if _, err := c.CoreV1().Pods(ns).UpdateStatus(t.Context(), p, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestDeploymentController(t *testing.T) {
 	c := shared.client(t)
 	ns := newNamespace(t, c)
@@ -107,8 +81,8 @@ func TestDeploymentController(t *testing.T) {
 		}
 	}
 
-	// With its pods ready, the deployment reports them and its conditions as kube-controller-manager does.
-	actAsKubelet(t, c, ns, "app=web", true)
+	// The simulated kubelet runs the pods; the deployment reports them
+	// ready, and its conditions, as kube-controller-manager does.
 	eventually(t, "deployment available", func(ctx context.Context) (bool, error) {
 		d, err = c.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.UpdatedReplicas == 3 &&
@@ -164,7 +138,6 @@ func TestDeploymentController(t *testing.T) {
 	}
 	// Its pod becomes ready, the old one is scaled away.
 	eventually(t, "rollout", func(ctx context.Context) (bool, error) {
-		actAsKubelet(t, c, ns, appsv1.DefaultDeploymentUniqueLabelKey+"="+newRS.Labels[appsv1.DefaultDeploymentUniqueLabelKey], true)
 		old, err := c.AppsV1().ReplicaSets(ns).Get(ctx, rs.Name, metav1.GetOptions{})
 		return err == nil && ptr.Deref(old.Spec.Replicas, -1) == 0, nil
 	})
@@ -359,22 +332,24 @@ func TestDisruptionBudgetStatus(t *testing.T) {
 				s.DisruptionsAllowed == allowed && s.ExpectedPods == expected && s.ObservedGeneration == pdb.Generation, nil
 		}
 	}
-	eventually(t, "no pod healthy", status(0, 2, 0, 3))
-	actAsKubelet(t, c, ns, "app=db", true)
+	// The kubelet makes the three pods ready.
 	eventually(t, "all healthy", status(3, 2, 1, 3))
-	// One pod stops being ready.
-	pods, err := c.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "app=db"})
-	if err != nil {
+	// Scaling down to two leaves no disruption allowed.
+	if _, err := c.AppsV1().Deployments(ns).Patch(t.Context(), "db", types.MergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p := pods.Items[0]
-	for i := range p.Status.Conditions {
-		p.Status.Conditions[i].Status = corev1.ConditionFalse
+	eventually(t, "two healthy", status(2, 2, 0, 2))
+	// A pod that is not ready (a readiness probe that never passes in time) counts as unhealthy.
+	probed := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "slow", Labels: map[string]string{"app": "db"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "postgres:17",
+			ReadinessProbe: &corev1.Probe{InitialDelaySeconds: 3600, ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}}}},
 	}
-	if _, err := c.CoreV1().Pods(ns).UpdateStatus(t.Context(), &p, metav1.UpdateOptions{}); err != nil {
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), probed, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "one pod unhealthy", status(2, 2, 0, 3))
+	eventually(t, "an unready pod", status(2, 2, 0, 3))
+	_ = corev1.ConditionFalse
 }
 
 // --controllers=none is envtest: objects stay exactly as written.
@@ -499,23 +474,7 @@ func TestJobController(t *testing.T) {
 	if _, err := c.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var p corev1.Pod
-	eventually(t, "job pod", func(ctx context.Context) (bool, error) {
-		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=once"})
-		if err != nil || len(l.Items) != 1 {
-			return false, nil
-		}
-		p = l.Items[0]
-		return true, nil
-	})
-	now := metav1.Now()
-	p.Status.Phase = corev1.PodSucceeded
-	p.Status.StartTime = &now
-	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "run", Image: "busybox", State: corev1.ContainerState{
-		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}}}
-	if _, err := c.CoreV1().Pods(ns).UpdateStatus(t.Context(), &p, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// The simulated kubelet runs its pod to completion.
 	eventually(t, "job complete", func(ctx context.Context) (bool, error) {
 		j, err := c.BatchV1().Jobs(ns).Get(ctx, "once", metav1.GetOptions{})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -238,21 +239,31 @@ func TestValidation(t *testing.T) {
 	}
 
 	// Pod spec updates outside the mutable fields are refused.
-	p, err := c.CoreV1().Pods(ns).Create(ctx, pod("immutable", nil), metav1.CreateOptions{})
-	if err != nil {
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod("immutable", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p.Spec.RestartPolicy = corev1.RestartPolicyNever
-	_, err = c.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{})
+	// The kubelet writes the pod's status meanwhile: retry on conflicts.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, "immutable", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		_, err = c.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{})
+		return err
+	})
 	wantInvalid(t, "pod restartPolicy update", err,
 		`Pod "immutable" is invalid: spec: Forbidden: pod updates may not change fields other than `+"`spec.containers[*].image`"+`…`)
 	// The image is one of the mutable fields.
-	p, err = c.CoreV1().Pods(ns).Get(ctx, "immutable", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Spec.Containers[0].Image = "nginx:1.28"
-	if _, err := c.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, "immutable", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.Containers[0].Image = "nginx:1.28"
+		_, err = c.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Errorf("pod image update: %v", err)
 	}
 }

@@ -109,9 +109,16 @@ func TestKubectl(t *testing.T) {
 			if !regexp.MustCompile(`web\s+ClusterIP\s+10\.\d+\.\d+\.\d+\s+<none>\s+80/TCP`).MatchString(svc) {
 				t.Errorf("get service row:\n%s", svc)
 			}
+			// The simulated kubelet runs it.
+			if out := run("", "wait", "--for=condition=Ready", "pod/standalone", "--timeout=60s"); !strings.Contains(out, "pod/standalone condition met") {
+				t.Errorf("kubectl wait:\n%s", out)
+			}
 			pod := run("", "get", "pod", "standalone")
-			if !regexp.MustCompile(`standalone\s+0/1\s+Pending\s+0\s+`).MatchString(pod) {
+			if !regexp.MustCompile(`standalone\s+1/1\s+Running\s+0\s+`).MatchString(pod) {
 				t.Errorf("get pod row:\n%s", pod)
+			}
+			if out := run("", "rollout", "status", "deployment/web", "--timeout=60s"); !strings.Contains(out, `deployment "web" successfully rolled out`) {
+				t.Errorf("kubectl rollout status:\n%s", out)
 			}
 
 			desc := run("", "describe", "deployment", "web")
