@@ -42,7 +42,7 @@ test: vet
 bench:
 	$(GO) test ./pkg/storage -run '^$$' -bench . -benchmem
 	$(GO) test ./test/e2e -run '^$$' -bench StartToReady -benchtime 10x
-	$(GO) test ./test/e2e -run '^$$' -bench 'DeploymentPods|DeploymentReady|CascadingDelete' -benchtime 20x
+	$(GO) test ./test/e2e -run '^$$' -bench 'PodsReady|DeploymentReady|DeploymentPods|CascadingDelete' -benchtime 10x
 
 # Serve in the foreground on https://127.0.0.1:6443 until Ctrl-C.
 run:

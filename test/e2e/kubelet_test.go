@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func TestNodes(t *testing.T) {
+	c := shared.client(t)
+	n, err := c.CoreV1().Nodes().Get(t.Context(), "node-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := false
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && cond.Reason == "KubeletReady" {
+			ready = true
+		}
+	}
+	if !ready || n.Status.NodeInfo.KubeletVersion != k8sVersion || n.Status.Allocatable.Pods().Value() != 110 ||
+		len(n.Spec.Taints) != 0 || n.Labels["kubernetes.io/hostname"] != "node-1" || n.Spec.PodCIDR != "10.244.0.0/24" {
+		t.Errorf("node-1: %+v", n)
+	}
+	lease, err := c.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(t.Context(), "node-1", metav1.GetOptions{})
+	if err != nil || lease.Spec.RenewTime == nil || *lease.Spec.HolderIdentity != "node-1" {
+		t.Errorf("node lease: %v %+v", err, lease)
+	}
+	out, err := shared.kubectl(t, kubectlBin, "", "get", "nodes")
+	if err != nil || !strings.Contains(out, "node-1   Ready    <none>") || !strings.Contains(out, k8sVersion) {
+		t.Errorf("kubectl get nodes: %v\n%s", err, out)
+	}
+}
+
+// A bare pod goes Pending → Running → Ready, reported as a kubelet reports it.
+func TestPodLifecycle(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	w, err := c.CoreV1().Pods(ns).Watch(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	p := pod("web", nil)
+	p.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "busybox:1.36"}}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var creating, running *corev1.Pod
+	timeout := time.After(time.Minute)
+	for running == nil {
+		select {
+		case ev := <-w.ResultChan():
+			got := ev.Object.(*corev1.Pod)
+			if len(got.Status.ContainerStatuses) == 1 && got.Status.ContainerStatuses[0].State.Waiting != nil {
+				creating = got
+			}
+			if got.Status.Phase == corev1.PodRunning && condition(got, corev1.PodReady) != nil && condition(got, corev1.PodReady).Status == corev1.ConditionTrue {
+				running = got
+			}
+		case <-timeout:
+			t.Fatal("pod never Running and Ready")
+		}
+	}
+	if creating == nil || creating.Status.Phase != corev1.PodPending || creating.Status.ContainerStatuses[0].State.Waiting.Reason != "ContainerCreating" ||
+		creating.Status.InitContainerStatuses[0].State.Waiting.Reason != "PodInitializing" || condition(creating, corev1.PodInitialized).Status != corev1.ConditionFalse {
+		t.Errorf("pending status: %+v", creating)
+	}
+	s := running.Status
+	if running.Spec.NodeName != "node-1" || s.HostIP != "172.18.0.3" || !strings.HasPrefix(s.PodIP, "10.244.0.") || len(s.PodIPs) != 1 || s.StartTime == nil {
+		t.Errorf("running pod: node %q hostIP %q podIP %q startTime %v", running.Spec.NodeName, s.HostIP, s.PodIP, s.StartTime)
+	}
+	for _, ct := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+		if cond := condition(running, ct); cond == nil || cond.Status != corev1.ConditionTrue {
+			t.Errorf("condition %s: %+v", ct, cond)
+		}
+	}
+	cs := s.ContainerStatuses[0]
+	if cs.Name != "app" || cs.Image != "docker.io/library/nginx:1.27" || !cs.Ready || cs.RestartCount != 0 || cs.State.Running == nil || cs.Started == nil || !*cs.Started {
+		t.Errorf("container status: %+v", cs)
+	}
+	init := s.InitContainerStatuses[0]
+	if init.State.Terminated == nil || init.State.Terminated.Reason != "Completed" || init.State.Terminated.ExitCode != 0 {
+		t.Errorf("init container status: %+v", init)
+	}
+	// Events: the scheduler's, then the kubelet's.
+	eventually(t, "events", func(ctx context.Context) (bool, error) {
+		evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web"})
+		if err != nil {
+			return false, nil
+		}
+		seen := map[string]string{}
+		for _, e := range evs.Items {
+			seen[e.Reason] = e.Source.Component + ": " + e.Message
+		}
+		return seen["Scheduled"] == "default-scheduler: Successfully assigned "+ns+"/web to node-1" &&
+			seen["Pulling"] == `kubelet: Pulling image "nginx:1.27"` && strings.HasPrefix(seen["Pulled"], `kubelet: Successfully pulled image "nginx:1.27"`) &&
+			seen["Created"] == "kubelet: Created container: app" && seen["Started"] == "kubelet: Started container app", nil
+	})
+
+	// Deleting it ends it at once (the kubelet confirms the deletion).
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod gone", func(ctx context.Context) (bool, error) {
+		_, err := c.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
+
+// A readiness probe's initial delay holds Ready back.
+func TestReadinessDelay(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	p := pod("slow", nil)
+	p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{InitialDelaySeconds: 1, ProbeHandler: corev1.ProbeHandler{
+		HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80)}}}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "running, not ready", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().Pods(ns).Get(ctx, "slow", metav1.GetOptions{})
+		if err != nil || got.Status.Phase != corev1.PodRunning {
+			return false, nil
+		}
+		if r := condition(got, corev1.PodReady); r.Status != corev1.ConditionFalse || r.Reason != "ContainersNotReady" || r.Message != "containers with unready status: [app]" {
+			t.Fatalf("Ready condition while the probe waits: %+v", r)
+		}
+		return true, nil
+	})
+	eventually(t, "ready after the delay", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().Pods(ns).Get(ctx, "slow", metav1.GetOptions{})
+		return err == nil && condition(got, corev1.PodReady).Status == corev1.ConditionTrue, nil
+	})
+}
+
+func TestUnschedulable(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	picky := pod("picky", nil)
+	picky.Spec.NodeSelector = map[string]string{"disktype": "ssd"}
+	greedy := pod("greedy", nil)
+	greedy.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100")}
+	for _, p := range []*corev1.Pod{picky, greedy} {
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, msg := range map[string]string{
+		"picky":  "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+		"greedy": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+	} {
+		eventually(t, name+" unschedulable", func(ctx context.Context) (bool, error) {
+			got, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			cond := condition(got, corev1.PodScheduled)
+			return got.Status.Phase == corev1.PodPending && got.Spec.NodeName == "" && cond != nil && cond.Status == corev1.ConditionFalse &&
+				cond.Reason == corev1.PodReasonUnschedulable && cond.Message == msg, nil
+		})
+		eventually(t, name+" FailedScheduling event", func(ctx context.Context) (bool, error) {
+			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=FailedScheduling"})
+			return err == nil && len(evs.Items) > 0 && evs.Items[0].Message == msg && evs.Items[0].Type == corev1.EventTypeWarning, nil
+		})
+	}
+	// A node that gets the label takes the picky pod.
+	if _, err := c.CoreV1().Nodes().Patch(t.Context(), "node-1", types.MergePatchType, []byte(`{"metadata":{"labels":{"disktype":"ssd"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = c.CoreV1().Nodes().Patch(context.Background(), "node-1", types.MergePatchType, []byte(`{"metadata":{"labels":{"disktype":null}}}`), metav1.PatchOptions{})
+	})
+	eventually(t, "picky pod running", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().Pods(ns).Get(ctx, "picky", metav1.GetOptions{})
+		return err == nil && got.Spec.NodeName == "node-1" && got.Status.Phase == corev1.PodRunning, nil
+	})
+}
