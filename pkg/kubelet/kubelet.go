@@ -39,6 +39,8 @@ type Config struct {
 	Nodes []NodeSpec
 	// KubeletVersion is reported in each node's status (v1.37.2).
 	KubeletVersion string
+	// Logs receives what the containers print (served as pods/log).
+	Logs *Logs
 }
 
 // Kubelet runs the simulated nodes.
@@ -192,12 +194,19 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
 			k.recorders[pod.Spec.NodeName].Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 		}
 	}
+	for _, c := range pod.Spec.Containers {
+		k.config.Logs.End(pod.UID, c.Name, 0)
+	}
 	err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		k.config.Logs.Forget(pod.UID)
 		return nil
+	}
+	if err == nil {
+		k.config.Logs.Forget(pod.UID)
 	}
 	return err
 }
@@ -243,6 +252,8 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (time.Duration, er
 	}
 	for _, c := range pod.Spec.InitContainers {
 		started(c)
+		k.config.Logs.Write(pod.UID, c.Name, 0, defaultLines(pod, c)...)
+		k.config.Logs.End(pod.UID, c.Name, 0)
 	}
 	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, func(corev1.Container) corev1.ContainerState {
 		return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}
@@ -252,6 +263,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (time.Duration, er
 	}
 	for _, c := range pod.Spec.Containers {
 		started(c)
+		k.config.Logs.Write(pod.UID, c.Name, 0, defaultLines(pod, c)...)
 	}
 	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, func(corev1.Container) corev1.ContainerState {
 		return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}
@@ -289,6 +301,9 @@ func (k *Kubelet) running(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 			}
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: startedAt, FinishedAt: now}}
 			s.Ready, s.Started = false, ptr.To(false)
+		}
+		for _, c := range pod.Spec.Containers {
+			k.config.Logs.End(pod.UID, c.Name, 0)
 		}
 		p.Status.Phase = corev1.PodSucceeded
 		setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", "")

@@ -31,6 +31,8 @@ import (
 	servicestore "k8s.io/kubernetes/pkg/registry/core/service/storage"
 	serviceaccountstore "k8s.io/kubernetes/pkg/registry/core/serviceaccount/storage"
 	netutils "k8s.io/utils/net"
+
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
 
 // coreProvider is kube-apiserver's legacy ("core", /api/v1) provider,
@@ -183,6 +185,12 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 		storage["pods/ephemeralcontainers"] = pods.EphemeralContainers
 		if utilfeature.DefaultFeatureGate.Enabled(features.InPlacePodVerticalScaling) {
 			storage["pods/resize"] = pods.Resize
+		}
+		if p.PodLogs != nil {
+			storage["pods/log"] = &kubelet.LogREST{Pods: pods.Pod.Store, Logs: p.PodLogs}
+			storage["pods/exec"] = kubelet.NoContainersREST{Connecter: pods.Exec, Storage: pods.Exec, What: "exec"}
+			storage["pods/attach"] = kubelet.NoContainersREST{Connecter: pods.Attach, Storage: pods.Attach, What: "attach"}
+			storage["pods/portforward"] = kubelet.NoContainersREST{Connecter: pods.PortForward, Storage: pods.PortForward, What: "port-forward"}
 		}
 	}
 	if enabled("bindings") {

@@ -21,6 +21,8 @@ import (
 	"k8s.io/kubernetes/pkg/controlplane"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
 	kubeletclient "k8s.io/kubernetes/pkg/kubelet/client"
+
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	admissionregistrationrest "k8s.io/kubernetes/pkg/registry/admissionregistration/rest"
@@ -70,6 +72,10 @@ type Config struct {
 	ServiceNodePortRange  utilnet.PortRange
 
 	KubeletClientConfig kubeletclient.KubeletClientConfig
+	// PodLogs, when set, serves pods/log from the simulated kubelet instead
+	// of proxying to a kubelet, and exec, attach and port-forward are
+	// refused (nothing runs containers).
+	PodLogs             *kubelet.Logs
 	ProxyTransport      *http.Transport
 	EndpointSliceGetter proxy.EndpointSliceGetter
 }

@@ -339,8 +339,8 @@ func (o *Options) Config() (_ *Config, err error) {
 
 	c.Generic = g
 	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile}
-	if !selection.None() {
-		c.Kubelet = kubelet.Config{Nodes: kubelet.DefaultNodes(o.Nodes), KubeletVersion: KubernetesVersion()}
+	if !selection.None() && o.Nodes > 0 {
+		c.Kubelet = kubelet.Config{Nodes: kubelet.DefaultNodes(o.Nodes), KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs()}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
 		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, nil, g.LoopbackClientConfig, g.TracerProvider))
@@ -357,6 +357,7 @@ func (o *Options) Config() (_ *Config, err error) {
 		ServiceClusterIPRange: clusterIPRange,
 		ServiceNodePortRange:  nodePorts,
 		KubeletClientConfig:   registry.DefaultKubeletClientConfig(),
+		PodLogs:               c.Kubelet.Logs,
 		ProxyTransport:        proxyTransport,
 		EndpointSliceGetter:   endpointSlices,
 	}

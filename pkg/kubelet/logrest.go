@@ -1,0 +1,179 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	api "k8s.io/kubernetes/pkg/apis/core"
+	"k8s.io/kubernetes/pkg/apis/core/validation"
+	"k8s.io/kubernetes/pkg/features"
+	"k8s.io/utils/ptr"
+)
+
+// LogREST serves pods/log from the simulated kubelet's logs, with
+// kube-apiserver's option validation and container choice
+// (pkg/registry/core/pod LogLocation) and the kubelet's errors for
+// containers that have no log (pkg/kubelet validateContainerLogStatus).
+type LogREST struct {
+	Pods *genericregistry.Store
+	Logs *Logs
+}
+
+var (
+	_ rest.GetterWithOptions = &LogREST{}
+	_ rest.StorageMetadata   = &LogREST{}
+)
+
+func (r *LogREST) New() runtime.Object               { return &api.Pod{} }
+func (r *LogREST) Destroy()                          {}
+func (r *LogREST) ProducesMIMETypes(string) []string { return []string{"text/plain"} }
+func (r *LogREST) ProducesObject(string) interface{} { return "" }
+func (r *LogREST) OverrideMetricsVerb(string) string { return "CONNECT" }
+func (r *LogREST) NewGetOptions() (runtime.Object, bool, string) {
+	return &api.PodLogOptions{}, false, ""
+}
+
+// Get returns the log stream of one container.
+func (r *LogREST) Get(ctx context.Context, name string, opts runtime.Object) (runtime.Object, error) {
+	o, ok := opts.(*api.PodLogOptions)
+	if !ok {
+		return nil, fmt.Errorf("invalid options object: %#v", opts)
+	}
+	splitStreams := utilfeature.DefaultFeatureGate.Enabled(features.PodLogsQuerySplitStreams)
+	if splitStreams && o.Stream == nil {
+		o.Stream = ptr.To(api.LogStreamAll)
+	}
+	if errs := validation.ValidatePodLogOptions(o, splitStreams); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(api.Kind("PodLogOptions"), name, errs)
+	}
+	obj, err := r.Pods.Get(ctx, name, &metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pod := obj.(*api.Pod)
+	container := o.Container
+	if container == "" {
+		switch len(pod.Spec.Containers) {
+		case 1:
+			container = pod.Spec.Containers[0].Name
+		case 0:
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s", name))
+		default:
+			msg := fmt.Sprintf("a container name must be specified for pod %s, choose one of: %s", name, containerNames(pod.Spec.Containers))
+			if len(pod.Spec.InitContainers) > 0 {
+				msg += fmt.Sprintf(" or one of the init containers: %s", containerNames(pod.Spec.InitContainers))
+			}
+			return nil, apierrors.NewBadRequest(msg)
+		}
+	}
+	status, found := containerStatus(pod, container)
+	if !found && !hasContainer(pod, container) {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", container, name))
+	}
+	if pod.Spec.NodeName == "" {
+		return &logRequest{}, nil // as upstream: no node, no log
+	}
+	var run int32
+	switch {
+	case o.Previous:
+		if status == nil || status.LastTerminationState.Terminated == nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("previous terminated container %q in pod %q not found", container, name))
+		}
+		run = status.RestartCount - 1
+	case status == nil || (status.State.Running == nil && status.State.Terminated == nil):
+		if status != nil && status.State.Waiting != nil && status.State.Waiting.Reason != "" {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start: %s", container, name, status.State.Waiting.Reason))
+		}
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start - no logs yet", container, name))
+	default:
+		run = status.RestartCount
+	}
+	opt := LogOptions{Follow: o.Follow, Timestamps: o.Timestamps, TailLines: o.TailLines, LimitBytes: o.LimitBytes, SinceSeconds: o.SinceSeconds}
+	if o.SinceTime != nil {
+		t := o.SinceTime.Time
+		opt.SinceTime = &t
+	}
+	return &logRequest{logs: r.Logs, pod: pod, container: container, run: run, options: opt}, nil
+}
+
+// logRequest is the rest.ResourceStreamer of one log request.
+type logRequest struct {
+	metav1.TypeMeta
+	logs      *Logs
+	pod       *api.Pod
+	container string
+	run       int32
+	options   LogOptions
+}
+
+func (s *logRequest) DeepCopyObject() runtime.Object { c := *s; return &c }
+
+// InputStream implements rest.ResourceStreamer.
+func (s *logRequest) InputStream(ctx context.Context, _, _ string) (io.ReadCloser, bool, string, error) {
+	if s.logs == nil {
+		return nil, false, "", nil
+	}
+	return s.logs.Open(ctx, s.pod.UID, s.container, s.run, s.options), s.options.Follow, "text/plain", nil
+}
+
+func containerNames(cs []api.Container) string {
+	names := ""
+	for i, c := range cs {
+		if i > 0 {
+			names += " "
+		}
+		names += c.Name
+	}
+	return "[" + names + "]"
+}
+
+func hasContainer(pod *api.Pod, name string) bool {
+	for _, list := range [][]api.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range list {
+			if c.Name == name {
+				return true
+			}
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func containerStatus(pod *api.Pod, name string) (*api.ContainerStatus, bool) {
+	for _, list := range [][]api.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i], true
+			}
+		}
+	}
+	return nil, false
+}
+
+// NoContainersREST answers exec, attach and port-forward: nothing runs
+// containers here, which the error says in the Status format.
+type NoContainersREST struct {
+	rest.Connecter
+	rest.Storage
+	What string
+}
+
+// Connect refuses the request.
+func (r NoContainersREST) Connect(_ context.Context, name string, _ runtime.Object, _ rest.Responder) (http.Handler, error) {
+	return nil, apierrors.NewBadRequest(fmt.Sprintf("%s is not supported by mockernetes, which runs no containers: pod %q", r.What, name))
+}
+
+// New resolves the ambiguity of the embedded interfaces.
+func (r NoContainersREST) New() runtime.Object { return r.Storage.New() }

@@ -1,0 +1,194 @@
+package kubelet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Logs holds what the simulated containers print, per pod, container and
+// run (restart count), and hands it out as the kubelet's containerLogs
+// endpoint does.
+type Logs struct {
+	mu      sync.Mutex
+	entries map[logKey]*logStream
+}
+
+type logKey struct {
+	pod       types.UID
+	container string
+	run       int32
+}
+
+type logStream struct {
+	lines []logLine
+	ended bool
+	// changed is closed and replaced whenever a line is added or the
+	// stream ends, waking followers.
+	changed chan struct{}
+}
+
+type logLine struct {
+	at   time.Time
+	text string
+}
+
+// NewLogs returns an empty log store.
+func NewLogs() *Logs { return &Logs{entries: map[logKey]*logStream{}} }
+
+func (l *Logs) stream(k logKey) *logStream {
+	s := l.entries[k]
+	if s == nil {
+		s = &logStream{changed: make(chan struct{})}
+		l.entries[k] = s
+	}
+	return s
+}
+
+// Write appends lines to a container run's log.
+func (l *Logs) Write(pod types.UID, container string, run int32, lines ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(logKey{pod, container, run})
+	now := time.Now()
+	for _, text := range lines {
+		s.lines = append(s.lines, logLine{now, text})
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// End marks a container run's log complete (the container exited).
+func (l *Logs) End(pod types.UID, container string, run int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(logKey{pod, container, run})
+	if !s.ended {
+		s.ended = true
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+// Forget drops a pod's logs (it was deleted).
+func (l *Logs) Forget(pod types.UID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.entries {
+		if k.pod == pod {
+			delete(l.entries, k)
+		}
+	}
+}
+
+// LogOptions are the pods/log query parameters the kubelet applies.
+type LogOptions struct {
+	Follow       bool
+	Timestamps   bool
+	TailLines    *int64
+	LimitBytes   *int64
+	SinceSeconds *int64
+	SinceTime    *time.Time
+}
+
+// Open returns a container run's log as the kubelet serves it: filtered by
+// since, cut to the last tailLines, prefixed with RFC3339Nano timestamps if
+// asked, stopped after limitBytes, and, when following, open until the run
+// ends or ctx is done.
+func (l *Logs) Open(ctx context.Context, pod types.UID, container string, run int32, o LogOptions) io.ReadCloser {
+	r, w := io.Pipe()
+	go func() {
+		err := l.copy(ctx, w, logKey{pod, container, run}, o)
+		_ = w.CloseWithError(err)
+	}()
+	return r
+}
+
+func (l *Logs) copy(ctx context.Context, w io.Writer, k logKey, o LogOptions) error {
+	var since time.Time
+	switch {
+	case o.SinceTime != nil:
+		since = *o.SinceTime
+	case o.SinceSeconds != nil:
+		since = time.Now().Add(-time.Duration(*o.SinceSeconds) * time.Second)
+	}
+	limit := int64(-1)
+	if o.LimitBytes != nil {
+		limit = *o.LimitBytes
+	}
+	next := 0
+	first := true
+	for {
+		l.mu.Lock()
+		s := l.stream(k)
+		lines := s.lines[next:]
+		next = len(s.lines)
+		ended, changed := s.ended, s.changed
+		l.mu.Unlock()
+
+		var selected []logLine
+		for _, line := range lines {
+			if !line.at.Before(since) {
+				selected = append(selected, line)
+			}
+		}
+		if first && o.TailLines != nil && int64(len(selected)) > *o.TailLines {
+			selected = selected[len(selected)-int(*o.TailLines):]
+		}
+		first = false
+		var buf bytes.Buffer
+		for _, line := range selected {
+			if o.Timestamps {
+				buf.WriteString(line.at.UTC().Format(time.RFC3339Nano) + " ")
+			}
+			buf.WriteString(line.text + "\n")
+		}
+		out := buf.Bytes()
+		if limit >= 0 && int64(len(out)) > limit {
+			out = out[:limit]
+		}
+		if _, err := w.Write(out); err != nil {
+			return err
+		}
+		if limit >= 0 {
+			limit -= int64(len(out))
+			if limit == 0 {
+				return nil
+			}
+		}
+		if !o.Follow || ended {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// defaultLines are what a container prints when a test does not say.
+func defaultLines(pod *corev1.Pod, c corev1.Container) []string {
+	lines := []string{
+		fmt.Sprintf("Starting %s (image %s)", c.Name, c.Image),
+	}
+	for _, p := range c.Ports {
+		lines = append(lines, fmt.Sprintf("Listening on %s port %d", strings.ToLower(string(protocol(p.Protocol))), p.ContainerPort))
+	}
+	lines = append(lines, fmt.Sprintf("%s is ready", c.Name))
+	return lines
+}
+
+func protocol(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
