@@ -18,8 +18,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -58,7 +60,11 @@ type Kubelet struct {
 
 	mu     sync.Mutex
 	nextIP map[string]int
-	ready  atomic.Bool
+	// since holds exact times of what the status records to the second:
+	// when a pod was accepted ("<uid>") and a container run started
+	// ("<uid>/<container>/<run>"), so that sub-second delays hold.
+	since map[string]time.Time
+	ready atomic.Bool
 }
 
 // New registers the kubelet's informers on factory (start it afterwards).
@@ -77,6 +83,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		events:    broadcaster,
 		recorders: map[string]record.EventRecorder{},
 		nextIP:    map[string]int{},
+		since:     map[string]time.Time{},
 	}
 	for i, n := range c.Nodes {
 		k.nodes[n.Name] = i
@@ -179,10 +186,8 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 		return 0, nil
 	case pod.Status.StartTime == nil:
 		return 0, k.accept(ctx, pod)
-	case pod.Status.Phase == corev1.PodPending:
-		return k.start(ctx, pod)
 	default:
-		return k.running(ctx, pod)
+		return k.step(ctx, pod)
 	}
 }
 
@@ -207,6 +212,7 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
 	}
 	if err == nil {
 		k.config.Logs.Forget(pod.UID)
+		k.forget(pod.UID)
 	}
 	return err
 }
@@ -235,153 +241,235 @@ func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 		return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}
 	})
 	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, func(corev1.Container) corev1.ContainerState { return waiting })
-	_, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-	return err
+	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	k.mark(string(pod.UID), time.Now())
+	return nil
 }
 
-// start runs the init containers to completion and starts the containers.
-func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+func (k *Kubelet) forget(uid types.UID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for key := range k.since {
+		if key == string(uid) || strings.HasPrefix(key, string(uid)+"/") {
+			delete(k.since, key)
+		}
+	}
+}
+
+// mark and when keep the exact times behind the status's seconds.
+func (k *Kubelet) mark(key string, t time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.since[key] = t
+}
+
+func (k *Kubelet) when(key string, recorded time.Time) time.Time {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if t, ok := k.since[key]; ok {
+		return t
+	}
+	return recorded
+}
+
+// step moves every container one step along its behaviour (start, become
+// ready, exit, back off, restart; fail to pull) and derives the pod's phase
+// and conditions, as the kubelet's sync loop does; it says when the next
+// step is due.
+func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	p := pod.DeepCopy()
-	now := metav1.Now()
+	now := time.Now()
 	recorder := k.recorders[pod.Spec.NodeName]
-	started := func(c corev1.Container) {
-		recorder.Eventf(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-		recorder.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", c.Image)
-		recorder.Eventf(pod, corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
-		recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	var events []func()
+	event := func(kind, reason, format string, args ...any) {
+		events = append(events, func() { recorder.Eventf(pod, kind, reason, format, args...) })
 	}
-	for _, c := range pod.Spec.InitContainers {
-		started(c)
-		k.config.Logs.Write(pod.UID, c.Name, 0, defaultLines(pod, c)...)
-		k.config.Logs.End(pod.UID, c.Name, 0)
-	}
-	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, func(corev1.Container) corev1.ContainerState {
-		return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}
-	})
-	for i := range p.Status.InitContainerStatuses {
-		p.Status.InitContainerStatuses[i].Ready = true
-	}
-	for _, c := range pod.Spec.Containers {
-		started(c)
-		k.config.Logs.Write(pod.UID, c.Name, 0, defaultLines(pod, c)...)
-	}
-	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, func(corev1.Container) corev1.ContainerState {
-		return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}
-	})
-	for i := range p.Status.ContainerStatuses {
-		p.Status.ContainerStatuses[i].Started = ptr.To(true)
-	}
-	if p.Status.PodIP == "" && !pod.Spec.HostNetwork {
-		ip := k.allocateIP(pod.Spec.NodeName)
-		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-	} else if pod.Spec.HostNetwork {
-		p.Status.PodIP, p.Status.PodIPs = p.Status.HostIP, []corev1.PodIP{{IP: p.Status.HostIP}}
-	}
-	p.Status.Phase = corev1.PodRunning
-	setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionTrue, "", "")
-	setCondition(p, corev1.PodInitialized, corev1.ConditionTrue, "", "")
-	wait := markReady(p, now.Time)
-	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		return 0, err
-	}
-	return wait, nil
-}
-
-// running makes containers ready when their readiness delay has passed and
-// completes the pods of Jobs.
-func (k *Kubelet) running(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
-	p := pod.DeepCopy()
-	if runsToCompletion(pod) {
-		now := metav1.Now()
-		for i := range p.Status.ContainerStatuses {
-			s := &p.Status.ContainerStatuses[i]
-			startedAt := now
-			if s.State.Running != nil {
-				startedAt = s.State.Running.StartedAt
-			}
-			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: startedAt, FinishedAt: now}}
-			s.Ready, s.Started = false, ptr.To(false)
-		}
-		for _, c := range pod.Spec.Containers {
-			k.config.Logs.End(pod.UID, c.Name, 0)
-		}
-		p.Status.Phase = corev1.PodSucceeded
-		setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", "")
-		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "PodCompleted", "")
-		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "PodCompleted", "")
-		_, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-		return 0, err
-	}
-	before := readyCount(p)
-	wait := markReady(p, time.Now())
-	if readyCount(p) == before {
-		return wait, nil
-	}
-	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		return 0, err
-	}
-	return wait, nil
-}
-
-// runsToCompletion: pods of Jobs (restartPolicy Never or OnFailure) exit 0.
-func runsToCompletion(pod *corev1.Pod) bool {
-	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
-		return false
-	}
-	for _, o := range pod.OwnerReferences {
-		if o.Kind == "Job" && ptr.Deref(o.Controller, false) {
-			return true
-		}
-	}
-	return false
-}
-
-// markReady marks the running containers ready whose readiness probe's
-// initial delay has passed (at once without a probe), sets the Ready and
-// ContainersReady conditions, and returns how long until the next one is due.
-func markReady(p *corev1.Pod, now time.Time) time.Duration {
 	var next time.Duration
-	var unready []string
-	for i, c := range p.Spec.Containers {
-		s := &p.Status.ContainerStatuses[i]
-		if s.State.Running == nil {
-			unready = append(unready, c.Name)
-			continue
+	due := func(at time.Time) {
+		if d := at.Sub(now); d > 0 && (next == 0 || d < next) {
+			next = d
 		}
-		if !s.Ready {
-			delay := time.Duration(0)
-			if c.ReadinessProbe != nil {
-				delay = time.Duration(c.ReadinessProbe.InitialDelaySeconds) * time.Second
-			}
-			if due := s.State.Running.StartedAt.Add(delay).Sub(now); due > 0 {
-				if next == 0 || due < next {
-					next = due
-				}
-				unready = append(unready, c.Name)
+	}
+
+	// Init containers run to completion as soon as the pod is accepted.
+	if len(p.Status.InitContainerStatuses) > 0 && p.Status.InitContainerStatuses[0].State.Waiting != nil {
+		t := metav1.NewTime(now)
+		for i, c := range pod.Spec.InitContainers {
+			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
+			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+			k.config.Logs.Write(pod.UID, c.Name, 0, behaviourOf(pod, c).logs...)
+			k.config.Logs.End(pod.UID, c.Name, 0)
+			s := &p.Status.InitContainerStatuses[i]
+			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
+			s.Ready, s.Started = true, ptr.To(false)
+		}
+	}
+
+	for i, c := range pod.Spec.Containers {
+		b := behaviourOf(pod, c)
+		if runsToCompletion(pod) && !b.exits {
+			b.exits = true // pods of Jobs exit 0 unless told otherwise
+		}
+		s := &p.Status.ContainerStatuses[i]
+		run := func() {
+			t := metav1.NewTime(now)
+			k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
+			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
+			s.Started = ptr.To(true)
+			k.config.Logs.Write(pod.UID, c.Name, s.RestartCount, b.logs...)
+			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
+			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+		}
+		switch {
+		case s.State.Waiting != nil && s.State.Waiting.Reason == "ContainerCreating":
+			if b.pullFails {
+				event(corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+				msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
+				event(corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
+				event(corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
+				due(now.Add(b.backoff))
 				continue
 			}
-			s.Ready = true
+			start := k.when(string(pod.UID), p.Status.StartTime.Time).Add(b.startDelay)
+			if now.Before(start) {
+				due(start)
+				continue
+			}
+			event(corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+			event(corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", c.Image)
+			run()
+		case s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull":
+			event(corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			event(corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
+			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
+		case s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff":
+			last := s.LastTerminationState.Terminated
+			restartAt := now
+			if last != nil {
+				restartAt = last.FinishedAt.Add(b.backoffFor(s.RestartCount - 1))
+			}
+			if now.Before(restartAt) {
+				due(restartAt)
+				continue
+			}
+			s.RestartCount++
+			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			run()
+		}
+		if s.State.Running == nil {
+			continue
+		}
+		startedAt := k.when(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), s.State.Running.StartedAt.Time)
+		if b.exits {
+			exitAt := startedAt.Add(b.exitAfter)
+			if now.Before(exitAt) {
+				due(exitAt)
+			} else {
+				term := &corev1.ContainerStateTerminated{ExitCode: b.exitCode, Reason: b.terminatedReason(),
+					StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now)}
+				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
+				s.Ready, s.Started = false, ptr.To(false)
+				if restarts(pod.Spec.RestartPolicy, b.exitCode) {
+					backoff := b.backoffFor(s.RestartCount)
+					s.LastTerminationState = corev1.ContainerState{Terminated: term}
+					s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
+					event(corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+					due(now.Add(backoff))
+				} else {
+					s.State = corev1.ContainerState{Terminated: term}
+				}
+				continue
+			}
+		}
+		if !s.Ready && !b.neverReady {
+			if readyAt := startedAt.Add(b.readyDelay); now.Before(readyAt) {
+				due(readyAt)
+			} else {
+				s.Ready = true
+			}
 		}
 	}
-	if len(unready) == 0 {
+
+	k.derivePodStatus(pod, p)
+	if !apiequality.Semantic.DeepEqual(pod.Status, p.Status) {
+		if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			return 0, err
+		}
+		for _, e := range events {
+			e()
+		}
+	}
+	return next, nil
+}
+
+// derivePodStatus sets the phase, IPs and conditions from the containers.
+func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) {
+	running, waiting, succeeded, failed, started := 0, 0, 0, 0, false
+	var unready []string
+	for i, s := range p.Status.ContainerStatuses {
+		switch {
+		case s.State.Running != nil:
+			running++
+		case s.State.Terminated != nil:
+			if s.State.Terminated.ExitCode == 0 {
+				succeeded++
+			} else {
+				failed++
+			}
+		default:
+			waiting++
+		}
+		if s.State.Running != nil || s.RestartCount > 0 || s.State.Terminated != nil {
+			started = true
+		}
+		if !s.Ready {
+			unready = append(unready, old.Spec.Containers[i].Name)
+		}
+	}
+	total := len(p.Status.ContainerStatuses)
+	switch {
+	case succeeded+failed == total && failed == 0:
+		p.Status.Phase = corev1.PodSucceeded
+	case succeeded+failed == total:
+		p.Status.Phase = corev1.PodFailed
+	case started:
+		p.Status.Phase = corev1.PodRunning
+	default:
+		p.Status.Phase = corev1.PodPending
+	}
+	if started && p.Status.PodIP == "" {
+		ip := p.Status.HostIP
+		if !old.Spec.HostNetwork {
+			ip = k.allocateIP(old.Spec.NodeName)
+		}
+		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	}
+	setCondition(p, corev1.PodReadyToStartContainers, boolCondition(p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending), "", "")
+	setCondition(p, corev1.PodInitialized, corev1.ConditionTrue, "", "")
+	switch {
+	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
+		setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", "")
+		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "PodCompleted", "")
+		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "PodCompleted", "")
+	case len(unready) == 0:
 		setCondition(p, corev1.ContainersReady, corev1.ConditionTrue, "", "")
 		setCondition(p, corev1.PodReady, corev1.ConditionTrue, "", "")
-	} else {
+	default:
 		msg := fmt.Sprintf("containers with unready status: %v", unready)
 		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady", msg)
 		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady", msg)
 	}
-	return next
 }
 
-func readyCount(p *corev1.Pod) int {
-	n := 0
-	for _, s := range p.Status.ContainerStatuses {
-		if s.Ready {
-			n++
-		}
+func boolCondition(b bool) corev1.ConditionStatus {
+	if b {
+		return corev1.ConditionTrue
 	}
-	return n
+	return corev1.ConditionFalse
 }
 
 func statuses(containers []corev1.Container, state func(corev1.Container) corev1.ContainerState) []corev1.ContainerStatus {
@@ -450,4 +538,17 @@ func (k *Kubelet) allocateIP(node string) string {
 	n := k.nextIP[node]
 	k.nextIP[node] = n + 1
 	return fmt.Sprintf("10.244.%d.%d", k.nodes[node], 2+n%250)
+}
+
+// runsToCompletion: pods of Jobs (restartPolicy Never or OnFailure) exit 0.
+func runsToCompletion(pod *corev1.Pod) bool {
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
+		return false
+	}
+	for _, o := range pod.OwnerReferences {
+		if o.Kind == "Job" && ptr.Deref(o.Controller, false) {
+			return true
+		}
+	}
+	return false
 }
