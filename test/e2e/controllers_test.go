@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -270,8 +269,10 @@ func TestGarbageCollection(t *testing.T) {
 
 	t.Run("orphan", func(t *testing.T) {
 		withDependents(t, c, routes, ns, "or")
-		eventually(t, "pods", func(ctx context.Context) (bool, error) {
-			return strings.Contains(strings.Join(remaining(ctx, t, c, routes, ns, "or"), ","), "Pod"), nil
+		// Ready pods: the kubelet has done writing their status.
+		eventually(t, "pods ready", func(ctx context.Context) (bool, error) {
+			d, err := c.AppsV1().Deployments(ns).Get(ctx, "or", metav1.GetOptions{})
+			return err == nil && d.Status.ReadyReplicas == 2, nil
 		})
 		if err := c.AppsV1().Deployments(ns).Delete(t.Context(), "or", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)}); err != nil {
 			t.Fatal(err)
@@ -349,20 +350,11 @@ func TestDisruptionBudgetStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "an unready pod", status(2, 2, 0, 3))
-	_ = corev1.ConditionFalse
 }
 
 // --controllers=none is envtest: objects stay exactly as written.
 func TestNoControllers(t *testing.T) {
-	s, err := startServer(filepath.Join(t.TempDir(), "state"), "--controllers=none", "--gateway-api=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := startTestServer(t, "--controllers=none", "--gateway-api=false")
 	c := s.client(t)
 	if _, err := c.AppsV1().Deployments("default").Create(t.Context(), deployment("web", "nginx", 2), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -434,15 +426,7 @@ func TestVolumeProvisioning(t *testing.T) {
 
 // '*,-garbagecollector' runs everything but the garbage collector.
 func TestControllersWithoutGarbageCollector(t *testing.T) {
-	s, err := startServer(filepath.Join(t.TempDir(), "state"), "--controllers=*,-garbagecollector", "--gateway-api=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := startTestServer(t, "--controllers=*,-garbagecollector", "--gateway-api=false")
 	c := s.client(t)
 	if _, err := c.AppsV1().Deployments("default").Create(t.Context(), deployment("web", "nginx", 1), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

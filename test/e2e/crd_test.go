@@ -397,15 +397,7 @@ func TestPreloadedCRDs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(manifests, "widgets.yaml"), []byte("# widgets\n---\n"+widgetCRD+"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ignored\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := startServer(filepath.Join(dir, "state"), "--crds", manifests, "--gateway-api=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := startTestServer(t, "--crds", manifests, "--gateway-api=false")
 	// Served the moment the server is ready.
 	if _, err := s.dynamic(t).Resource(widgets).Namespace("default").List(t.Context(), metav1.ListOptions{}); err != nil {
 		t.Errorf("preloaded CRD not served at ready: %v", err)

@@ -147,6 +147,21 @@ func startServer(stateDir string, extra ...string) (*server, error) {
 	}
 }
 
+// startTestServer starts a server of the test's own, stopped when it ends.
+func startTestServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	s, err := startServer(filepath.Join(t.TempDir(), "state"), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (s *server) stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
