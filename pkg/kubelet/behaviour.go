@@ -57,10 +57,16 @@ func annotation(pod *corev1.Pod, key, container string) (string, bool) {
 	return v, ok
 }
 
-// behaviourOf reads a container's behaviour from the pod's annotations;
-// values that do not parse are ignored (the default applies).
-func behaviourOf(pod *corev1.Pod, c corev1.Container) behaviour {
-	b := behaviour{backoff: time.Second}
+// behaviourOf is a container's behaviour: the defaults, then the matching
+// rules in order, then the pod's annotations (values that do not parse are
+// ignored).
+func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
+	b := behaviour{backoff: time.Second, logs: defaultLines(pod, c)}
+	for _, r := range rules {
+		if r.Match.matches(pod, c) {
+			r.Behaviour.apply(&b)
+		}
+	}
 	duration := func(key string, into *time.Duration) {
 		if v, ok := annotation(pod, key, c.Name); ok {
 			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
@@ -93,8 +99,6 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container) behaviour {
 	}
 	if v, ok := annotation(pod, AnnotationLogs, c.Name); ok {
 		b.logs = strings.Split(strings.TrimSuffix(v, "\n"), "\n")
-	} else {
-		b.logs = defaultLines(pod, c)
 	}
 	return b
 }

@@ -43,6 +43,8 @@ type Config struct {
 	KubeletVersion string
 	// Logs receives what the containers print (served as pods/log).
 	Logs *Logs
+	// Rules choose pod behaviours (annotations override them).
+	Rules []Rule
 }
 
 // Kubelet runs the simulated nodes.
@@ -300,7 +302,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
-			k.config.Logs.Write(pod.UID, c.Name, 0, behaviourOf(pod, c).logs...)
+			k.config.Logs.Write(pod.UID, c.Name, 0, behaviourOf(pod, c, k.config.Rules).logs...)
 			k.config.Logs.End(pod.UID, c.Name, 0)
 			s := &p.Status.InitContainerStatuses[i]
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
@@ -309,7 +311,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	}
 
 	for i, c := range pod.Spec.Containers {
-		b := behaviourOf(pod, c)
+		b := behaviourOf(pod, c, k.config.Rules)
 		if runsToCompletion(pod) && !b.exits {
 			b.exits = true // pods of Jobs exit 0 unless told otherwise
 		}

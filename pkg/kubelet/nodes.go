@@ -15,12 +15,12 @@ import (
 
 // NodeSpec describes one simulated node.
 type NodeSpec struct {
-	Name   string
-	Labels map[string]string
-	Taints []corev1.Taint
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Taints []corev1.Taint    `json:"taints,omitempty"`
 	// Capacity defaults to 8 CPUs, 32 GiB of memory, 110 pods and 100 GiB of
 	// ephemeral storage; allocatable equals capacity.
-	Capacity corev1.ResourceList
+	Capacity corev1.ResourceList `json:"capacity,omitempty"`
 }
 
 // DefaultNodes is one node, as a single-node development cluster has.

@@ -115,10 +115,16 @@ func (o *Options) Config() (_ *Config, err error) {
 		}
 	}()
 
-	// CRD manifests first: one that does not parse stops the server before
+	// Files first: one that does not parse stops the server before
 	// anything is created or listens.
 	if c.CRDs, err = readCRDs(o); err != nil {
 		return nil, err
+	}
+	var cluster kubelet.File
+	if o.ClusterConfig != "" {
+		if cluster, err = kubelet.ReadFile(o.ClusterConfig); err != nil {
+			return nil, fmt.Errorf("--cluster-config %w", err)
+		}
 	}
 
 	// Files first: the upstream authenticators read their CA, token and key
@@ -339,8 +345,12 @@ func (o *Options) Config() (_ *Config, err error) {
 
 	c.Generic = g
 	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile}
-	if !selection.None() && o.Nodes > 0 {
-		c.Kubelet = kubelet.Config{Nodes: kubelet.DefaultNodes(o.Nodes), KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs()}
+	nodes := kubelet.DefaultNodes(o.Nodes)
+	if len(cluster.Nodes) > 0 {
+		nodes = cluster.Nodes
+	}
+	if !selection.None() && len(nodes) > 0 {
+		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs()}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
 		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, nil, g.LoopbackClientConfig, g.TracerProvider))

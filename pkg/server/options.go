@@ -59,6 +59,9 @@ type Options struct {
 	// Nodes is the number of simulated nodes, with their kubelets and a
 	// scheduler; 0 runs none. None run with Controllers "none" either.
 	Nodes int
+	// ClusterConfig is a YAML file describing the nodes (replacing Nodes)
+	// and pod behaviour rules (kubelet.File).
+	ClusterConfig string
 }
 
 // Defaults that match kube-apiserver (and kubeadm for the service range).
@@ -104,6 +107,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to run, as kube-controller-manager's --controllers: '*' runs the default set (deployment, replicaset, garbagecollector, namespace, disruption, serviceaccount, ...), 'foo' adds one, '-foo' removes one; 'none' runs none, as envtest.")
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
+	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity) and pod behaviour rules (see README).")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
 	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }

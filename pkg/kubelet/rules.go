@@ -1,0 +1,134 @@
+package kubelet
+
+import (
+	"fmt"
+	"os"
+	"path"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/yaml"
+)
+
+// File is the simulated cluster part of a server configuration file:
+// the nodes, and pod behaviours chosen by rules instead of annotations.
+type File struct {
+	Nodes         []NodeSpec `json:"nodes,omitempty"`
+	PodBehaviours []Rule     `json:"podBehaviours,omitempty"`
+}
+
+// Rule gives the containers it matches a behaviour. Rules apply in order
+// (a later one overrides an earlier one field by field); a pod's
+// mockernetes.io/ annotations override them all.
+type Rule struct {
+	Match     Match     `json:"match"`
+	Behaviour Behaviour `json:"behaviour"`
+}
+
+// Match selects containers; empty fields match everything.
+type Match struct {
+	Namespace string `json:"namespace,omitempty"`
+	// Labels is a label selector on the pod ("app=web,tier!=db").
+	Labels string `json:"labels,omitempty"`
+	// Image is a glob on the container image ("nginx:*", "*/worker*").
+	Image string `json:"image,omitempty"`
+	// Container is the container's name.
+	Container string `json:"container,omitempty"`
+}
+
+// Behaviour is the annotations' behaviours as configuration.
+type Behaviour struct {
+	StartDelay     *metav1.Duration `json:"startDelay,omitempty"`
+	ReadyDelay     *metav1.Duration `json:"readyDelay,omitempty"`
+	NeverReady     *bool            `json:"neverReady,omitempty"`
+	ExitCode       *int32           `json:"exitCode,omitempty"`
+	ExitAfter      *metav1.Duration `json:"exitAfter,omitempty"`
+	OOMKilled      *bool            `json:"oomKilled,omitempty"`
+	ImagePull      string           `json:"imagePull,omitempty"`
+	Logs           []string         `json:"logs,omitempty"`
+	RestartBackoff *metav1.Duration `json:"restartBackoff,omitempty"`
+}
+
+// ReadFile reads and checks a configuration file.
+func ReadFile(name string) (File, error) {
+	var f File
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return f, err
+	}
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return f, fmt.Errorf("%s: %v", name, err)
+	}
+	seen := map[string]bool{}
+	for i, n := range f.Nodes {
+		if n.Name == "" {
+			return f, fmt.Errorf("%s: nodes[%d]: name is required", name, i)
+		}
+		if seen[n.Name] {
+			return f, fmt.Errorf("%s: nodes[%d]: node %q appears twice", name, i, n.Name)
+		}
+		seen[n.Name] = true
+	}
+	for i, r := range f.PodBehaviours {
+		if _, err := labels.Parse(r.Match.Labels); err != nil {
+			return f, fmt.Errorf("%s: podBehaviours[%d].match.labels: %v", name, i, err)
+		}
+		if _, err := path.Match(r.Match.Image, ""); err != nil {
+			return f, fmt.Errorf("%s: podBehaviours[%d].match.image: %v", name, i, err)
+		}
+		if p := r.Behaviour.ImagePull; p != "" && p != "fail" {
+			return f, fmt.Errorf("%s: podBehaviours[%d].behaviour.imagePull: %q is not \"fail\"", name, i, p)
+		}
+	}
+	return f, nil
+}
+
+func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {
+	if m.Namespace != "" && m.Namespace != pod.Namespace || m.Container != "" && m.Container != c.Name {
+		return false
+	}
+	if m.Image != "" {
+		if ok, _ := path.Match(m.Image, c.Image); !ok {
+			return false
+		}
+	}
+	if m.Labels != "" {
+		sel, err := labels.Parse(m.Labels)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+			return false
+		}
+	}
+	return true
+}
+
+// apply sets the fields the rule sets.
+func (r Behaviour) apply(b *behaviour) {
+	if r.StartDelay != nil {
+		b.startDelay = r.StartDelay.Duration
+	}
+	if r.ReadyDelay != nil {
+		b.readyDelay = r.ReadyDelay.Duration
+	}
+	if r.NeverReady != nil {
+		b.neverReady = *r.NeverReady
+	}
+	if r.ExitCode != nil {
+		b.exits, b.exitCode = true, *r.ExitCode
+	}
+	if r.ExitAfter != nil {
+		b.exitAfter = r.ExitAfter.Duration
+	}
+	if r.OOMKilled != nil && *r.OOMKilled {
+		b.exits, b.oomKilled, b.exitCode = true, true, 137
+	}
+	if r.ImagePull == "fail" {
+		b.pullFails = true
+	}
+	if r.Logs != nil {
+		b.logs = r.Logs
+	}
+	if r.RestartBackoff != nil {
+		b.backoff = r.RestartBackoff.Duration
+	}
+}

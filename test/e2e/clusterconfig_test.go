@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const clusterConfig = `nodes:
+- name: worker-a
+  labels: {disktype: ssd}
+- name: worker-b
+  taints:
+  - {key: dedicated, value: gpu, effect: NoSchedule}
+  capacity: {cpu: "2", memory: 4Gi, pods: "10"}
+podBehaviours:
+- match: {labels: "app=flaky"}
+  behaviour: {exitCode: 1, restartBackoff: 50ms}
+- match: {image: "busybox*", namespace: default}
+  behaviour: {logs: ["hello from busybox"]}
+`
+
+// Nodes and pod behaviours from --cluster-config.
+func TestClusterConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, []byte(clusterConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startTestServer(t, "--cluster-config", file, "--gateway-api=false")
+	c := s.client(t)
+	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 2 {
+		t.Fatalf("nodes: %v %v", err, nodes)
+	}
+	b, err := c.CoreV1().Nodes().Get(t.Context(), "worker-b", metav1.GetOptions{})
+	if err != nil || len(b.Spec.Taints) != 1 || b.Spec.Taints[0].Key != "dedicated" || b.Status.Allocatable.Cpu().String() != "2" {
+		t.Errorf("worker-b: %v %+v %v", err, b.Spec.Taints, b.Status.Allocatable)
+	}
+
+	ssd := pod("ssd", nil)
+	ssd.Spec.NodeSelector = map[string]string{"disktype": "ssd"}
+	gpu := pod("gpu", nil)
+	gpu.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "worker-b"}
+	gpu.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+	flaky := pod("flaky", map[string]string{"app": "flaky"})
+	box := pod("box", nil)
+	box.Spec.Containers[0].Image = "busybox:1.36"
+	for _, p := range []*corev1.Pod{ssd, gpu, flaky, box} {
+		if _, err := c.CoreV1().Pods("default").Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, node := range map[string]string{"ssd": "worker-a", "gpu": "worker-b"} {
+		eventually(t, name+" on "+node, func(ctx context.Context) (bool, error) {
+			p, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && p.Spec.NodeName == node && podReady(p), nil
+		})
+	}
+	eventually(t, "flaky crash-looping by rule", func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "flaky", metav1.GetOptions{})
+		return err == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1, nil
+	})
+	eventually(t, "box running", func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "box", metav1.GetOptions{})
+		return err == nil && podReady(p), nil
+	})
+	if out, err := logs(t, c, "default", "box", &corev1.PodLogOptions{}); err != nil || out != "hello from busybox\n" {
+		t.Errorf("box log by rule: %v %q", err, out)
+	}
+
+	// A configuration that does not parse stops the server with one line.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("nodes:\n- name: x\n  colour: red\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := runCLI(t, "serve", "--port", "0", "--cluster-config", bad)
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, `unknown field "colour"`) {
+		t.Errorf("bad cluster config: exit %d, %q", code, stderr)
+	}
+}
