@@ -34,6 +34,10 @@ const (
 	// AnnotationRestartBackoff: the first crash-loop back-off (default 1s;
 	// the kubelet's is 10s), doubling up to 5 minutes.
 	AnnotationRestartBackoff = "mockernetes.io/restart-backoff"
+	// AnnotationGracePeriod: "true" makes a deleted pod go only when its
+	// grace period ends, as containers that ignore SIGTERM do (by default
+	// it goes at once).
+	AnnotationGracePeriod = "mockernetes.io/honor-grace-period"
 )
 
 // behaviour is what one container does.

@@ -183,6 +183,14 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 	}
 	switch {
 	case pod.DeletionTimestamp != nil:
+		if honorsGracePeriod(pod, k.config.Rules) {
+			// From when the deletion was seen: deletionTimestamp is
+			// recorded to the second.
+			grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
+			if wait := time.Until(k.first(string(pod.UID) + "/deleting").Add(grace)); wait > 0 {
+				return wait, nil
+			}
+		}
 		return 0, k.kill(ctx, pod)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return 0, nil
@@ -257,6 +265,43 @@ func (k *Kubelet) forget(uid types.UID) {
 		if key == string(uid) || strings.HasPrefix(key, string(uid)+"/") {
 			delete(k.since, key)
 		}
+	}
+}
+
+// seen reports whether key was seen before, and remembers it.
+func (k *Kubelet) seen(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.since[key]
+	if !ok {
+		k.since[key] = time.Now()
+	}
+	return ok
+}
+
+// first returns when key was first asked for.
+func (k *Kubelet) first(key string) time.Time {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	t, ok := k.since[key]
+	if !ok {
+		t = time.Now()
+		k.since[key] = t
+	}
+	return t
+}
+
+// probeFailure is how the kubelet words a failed probe of each kind.
+func probeFailure(p *corev1.Probe) string {
+	switch {
+	case p.HTTPGet != nil:
+		return "HTTP probe failed with statuscode: 503"
+	case p.TCPSocket != nil:
+		return fmt.Sprintf("dial tcp: connect: connection refused (port %s)", p.TCPSocket.Port.String())
+	case p.Exec != nil:
+		return "command exited with non-zero status 1"
+	default:
+		return "probe failed"
 	}
 }
 
@@ -386,6 +431,9 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				}
 				continue
 			}
+		}
+		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.seen(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
+			event(corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", probeFailure(c.ReadinessProbe))
 		}
 		if !s.Ready && !b.neverReady {
 			if readyAt := startedAt.Add(b.readyDelay); now.Before(readyAt) {

@@ -48,6 +48,9 @@ type Behaviour struct {
 	ImagePull      string           `json:"imagePull,omitempty"`
 	Logs           []string         `json:"logs,omitempty"`
 	RestartBackoff *metav1.Duration `json:"restartBackoff,omitempty"`
+	// HonorGracePeriod keeps deleted pods until their grace period ends
+	// (pod-wide: it applies when a rule matches any of the pod's containers).
+	HonorGracePeriod *bool `json:"honorGracePeriod,omitempty"`
 }
 
 // ReadFile reads and checks a configuration file.
@@ -100,6 +103,26 @@ func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {
 		}
 	}
 	return true
+}
+
+// honorsGracePeriod reports whether a deleted pod waits out its grace
+// period: by annotation, or by a rule matching one of its containers.
+func honorsGracePeriod(pod *corev1.Pod, rules []Rule) bool {
+	if v, ok := pod.Annotations[AnnotationGracePeriod]; ok {
+		return v == "true"
+	}
+	honor := false
+	for _, r := range rules {
+		if r.Behaviour.HonorGracePeriod == nil {
+			continue
+		}
+		for _, c := range pod.Spec.Containers {
+			if r.Match.matches(pod, c) {
+				honor = *r.Behaviour.HonorGracePeriod
+			}
+		}
+	}
+	return honor
 }
 
 // apply sets the fields the rule sets.

@@ -5,9 +5,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 func annotated(name string, annotations map[string]string) *corev1.Pod {
@@ -107,9 +110,30 @@ func TestPodBehaviours(t *testing.T) {
 		})
 	})
 
+	t.Run("grace period", func(t *testing.T) {
+		p := annotated("graceful", map[string]string{"mockernetes.io/honor-grace-period": "true"})
+		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
+		readyPod(t, c, ns, p)
+		start := time.Now()
+		if err := c.CoreV1().Pods(ns).Delete(t.Context(), "graceful", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if got := get(t.Context(), "graceful"); got == nil || got.DeletionTimestamp == nil {
+			t.Fatalf("pod gone before its grace period: %+v", got)
+		}
+		eventually(t, "gone after the grace period", func(ctx context.Context) (bool, error) {
+			return get(ctx, "graceful") == nil, nil
+		})
+		if since := time.Since(start); since < 1500*time.Millisecond || since > 10*time.Second {
+			t.Errorf("gone after %v with a 2 s grace period", since)
+		}
+	})
+
 	t.Run("delays", func(t *testing.T) {
 		slow := annotated("slowstart", map[string]string{"mockernetes.io/start-delay": "300ms", "mockernetes.io/ready-delay.app": "300ms"})
 		never := annotated("never", map[string]string{"mockernetes.io/never-ready": "true"})
+		never.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}}
 		for _, p := range []*corev1.Pod{slow, never} {
 			if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
@@ -142,5 +166,9 @@ func TestPodBehaviours(t *testing.T) {
 		if p := get(t.Context(), "never"); p == nil || p.Status.ContainerStatuses[0].Ready {
 			t.Errorf("never-ready pod is ready: %+v", p)
 		}
+		eventually(t, "Unhealthy event", func(ctx context.Context) (bool, error) {
+			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=never,reason=Unhealthy"})
+			return err == nil && len(evs.Items) == 1 && evs.Items[0].Message == "Readiness probe failed: HTTP probe failed with statuscode: 503", nil
+		})
 	})
 }
