@@ -60,6 +60,10 @@ type Kubelet struct {
 	// recorders are per node: events carry the node as their source host.
 	recorders map[string]record.EventRecorder
 
+	// rules are the pod behaviour rules in force (replaced at run time
+	// through the admin API).
+	rules atomic.Pointer[[]Rule]
+
 	mu     sync.Mutex
 	nextIP map[string]int
 	// since holds exact times of what the status records to the second:
@@ -87,6 +91,8 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		nextIP:    map[string]int{},
 		since:     map[string]time.Time{},
 	}
+	rules := append([]Rule(nil), c.Rules...)
+	k.rules.Store(&rules)
 	for i, n := range c.Nodes {
 		k.nodes[n.Name] = i
 		k.recorders[n.Name] = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.Name})
@@ -110,6 +116,20 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 func (k *Kubelet) owns(p *corev1.Pod) bool {
 	_, ok := k.nodes[p.Spec.NodeName]
 	return ok
+}
+
+// Rules returns the pod behaviour rules in force.
+func (k *Kubelet) Rules() []Rule { return *k.rules.Load() }
+
+// SetRules replaces the pod behaviour rules; pods already running keep
+// what they did until their next step.
+func (k *Kubelet) SetRules(rules []Rule) error {
+	if err := (File{PodBehaviours: rules}).Validate(); err != nil {
+		return err
+	}
+	rules = append([]Rule(nil), rules...)
+	k.rules.Store(&rules)
+	return nil
 }
 
 // Ready reports whether the nodes are registered and pods are being run.
@@ -183,7 +203,7 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 	}
 	switch {
 	case pod.DeletionTimestamp != nil:
-		if honorsGracePeriod(pod, k.config.Rules) {
+		if honorsGracePeriod(pod, k.Rules()) {
 			// From when the deletion was seen: deletionTimestamp is
 			// recorded to the second.
 			grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
@@ -347,7 +367,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
-			k.config.Logs.Write(pod.UID, c.Name, 0, behaviourOf(pod, c, k.config.Rules).logs...)
+			k.config.Logs.Write(pod.UID, c.Name, 0, behaviourOf(pod, c, k.Rules()).logs...)
 			k.config.Logs.End(pod.UID, c.Name, 0)
 			s := &p.Status.InitContainerStatuses[i]
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
@@ -356,7 +376,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	}
 
 	for i, c := range pod.Spec.Containers {
-		b := behaviourOf(pod, c, k.config.Rules)
+		b := behaviourOf(pod, c, k.Rules())
 		if runsToCompletion(pod) && !b.exits {
 			b.exits = true // pods of Jobs exit 0 unless told otherwise
 		}

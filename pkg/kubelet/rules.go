@@ -63,28 +63,36 @@ func ReadFile(name string) (File, error) {
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
 		return f, fmt.Errorf("%s: %v", name, err)
 	}
+	if err := f.Validate(); err != nil {
+		return f, fmt.Errorf("%s: %v", name, err)
+	}
+	return f, nil
+}
+
+// Validate checks node names and rules.
+func (f File) Validate() error {
 	seen := map[string]bool{}
 	for i, n := range f.Nodes {
 		if n.Name == "" {
-			return f, fmt.Errorf("%s: nodes[%d]: name is required", name, i)
+			return fmt.Errorf("nodes[%d]: name is required", i)
 		}
 		if seen[n.Name] {
-			return f, fmt.Errorf("%s: nodes[%d]: node %q appears twice", name, i, n.Name)
+			return fmt.Errorf("nodes[%d]: node %q appears twice", i, n.Name)
 		}
 		seen[n.Name] = true
 	}
 	for i, r := range f.PodBehaviours {
 		if _, err := labels.Parse(r.Match.Labels); err != nil {
-			return f, fmt.Errorf("%s: podBehaviours[%d].match.labels: %v", name, i, err)
+			return fmt.Errorf("podBehaviours[%d].match.labels: %v", i, err)
 		}
 		if _, err := path.Match(r.Match.Image, ""); err != nil {
-			return f, fmt.Errorf("%s: podBehaviours[%d].match.image: %v", name, i, err)
+			return fmt.Errorf("podBehaviours[%d].match.image: %v", i, err)
 		}
 		if p := r.Behaviour.ImagePull; p != "" && p != "fail" {
-			return f, fmt.Errorf("%s: podBehaviours[%d].behaviour.imagePull: %q is not \"fail\"", name, i, p)
+			return fmt.Errorf("podBehaviours[%d].behaviour.imagePull: %q is not \"fail\"", i, p)
 		}
 	}
-	return f, nil
+	return nil
 }
 
 func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {

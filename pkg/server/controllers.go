@@ -87,6 +87,7 @@ func (s *Server) addNodes() (func(context.Context), error) {
 	if err != nil {
 		return nil, err
 	}
+	s.installAdmin(k)
 	if err := s.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("mockernetes-nodes", func(*http.Request) error {
 		if !k.Ready() {
 			return errors.New("nodes not registered yet")

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 )
 
 const clusterConfig = `nodes:
@@ -71,6 +74,43 @@ func TestClusterConfig(t *testing.T) {
 	})
 	if out, err := logs(t, c, "default", "box", &corev1.PodLogOptions{}); err != nil || out != "hello from busybox\n" {
 		t.Errorf("box log by rule: %v %q", err, out)
+	}
+
+	// The admin API: read the rules, replace them, refuse bad ones.
+	http, err := rest.HTTPClientFor(s.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := s.restConfig(t).Host + "/mockernetes/v1/podbehaviours"
+	code, body := get(t, http, admin, "")
+	if code != 200 || !strings.Contains(string(body), `"labels":"app=flaky"`) || !strings.Contains(string(body), `"restartBackoff":"50ms"`) {
+		t.Errorf("GET rules: %d %s", code, body)
+	}
+	put := func(doc string) (int, string) {
+		req, _ := nethttp.NewRequest(nethttp.MethodPut, admin, strings.NewReader(doc))
+		res, err := http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, out := put(`{"podBehaviours":[{"match":{"labels":"app=late"},"behaviour":{"neverReady":true}}]}`); code != 200 || !strings.Contains(out, "app=late") {
+		t.Fatalf("PUT rules: %d %s", code, out)
+	}
+	if code, out := put(`{"podBehaviours":[{"match":{"labels":"app in (("},"behaviour":{}}]}`); code != 400 || !strings.Contains(out, `"kind":"Status"`) || !strings.Contains(out, "podBehaviours[0].match.labels") {
+		t.Errorf("PUT bad rules: %d %s", code, out)
+	}
+	if _, err := c.CoreV1().Pods("default").Create(t.Context(), pod("late", map[string]string{"app": "late"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "late running", func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "late", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, nil
+	})
+	if p, err := c.CoreV1().Pods("default").Get(t.Context(), "late", metav1.GetOptions{}); err != nil || podReady(p) {
+		t.Errorf("the new rule did not apply: %v", err)
 	}
 
 	// A configuration that does not parse stops the server with one line.
