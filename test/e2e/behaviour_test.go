@@ -54,6 +54,9 @@ func TestPodBehaviours(t *testing.T) {
 		if err != nil || prev != "starting\npanic: boom\n" {
 			t.Errorf("previous log: %v %q", err, prev)
 		}
+		if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "-p", "crasher"); err != nil || out != "starting\npanic: boom\n" {
+			t.Errorf("kubectl logs -p: %v %q", err, out)
+		}
 		eventually(t, "BackOff event", func(ctx context.Context) (bool, error) {
 			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=crasher,reason=BackOff"})
 			return err == nil && len(evs.Items) > 0 && evs.Items[0].Type == corev1.EventTypeWarning &&
