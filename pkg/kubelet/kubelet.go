@@ -33,6 +33,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	"k8s.io/kubernetes/pkg/util/parsers"
 	"k8s.io/utils/ptr"
 )
 
@@ -207,7 +209,8 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 			// From when the deletion was seen: deletionTimestamp is
 			// recorded to the second.
 			grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
-			if wait := time.Until(k.first(string(pod.UID) + "/deleting").Add(grace)); wait > 0 {
+			seen, _ := k.first(string(pod.UID) + "/deleting")
+			if wait := time.Until(seen.Add(grace)); wait > 0 {
 				return wait, nil
 			}
 		}
@@ -257,20 +260,12 @@ func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p.Status.StartTime = &now
 	p.Status.HostIP = hostIP
 	p.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
-	initialized := corev1.ConditionTrue
-	initReason := ""
-	if len(pod.Spec.InitContainers) > 0 {
-		initialized, initReason = corev1.ConditionFalse, "ContainersNotInitialized"
-	}
-	setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", "")
-	setCondition(p, corev1.PodInitialized, initialized, initReason, notReadyMessage("containers with incomplete status", pod.Spec.InitContainers, initialized))
-	setCondition(p, corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady", notReadyMessage("containers with unready status", pod.Spec.Containers, corev1.ConditionFalse))
-	setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady", notReadyMessage("containers with unready status", pod.Spec.Containers, corev1.ConditionFalse))
 	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
 	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, func(corev1.Container) corev1.ContainerState {
 		return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}
 	})
 	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, func(corev1.Container) corev1.ContainerState { return waiting })
+	k.derivePodStatus(pod, p)
 	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		return err
 	}
@@ -288,19 +283,14 @@ func (k *Kubelet) forget(uid types.UID) {
 	}
 }
 
-// seen reports whether key was seen before, and remembers it.
-func (k *Kubelet) seen(key string) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	_, ok := k.since[key]
-	if !ok {
-		k.since[key] = time.Now()
-	}
-	return ok
+// reported is false the first time key is asked for, true after.
+func (k *Kubelet) reported(key string) bool {
+	_, before := k.first(key)
+	return before
 }
 
-// first returns when key was first asked for.
-func (k *Kubelet) first(key string) time.Time {
+// first returns when key was first asked for, and whether before now.
+func (k *Kubelet) first(key string) (time.Time, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	t, ok := k.since[key]
@@ -308,7 +298,7 @@ func (k *Kubelet) first(key string) time.Time {
 		t = time.Now()
 		k.since[key] = t
 	}
-	return t
+	return t, ok
 }
 
 // probeFailure is how the kubelet words a failed probe of each kind.
@@ -452,7 +442,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				continue
 			}
 		}
-		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.seen(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
+		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.reported(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
 			event(corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", probeFailure(c.ReadinessProbe))
 		}
 		if !s.Ready && !b.neverReady {
@@ -476,41 +466,45 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	return next, nil
 }
 
-// derivePodStatus sets the phase, IPs and conditions from the containers.
+// derivePodStatus sets the phase, IPs and conditions from the container
+// statuses, as the kubelet's generateAPIPodStatus does.
 func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) {
-	running, waiting, succeeded, failed, started := 0, 0, 0, 0, false
-	var unready []string
+	started, creating, terminated, failed := false, 0, 0, 0
+	var unready, uninitialized []string
 	for i, s := range p.Status.ContainerStatuses {
-		switch {
-		case s.State.Running != nil:
-			running++
-		case s.State.Terminated != nil:
-			if s.State.Terminated.ExitCode == 0 {
-				succeeded++
-			} else {
+		if t := s.State.Terminated; t != nil {
+			terminated++
+			if t.ExitCode != 0 {
 				failed++
 			}
-		default:
-			waiting++
 		}
-		if s.State.Running != nil || s.RestartCount > 0 || s.State.Terminated != nil {
+		if w := s.State.Waiting; w != nil && w.Reason == "ContainerCreating" {
+			creating++
+		}
+		if s.State.Running != nil || s.State.Terminated != nil || s.RestartCount > 0 {
 			started = true
 		}
 		if !s.Ready {
 			unready = append(unready, old.Spec.Containers[i].Name)
 		}
 	}
+	for i, s := range p.Status.InitContainerStatuses {
+		if s.State.Terminated == nil {
+			uninitialized = append(uninitialized, old.Spec.InitContainers[i].Name)
+		}
+	}
 	total := len(p.Status.ContainerStatuses)
 	switch {
-	case succeeded+failed == total && failed == 0:
+	case terminated == total && failed == 0:
 		p.Status.Phase = corev1.PodSucceeded
-	case succeeded+failed == total:
+	case terminated == total:
 		p.Status.Phase = corev1.PodFailed
 	case started:
 		p.Status.Phase = corev1.PodRunning
 	default:
 		p.Status.Phase = corev1.PodPending
 	}
+	completed := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	if started && p.Status.PodIP == "" {
 		ip := p.Status.HostIP
 		if !old.Spec.HostNetwork {
@@ -518,11 +512,16 @@ func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) {
 		}
 		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 	}
-	setCondition(p, corev1.PodReadyToStartContainers, boolCondition(p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending), "", "")
-	setCondition(p, corev1.PodInitialized, corev1.ConditionTrue, "", "")
+	// The sandbox exists once the containers got past ContainerCreating,
+	// and is gone when the pod has completed.
+	setCondition(p, corev1.PodReadyToStartContainers, boolCondition(!completed && creating < total), "", "")
+	if len(uninitialized) == 0 {
+		setCondition(p, corev1.PodInitialized, corev1.ConditionTrue, "", "")
+	} else {
+		setCondition(p, corev1.PodInitialized, corev1.ConditionFalse, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: %v", uninitialized))
+	}
 	switch {
-	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
-		setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionFalse, "", "")
+	case completed:
 		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "PodCompleted", "")
 		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "PodCompleted", "")
 	case len(unready) == 0:
@@ -545,59 +544,29 @@ func boolCondition(b bool) corev1.ConditionStatus {
 func statuses(containers []corev1.Container, state func(corev1.Container) corev1.ContainerState) []corev1.ContainerStatus {
 	var out []corev1.ContainerStatus
 	for _, c := range containers {
-		out = append(out, corev1.ContainerStatus{
-			Name: c.Name, Image: imageRef(c.Image), ImageID: "", State: state(c), Started: ptr.To(false),
-		})
+		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: imageRef(c.Image), State: state(c), Started: ptr.To(false)})
 	}
 	return out
 }
 
-// imageRef is the image as the container runtime reports it, with the
-// registry and tag defaults filled in ("nginx" → docker.io/library/nginx:latest).
+// imageRef is the image as the container runtime reports it, normalized
+// as the kubelet normalizes image names ("nginx" → docker.io/library/nginx:latest).
 func imageRef(image string) string {
-	if strings.Contains(image, "@") {
-		return image
-	}
-	name, tag := image, ":latest"
-	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
-		name, tag = image[:i], image[i:]
-	}
-	first, _, hasSlash := strings.Cut(name, "/")
+	repo, tag, digest, err := parsers.ParseImageName(image)
 	switch {
-	case !hasSlash:
-		name = "docker.io/library/" + name
-	case !strings.ContainsAny(first, ".:") && first != "localhost":
-		name = "docker.io/" + name
+	case err != nil:
+		return image
+	case digest != "":
+		return repo + "@" + digest
+	default:
+		return repo + ":" + tag
 	}
-	return name + tag
 }
 
-func notReadyMessage(prefix string, containers []corev1.Container, status corev1.ConditionStatus) string {
-	if status == corev1.ConditionTrue || len(containers) == 0 {
-		return ""
-	}
-	var names []string
-	for _, c := range containers {
-		names = append(names, c.Name)
-	}
-	return fmt.Sprintf("%s: %v", prefix, names)
-}
-
+// setCondition sets a pod condition with upstream's transition-time rules.
 func setCondition(p *corev1.Pod, t corev1.PodConditionType, status corev1.ConditionStatus, reason, message string) {
-	now := metav1.Now()
-	for i := range p.Status.Conditions {
-		c := &p.Status.Conditions[i]
-		if c.Type == t {
-			if c.Status != status {
-				c.LastTransitionTime = now
-			}
-			c.Status, c.Reason, c.Message = status, reason, message
-			c.ObservedGeneration = p.Generation
-			return
-		}
-	}
-	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{
-		Type: t, Status: status, Reason: reason, Message: message, LastTransitionTime: now, ObservedGeneration: p.Generation,
+	podutil.UpdatePodCondition(&p.Status, &corev1.PodCondition{
+		Type: t, Status: status, Reason: reason, Message: message, ObservedGeneration: p.Generation,
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -124,15 +125,13 @@ func (s *logRequest) InputStream(ctx context.Context, _, _ string) (io.ReadClose
 	return s.logs.Open(ctx, s.pod.UID, s.container, s.run, s.options), s.options.Follow, "text/plain", nil
 }
 
+// containerNames lists names as upstream's LogLocation does: "[a b]".
 func containerNames(cs []api.Container) string {
-	names := ""
+	names := make([]string, len(cs))
 	for i, c := range cs {
-		if i > 0 {
-			names += " "
-		}
-		names += c.Name
+		names[i] = c.Name
 	}
-	return "[" + names + "]"
+	return "[" + strings.Join(names, " ") + "]"
 }
 
 func hasContainer(pod *api.Pod, name string) bool {

@@ -30,6 +30,7 @@ import (
 	schedulinghelper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 )
 
 // Name is the scheduler name pods ask for by default.
@@ -204,7 +205,7 @@ func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod, nodes []*corev1.N
 	for _, node := range nodes {
 		reason := ""
 		switch {
-		case node.Spec.Unschedulable && !tolerates(pod, corev1.TaintNodeUnschedulable):
+		case node.Spec.Unschedulable && !schedulinghelper.TolerationsTolerateTaint(logger, pod.Spec.Tolerations, &unschedulableTaint, false):
 			reason = "node(s) were unschedulable"
 		default:
 			if ok, _ := affinity.Match(node); !ok {
@@ -228,14 +229,9 @@ func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod, nodes []*corev1.N
 	return best, reasons
 }
 
-func tolerates(pod *corev1.Pod, key string) bool {
-	for _, t := range pod.Spec.Tolerations {
-		if t.Key == key || (t.Key == "" && t.Operator == corev1.TolerationOpExists) {
-			return true
-		}
-	}
-	return false
-}
+// unschedulableTaint is the taint kube-scheduler's NodeUnschedulable
+// plugin lets a pod tolerate to land on a cordoned node.
+var unschedulableTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
 
 // insufficient is NodeResourcesFit's reason, if the pod does not fit.
 func insufficient(node *corev1.Node, used corev1.ResourceList, pods int, requests corev1.ResourceList) string {
@@ -287,24 +283,10 @@ func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, nodes in
 		}
 	}
 	updated := pod.DeepCopy()
-	setCondition(updated, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: message})
+	podutil.UpdatePodCondition(&updated.Status, &corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: message})
 	if _, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	s.recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", message)
 	return nil
-}
-
-func setCondition(pod *corev1.Pod, c corev1.PodCondition) {
-	c.LastTransitionTime = metav1.Now()
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == c.Type {
-			if pod.Status.Conditions[i].Status == c.Status {
-				c.LastTransitionTime = pod.Status.Conditions[i].LastTransitionTime
-			}
-			pod.Status.Conditions[i] = c
-			return
-		}
-	}
-	pod.Status.Conditions = append(pod.Status.Conditions, c)
 }
