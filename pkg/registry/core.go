@@ -3,9 +3,12 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -145,6 +148,12 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 		return genericapiserver.APIGroupInfo{}, err
 	}
 
+	// The PVC and Service registries default fields of what they read in
+	// place; listed items are shared with the store (see
+	// storage.Options.ReadOnlyLists), so they decorate a copy of a list.
+	pvcs.Store.Decorator = decorateListCopy(pvcs.Store.Decorator)
+	services.Store.Decorator = decorateListCopy(services.Store.Decorator)
+
 	storage := info.VersionedResourcesStorageMap["v1"]
 	if storage == nil {
 		storage = map[string]rest.Storage{}
@@ -271,4 +280,22 @@ func (p *coreProvider) PostStartHook() (string, genericapiserver.PostStartHookFu
 			return errors.New("unable to perform initial IP allocation check (timeout)")
 		}
 	}, nil
+}
+
+// decorateListCopy wraps a registry's read decorator so that it runs on a
+// deep copy of a list, put in the list's place, and never writes to the
+// listed objects it was given.
+func decorateListCopy(decorate func(runtime.Object)) func(runtime.Object) {
+	if decorate == nil {
+		return nil
+	}
+	return func(obj runtime.Object) {
+		if meta.IsListType(obj) {
+			v := reflect.ValueOf(obj)
+			if v.Kind() == reflect.Pointer && !v.IsNil() {
+				v.Elem().Set(reflect.ValueOf(obj.DeepCopyObject()).Elem())
+			}
+		}
+		decorate(obj)
+	}
 }

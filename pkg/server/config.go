@@ -256,7 +256,10 @@ func (o *Options) Config() (_ *Config, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Backend = storage.NewBackend(storage.Options{BookmarkInterval: time.Minute})
+	// Lists are handed to the registries read-only, as kube-apiserver's
+	// watch cache hands them out: the registries and handlers only encode
+	// listed objects, and a large LIST costs what it costs there.
+	c.Backend = storage.NewBackend(storage.Options{BookmarkInterval: time.Minute, ReadOnlyLists: true})
 	backend := c.Backend
 	c.cleanup = append(c.cleanup, backend.Close)
 	g.RESTOptionsGetter = &storage.RESTOptionsGetter{

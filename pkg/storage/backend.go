@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 )
 
 // Options configure a Backend. The zero value is usable: Complete fills the defaults.
@@ -38,6 +40,14 @@ type Options struct {
 	// bookmark at this period, the way kube-apiserver's watch cache does.
 	// Zero keeps etcd3's behaviour: no unsolicited bookmarks.
 	BookmarkInterval time.Duration
+	// ReadOnlyLists makes GetList hand out the store's decoded objects as
+	// shallow copies that share maps, slices and pointers with its cache,
+	// instead of deep copies. That is the contract kube-apiserver's watch
+	// cache gives the generic registry and the API handlers (they only read
+	// and encode listed objects), and it makes a LIST of 10,000 pods several
+	// times cheaper. Only for such callers: modifying a listed item would
+	// modify the store. Off (the zero value), nothing returned is shared.
+	ReadOnlyLists bool
 }
 
 // Default option values.
@@ -70,8 +80,12 @@ type item struct {
 	rev  int64  // revision that wrote this version (etcd's ModRevision)
 	// expires is the lease deadline, zero for none.
 	expires time.Time
+	labels  []labelPair // the object's labels, for the label index
 	decoded atomic.Pointer[decodedObject]
 }
+
+// labelPair is one label of an object: a key of the label index.
+type labelPair struct{ key, value string }
 
 // decodedObject caches the result of decoding an item for one store and one
 // target type, so reads deep-copy instead of decoding.
@@ -104,6 +118,9 @@ type Backend struct {
 	rev       int64
 	compacted int64
 	history   []event // ascending by rev, all with rev > compacted
+	// labels indexes the current items by label, so that a LIST with an
+	// equality label selector visits only the items that carry the label.
+	labels    map[labelPair]*btree.BTreeG[*item]
 	watchers  map[*watchChan]struct{}
 	leases    leaseHeap
 	timer     *time.Timer
@@ -119,6 +136,7 @@ func NewBackend(opts Options) *Backend {
 		opts:     opts.Complete(),
 		tree:     btree.NewG[*item](32, itemLess),
 		rev:      1,
+		labels:   map[labelPair]*btree.BTreeG[*item]{},
 		watchers: map[*watchChan]struct{}{},
 		stop:     make(chan struct{}),
 	}
@@ -237,9 +255,13 @@ func (b *Backend) commit(key string, expectRev int64, next *item) (rev int64, cu
 func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	b.rev++
 	now := time.Now()
+	if cur != nil {
+		b.unindexLocked(cur)
+	}
 	if next != nil {
 		next.rev = b.rev
 		b.tree.ReplaceOrInsert(next)
+		b.indexLocked(next)
 		if !next.expires.IsZero() {
 			b.addLeaseLocked(next)
 		}
@@ -263,6 +285,79 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 		}
 	}
 	return b.rev
+}
+
+// indexLocked adds it to the label index.
+func (b *Backend) indexLocked(it *item) {
+	for _, l := range it.labels {
+		t := b.labels[l]
+		if t == nil {
+			t = btree.NewG[*item](8, itemLess)
+			b.labels[l] = t
+		}
+		t.ReplaceOrInsert(it)
+	}
+}
+
+// unindexLocked removes it from the label index.
+func (b *Backend) unindexLocked(it *item) {
+	for _, l := range it.labels {
+		if t := b.labels[l]; t != nil {
+			t.Delete(it)
+			if t.Len() == 0 {
+				delete(b.labels, l)
+			}
+		}
+	}
+}
+
+// labelCandidatesLocked returns the current items in [start, end) that carry
+// the label of the most selective equality requirement of sel (key=value,
+// key==value or key in (value)), in key order, and whether sel had one: every
+// item sel matches is among them. moreAfterLast says whether the range holds
+// any key after the last candidate, which a paged list needs to know.
+func (b *Backend) labelCandidatesLocked(sel labels.Selector, start, end string) (candidates []*item, moreAfterLast, ok bool) {
+	if sel == nil {
+		return nil, false, false
+	}
+	reqs, selectable := sel.Requirements()
+	if !selectable {
+		return nil, false, false
+	}
+	var best *btree.BTreeG[*item]
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+		default:
+			continue
+		}
+		values := r.ValuesUnsorted()
+		if len(values) != 1 {
+			continue
+		}
+		t := b.labels[labelPair{r.Key(), values[0]}]
+		if t == nil {
+			// No item carries the label: nothing matches.
+			return nil, false, true
+		}
+		if !ok || t.Len() < best.Len() {
+			best, ok = t, true
+		}
+	}
+	if !ok {
+		return nil, false, false
+	}
+	best.AscendRange(&item{key: start}, &item{key: end}, func(it *item) bool {
+		candidates = append(candidates, it)
+		return true
+	})
+	if n := len(candidates); n > 0 {
+		b.tree.AscendRange(&item{key: candidates[n-1].key + "\x00"}, &item{key: end}, func(*item) bool {
+			moreAfterLast = true
+			return false
+		})
+	}
+	return candidates, moreAfterLast, true
 }
 
 // rangeAtLocked calls fn, in key order, with the items with start <= key < end

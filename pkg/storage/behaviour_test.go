@@ -116,6 +116,10 @@ func TestBadInput(t *testing.T) {
 
 // TestNoAliasing checks that nothing handed in or out shares memory with the
 // store: changing it afterwards does not change what the store returns.
+//
+// With ReadOnlyLists, listed items are shared by contract (the caller must
+// not modify them, as with kube-apiserver's watch cache); everything else
+// stays isolated.
 func TestNoAliasing(t *testing.T) {
 	for _, m := range readModes {
 		t.Run(m.name, func(t *testing.T) {
@@ -138,7 +142,11 @@ func TestNoAliasing(t *testing.T) {
 			if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Predicate: apistorage.Everything, Recursive: true}, list); err != nil {
 				t.Fatal(err)
 			}
-			list.Items[0].Labels["a"] = "changed-list"
+			if !s.b.opts.ReadOnlyLists {
+				list.Items[0].Labels["a"] = "changed-list"
+			} else if len(list.Items) != 1 || list.Items[0].Labels["a"] != "b" {
+				t.Fatalf("read-only list: %v", list.Items)
+			}
 
 			w, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: "0", Predicate: apistorage.Everything, Recursive: true})
 			if err != nil {
@@ -420,4 +428,24 @@ func FuzzReadOptions(f *testing.F) {
 		}
 		cancel()
 	})
+}
+
+// TestVerifyCache checks that VerifyCache finds a listed item modified by a
+// caller of a store with ReadOnlyLists, and nothing before that.
+func TestVerifyCache(t *testing.T) {
+	ctx, s := testSetup(t, withBackendOptions(Options{ReadOnlyLists: true}))
+	mustCreate(t, ctx, s, "foo")
+	mustCreate(t, ctx, s, "bar")
+	list := &example.PodList{}
+	if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Predicate: apistorage.Everything, Recursive: true}, list); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.b.VerifyCache(); err != nil {
+		t.Fatalf("before any change: %v", err)
+	}
+	list.Items[1].Labels["a"] = "changed" // foo, after bar
+	err := s.b.VerifyCache()
+	if err == nil || !strings.Contains(err.Error(), "/pods/ns/foo") || strings.Contains(err.Error(), "/pods/ns/bar") {
+		t.Fatalf("want foo reported, got %v", err)
+	}
 }

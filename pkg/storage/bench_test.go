@@ -339,3 +339,34 @@ func BenchmarkWatchFanout100(b *testing.B) {
 	cancel()
 	wg.Wait()
 }
+
+// BenchmarkGetList10kReadOnly is BenchmarkGetList10k on a backend with
+// ReadOnlyLists, the mode the server runs in.
+func BenchmarkGetList10kReadOnly(b *testing.B) {
+	bk := NewBackend(Options{ReadOnlyLists: true})
+	b.Cleanup(bk.Close)
+	s, err := NewStore(bk, Config{
+		Codec:          podCodec(),
+		NewFunc:        func() runtime.Object { return &corev1.Pod{} },
+		NewListFunc:    func() runtime.Object { return &corev1.PodList{} },
+		Prefix:         "/registry",
+		ResourcePrefix: "/pods",
+		GroupResource:  schema.GroupResource{Resource: "pods"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fillPods(b, s, 10000)
+	ctx := context.Background()
+	for _, c := range listCases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				list := &corev1.PodList{}
+				if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Predicate: c.pred, Recursive: true}, list); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

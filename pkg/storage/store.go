@@ -180,7 +180,7 @@ func (s *store) Create(ctx context.Context, key string, obj, out runtime.Object,
 	if err != nil {
 		return err
 	}
-	next, err := s.newItem(ctx, preparedKey, data, ttl)
+	next, err := s.newItem(ctx, preparedKey, data, obj, ttl)
 	if err != nil {
 		return err
 	}
@@ -194,9 +194,9 @@ func (s *store) Create(ctx context.Context, key string, obj, out runtime.Object,
 	return nil
 }
 
-// newItem builds the item for encoded data at key, transforming it if the
-// store has a transformer. Its revision is set by the commit.
-func (s *store) newItem(ctx context.Context, key string, data []byte, ttl uint64) (*item, error) {
+// newItem builds the item for obj, encoded as data, at key, transforming it if
+// the store has a transformer. Its revision is set by the commit.
+func (s *store) newItem(ctx context.Context, key string, data []byte, obj runtime.Object, ttl uint64) (*item, error) {
 	stored := data
 	if t := s.getTransformer(); t != nil {
 		var err error
@@ -205,11 +205,28 @@ func (s *store) newItem(ctx context.Context, key string, data []byte, ttl uint64
 			return nil, apistorage.NewInternalError(err)
 		}
 	}
-	it := &item{key: key, data: stored}
+	it := &item{key: key, data: stored, labels: labelPairs(obj)}
 	if ttl != 0 {
 		it.expires = time.Now().Add(time.Duration(ttl) * time.Second)
 	}
 	return it, nil
+}
+
+// labelPairs lists the labels of obj for the label index.
+func labelPairs(obj runtime.Object) []labelPair {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil
+	}
+	l := m.GetLabels()
+	if len(l) == 0 {
+		return nil
+	}
+	pairs := make([]labelPair, 0, len(l))
+	for k, v := range l {
+		pairs = append(pairs, labelPair{k, v})
+	}
+	return pairs
 }
 
 // decodeFresh decodes the plain data of it into out at rev and, unless the
@@ -479,7 +496,7 @@ func (s *store) GuaranteedUpdate(ctx context.Context, key string, destination ru
 			}
 		}
 
-		next, err := s.newItem(ctx, preparedKey, data, ttl)
+		next, err := s.newItem(ctx, preparedKey, data, ret, ttl)
 		if err != nil {
 			return err
 		}
@@ -555,7 +572,13 @@ func (s *store) cachedView(it *item, sample runtime.Object) runtime.Object {
 	if s.getTransformer() != nil {
 		return nil
 	}
-	if d := it.decoded.Load(); d != nil && d.by == s && d.gvk == targetVersion(sample) && reflect.TypeOf(d.obj) == reflect.TypeOf(sample) {
+	return cachedAs(it, s, targetVersion(sample), reflect.TypeOf(sample))
+}
+
+// cachedAs is cachedView with the target's checks done by the caller, once
+// for a whole list.
+func cachedAs(it *item, by *store, gvk string, typ reflect.Type) runtime.Object {
+	if d := it.decoded.Load(); d != nil && d.by == by && d.gvk == gvk && reflect.TypeOf(d.obj) == typ {
 		return d.obj
 	}
 	return nil
@@ -665,46 +688,99 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 		}
 		withRev = current
 	}
-	s.b.rangeAtLocked(start, end, withRev, func(it *item) bool {
-		items = append(items, it)
-		return true
-	})
+	// With an equality label selector on the current revision, visit only
+	// the items with that label. Typed objects only: a conversion webhook may
+	// change the labels of a custom resource between versions.
+	sample := newItemFunc()
+	_, isUnstructured := sample.(*unstructured.Unstructured)
+	var indexed, moreAfterLast bool
+	if withRev == current && !isUnstructured {
+		items, moreAfterLast, indexed = s.b.labelCandidatesLocked(opts.Predicate.Label, start, end)
+	}
+	if !indexed {
+		s.b.rangeAtLocked(start, end, withRev, func(it *item) bool {
+			items = append(items, it)
+			return true
+		})
+	}
 	s.b.mu.RUnlock()
 
 	pred := opts.Predicate
-	// Select first, on the cached objects, then copy only what is returned.
-	var selected []runtime.Object
-	var owned []bool // a freshly decoded object needs no copy
-	var lastKey string
-	hasMore := false
-	sample := newItemFunc()
-	for i, it := range items {
-		if paging && int64(len(selected)) >= pred.Limit {
-			hasMore = true
-			break
-		}
-		lastKey = it.key
+	readOnly := s.b.opts.ReadOnlyLists
+	cached := s.getTransformer() == nil
+	gvk, typ := targetVersion(sample), reflect.TypeOf(sample)
+	// object returns the object of the item for the list: the cached one
+	// (owned=false: shared, to be copied unless lists are read-only) or one
+	// decoded for this call.
+	object := func(i int, it *item) (obj runtime.Object, owned bool, err error) {
 		if i%100 == 0 {
 			if err := ctx.Err(); err != nil {
-				return apistorage.NewTimeoutError(it.key, "request did not complete within requested timeout")
+				return nil, false, apistorage.NewTimeoutError(it.key, "request did not complete within requested timeout")
 			}
 		}
-		obj, fresh, err := s.listView(ctx, it, sample, newItemFunc)
-		if err != nil {
-			// As etcd3: the items read before the failure stay in the list.
-			if fillErr := fillList(v, selected, owned); fillErr != nil {
-				return fillErr
+		if cached {
+			if obj = cachedAs(it, s, gvk, typ); obj != nil {
+				return obj, false, nil
 			}
+		}
+		obj, err = s.decodeForList(ctx, it, newItemFunc)
+		return obj, true, err
+	}
+	var lastKey string
+	hasMore := false
+	if pred.Empty() {
+		// Every item is selected, so the items are filled straight into the
+		// result (as the watch cache does in this case).
+		n := len(items)
+		if paging && int64(n) > pred.Limit {
+			n, hasMore = int(pred.Limit), true
+		}
+		if n > 0 {
+			lastKey = items[n-1].key
+		}
+		if err := fillList(v, n, func(i int) (runtime.Object, bool, error) { return object(i, items[i]) }, readOnly); err != nil {
 			return err
 		}
-		if !matches(&pred, obj) {
-			continue
+	} else {
+		// Select first, on the cached objects, then copy only what is
+		// returned. owned[i] says selected[i] was decoded for this call
+		// (allocated at the first such object).
+		var selected []runtime.Object
+		var owned []bool
+		get := func(i int) (runtime.Object, bool, error) { return selected[i], owned != nil && owned[i], nil }
+		for i, it := range items {
+			if paging && int64(len(selected)) >= pred.Limit {
+				hasMore = true
+				break
+			}
+			lastKey = it.key
+			obj, fresh, err := object(i, it)
+			if err != nil {
+				// As etcd3: the items read before the failure stay in the list.
+				if fillErr := fillList(v, len(selected), get, readOnly); fillErr != nil {
+					return fillErr
+				}
+				return err
+			}
+			if !matches(&pred, obj) {
+				continue
+			}
+			if fresh && owned == nil {
+				owned = make([]bool, len(selected))
+			}
+			selected = append(selected, obj)
+			if owned != nil {
+				owned = append(owned, fresh)
+			}
 		}
-		selected = append(selected, obj)
-		owned = append(owned, fresh)
-	}
-	if err := fillList(v, selected, owned); err != nil {
-		return err
+		if indexed && paging && !hasMore && int64(len(selected)) >= pred.Limit {
+			// The limit was reached on the last candidate: as etcd3 (which
+			// reads every key), there is more if any key follows it.
+			hasMore = moreAfterLast
+		}
+		if err := fillList(v, len(selected), get, readOnly); err != nil {
+			return err
+		}
 	}
 
 	continueValue, remainingItemCount, err := apistorage.PrepareContinueToken(lastKey, keyPrefix, withRev, int64(len(items)), hasMore, opts)
@@ -723,22 +799,17 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 	return nil
 }
 
-// listView returns the object of it for a list: the cached decoded object
-// (shared: not to be modified, fresh=false) or, without a cache, a newly
-// decoded one (fresh=true).
-func (s *store) listView(ctx context.Context, it *item, sample runtime.Object, newItemFunc func() runtime.Object) (obj runtime.Object, fresh bool, err error) {
-	if view := s.cachedView(it, sample); view != nil {
-		return view, false, nil
-	}
+// decodeForList decodes it into a new object for a list.
+func (s *store) decodeForList(ctx context.Context, it *item, newItemFunc func() runtime.Object) (runtime.Object, error) {
 	data, _, err := s.fromStorage(ctx, it)
 	if err != nil {
-		return nil, false, apistorage.NewInternalError(fmt.Errorf("unable to transform key %q: %w", it.key, err))
+		return nil, apistorage.NewInternalError(fmt.Errorf("unable to transform key %q: %w", it.key, err))
 	}
-	obj = newItemFunc()
+	obj := newItemFunc()
 	if err := s.decodeItem(it, data, obj, it.rev); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return obj, true, nil
+	return obj, nil
 }
 
 // matches evaluates pred on obj. A label-only selector is matched on the
@@ -757,65 +828,62 @@ func matches(pred *apistorage.SelectionPredicate, obj runtime.Object) bool {
 	return err == nil && matched
 }
 
-// parallelCopyThreshold is the list size from which items are deep-copied
-// on all CPUs: copying dominates the cost of a large LIST.
+// parallelCopyThreshold is the list size from which items are copied on
+// all CPUs: copying dominates the cost of a large LIST.
 const parallelCopyThreshold = 512
 
-// fillList appends the selected objects to the items slice v: fresh ones
-// as they are, shared ones deep-copied straight into their slot.
-func fillList(v reflect.Value, selected []runtime.Object, owned []bool) error {
+// fillList appends n objects, the ith from get, to the items slice v: owned
+// ones (or all with readOnly) as shallow copies, the others deep-copied
+// straight into their slot. On an error the items before the failing one
+// stay in v.
+func fillList(v reflect.Value, n int, get func(i int) (obj runtime.Object, owned bool, err error), readOnly bool) error {
 	base := v.Len()
-	n := base + len(selected)
-	if v.Cap() < n {
-		grown := reflect.MakeSlice(v.Type(), base, n)
+	if v.Cap() < base+n {
+		grown := reflect.MakeSlice(v.Type(), base, base+n)
 		reflect.Copy(grown, v)
 		v.Set(grown)
 	}
-	v.SetLen(n)
-	elemType := v.Type().Elem()
-	copyOne := func(i int) error {
-		slot := v.Index(base + i)
-		src := reflect.ValueOf(selected[i])
-		if src.Type() != reflect.PointerTo(elemType) {
-			return fmt.Errorf("cannot list %T as %v", selected[i], elemType)
+	v.SetLen(base + n)
+	ptrType := reflect.PointerTo(v.Type().Elem())
+	// fill fills [lo, hi) and returns the index of the failure, or hi.
+	fill := func(lo, hi int) (int, error) {
+		for i := lo; i < hi; i++ {
+			obj, owned, err := get(i)
+			if err != nil {
+				return i, err
+			}
+			src := reflect.ValueOf(obj)
+			if src.Type() != ptrType {
+				return i, fmt.Errorf("cannot list %T as %v", obj, ptrType.Elem())
+			}
+			slot := v.Index(base + i)
+			if readOnly || owned {
+				slot.Set(src.Elem())
+			} else {
+				deepCopyInto(obj, slot.Addr())
+			}
 		}
-		if owned[i] {
-			slot.Set(src.Elem())
-			return nil
-		}
-		deepCopyInto(selected[i], slot.Addr())
-		return nil
+		return hi, nil
 	}
 	workers := goruntime.GOMAXPROCS(0)
-	if len(selected) < parallelCopyThreshold || workers < 2 {
-		for i := range selected {
-			if err := copyOne(i); err != nil {
-				v.SetLen(base + i)
-				return err
-			}
+	if n < parallelCopyThreshold || workers < 2 {
+		if failed, err := fill(0, n); err != nil {
+			v.SetLen(base + failed)
+			return err
 		}
 		return nil
 	}
-	errs := make([]error, workers)
+	failed, errs := make([]int, workers), make([]error, workers)
 	var wg sync.WaitGroup
-	chunk := (len(selected) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(selected))
-		wg.Add(1)
-		go func(w, lo, hi int) {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				if err := copyOne(i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		}(w, lo, hi)
+	chunk := (n + workers - 1) / workers
+	for w := range workers {
+		wg.Go(func() { failed[w], errs[w] = fill(min(w*chunk, n), min((w+1)*chunk, n)) })
 	}
 	wg.Wait()
-	for _, err := range errs {
+	// Chunks are in order: the first failure ends the list.
+	for w, err := range errs {
 		if err != nil {
-			v.SetLen(base)
+			v.SetLen(base + failed[w])
 			return err
 		}
 	}

@@ -202,13 +202,15 @@ func (c *failingCodec) Decode(data []byte, defaults *schema.GroupVersionKind, in
 	return c.Codec.Decode(data, defaults, into)
 }
 
-// Both ways of serving reads run the suites: from the decode cache (the
-// default) and through a value transformer (each read decodes, as etcd3).
+// Every way of serving reads runs the suites: from the decode cache (the
+// default), with lists handed out read-only (the server's mode), and through
+// a value transformer (each read decodes, as etcd3).
 var readModes = []struct {
 	name string
 	opts []setupOption
 }{
 	{"cached", nil},
+	{"readOnlyLists", []setupOption{withBackendOptions(Options{ReadOnlyLists: true})}},
 	{"transformer", []setupOption{withPrefixTransformer()}},
 }
 

@@ -1,0 +1,175 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// The server's store hands listed objects to the registries read-only
+// (storage.Options.ReadOnlyLists), as kube-apiserver's watch cache does.
+// This LISTs every kind of object, through every representation a client
+// can ask for, and then checks that no cached object in the store changed:
+// nothing between the store and the wire writes to listed objects.
+func TestListsLeaveStoreIntact(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg, err := NewOptions().Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cfg.Complete().New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	if err := srv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", srv.State().Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.QPS, rc.Burst = 1000, 1000
+	cs := kubernetes.NewForConfigOrDie(rc)
+	dyn := dynamic.NewForConfigOrDie(rc)
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Objects of the kinds whose registries decorate what they read, and
+	// Pods with quantities, which encoders format lazily.
+	labels := map[string]string{"app": "web"}
+	replicas := int32(3)
+	must(cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx",
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5"), corev1.ResourceMemory: resource.MustParse("1.5Gi")},
+						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2000M")},
+					}}}}}},
+	}, metav1.CreateOptions{}))
+	for _, svc := range []corev1.Service{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels}, Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "headless"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "external"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "nodeport"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}},
+	} {
+		must(cs.CoreV1().Services("default").Create(ctx, &svc, metav1.CreateOptions{}))
+	}
+	claim := func(name string, source *corev1.TypedLocalObjectReference) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, DataSource: source,
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	}
+	must(cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim("data", nil), metav1.CreateOptions{}))
+	must(cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim("clone", &corev1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "data"}), metav1.CreateOptions{}))
+	must(dyn.Resource(schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}).Namespace("default").Create(ctx,
+		&unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+			"metadata": map[string]any{"name": "web", "labels": map[string]any{"app": "web"}},
+			"spec":     map[string]any{"rules": []any{map[string]any{"backendRefs": []any{map[string]any{"name": "web", "port": int64(80)}}}}},
+		}}, metav1.CreateOptions{}))
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(l.Items) != 3 {
+			return false, nil
+		}
+		for _, p := range l.Items {
+			if len(p.Status.ContainerStatuses) == 0 || !p.Status.ContainerStatuses[0].Ready {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("deployment pods not ready: %v", err)
+	}
+
+	paths := []string{
+		"/api/v1/pods", "/api/v1/services", "/api/v1/persistentvolumeclaims", "/api/v1/configmaps",
+		"/api/v1/events", "/api/v1/nodes", "/api/v1/namespaces", "/api/v1/serviceaccounts", "/api/v1/endpoints",
+		"/apis/apps/v1/deployments", "/apis/apps/v1/replicasets", "/apis/events.k8s.io/v1/events",
+		"/apis/discovery.k8s.io/v1/endpointslices", "/apis/coordination.k8s.io/v1/leases",
+		"/apis/rbac.authorization.k8s.io/v1/clusterroles", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+		"/apis/gateway.networking.k8s.io/v1/httproutes", "/apis/gateway.networking.k8s.io/v1beta1/httproutes",
+	}
+	accepts := []string{
+		"application/json",
+		"application/vnd.kubernetes.protobuf, application/json",
+		"application/json;as=Table;v=v1;g=meta.k8s.io",
+		"application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+		"application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+		"application/yaml",
+	}
+	queries := []map[string]string{{}, {"limit": "2"}, {"labelSelector": "app=web"}, {"labelSelector": "app!=web", "limit": "1"}, {"resourceVersion": "0"}}
+	// Concurrently, so that encoders share listed objects as they do when
+	// several clients list at once (go test -race watches them).
+	var requests atomic.Int64
+	listAll := func(path string) error {
+		for _, accept := range accepts {
+			for _, q := range queries {
+				req := cs.CoreV1().RESTClient().Get().AbsPath(path).SetHeader("Accept", accept)
+				for k, v := range q {
+					req = req.Param(k, v)
+				}
+				body, err := req.DoRaw(ctx)
+				if err != nil {
+					return fmt.Errorf("GET %s %v as %q: %v", path, q, accept, err)
+				}
+				requests.Add(1)
+				if len(body) == 0 || strings.HasPrefix(accept, "application/json") && !strings.Contains(string(body), `"resourceVersion"`) {
+					return fmt.Errorf("GET %s %v as %q: unexpected body %.200s", path, q, accept, body)
+				}
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Go(func() { errs[i] = listAll(path) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// The typed clients as controllers and tests use them.
+	must(cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-0"}))
+	must(cs.CoreV1().Services("default").List(ctx, metav1.ListOptions{}))
+	must(cs.CoreV1().PersistentVolumeClaims("default").List(ctx, metav1.ListOptions{}))
+	must(cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}))
+
+	if err := cfg.Backend.VerifyCache(); err != nil {
+		t.Fatalf("after %d LISTs: %v", requests.Load(), err)
+	}
+}
