@@ -30,13 +30,16 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Everything: the concurrent store under the race detector, then the rest,
-# including test/e2e, which builds the server and kubectl and runs them as
-# processes (the build step first, so that the e2e set-up only links).
+# Everything: under the race detector the store and the in-process servers
+# (their tests run the whole server: storage, controllers, scheduler and
+# kubelet), then the rest, including test/e2e, which builds the server and
+# kubectl and runs them as processes (the build step first, so that the e2e
+# set-up only links).
+RACE_PKGS := ./pkg/storage/... ./pkg/server/...
 test: vet
 	$(GO) build ./...
-	$(GO) test -race -count=1 ./pkg/storage/...
-	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/pkg/storage')
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/pkg/storage' -e '/pkg/server')
 
 # The benchmarks recorded in docs/benchmarks.md.
 bench:
