@@ -13,8 +13,43 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
+
+// runServer builds a server with the default options and runs it until the
+// test ends; it then checks that the server stopped cleanly and removed its
+// temporary state. It returns the server, its config and a client config
+// without client-side throttling.
+func runServer(t *testing.T, ctx context.Context) (*Server, *Config, *rest.Config) {
+	t.Helper()
+	cfg, err := NewOptions().Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cfg.Complete().New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if _, err := os.Stat(srv.State().Dir); !os.IsNotExist(err) {
+			t.Errorf("temporary state %s left: %v", srv.State().Dir, err)
+		}
+	})
+	rc, err := clientcmd.BuildConfigFromFlags("", srv.State().Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.QPS, rc.Burst = -1, 0
+	return srv, cfg, rc
+}
 
 // Two servers in one process, as the Go library will run them: each has
 // its own store, port, CA and state, and neither sees the other's objects.
@@ -24,40 +59,15 @@ func TestTwoServersInOneProcess(t *testing.T) {
 	type running struct {
 		srv    *Server
 		client kubernetes.Interface
-		done   chan error
 	}
 	servers := make([]running, 2)
 	var wg sync.WaitGroup
 	for i := range servers {
-		cfg, err := NewOptions().Config()
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := cfg.Complete().New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		runCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(runCtx) }()
-		rc, err := clientcmd.BuildConfigFromFlags("", srv.State().Kubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers[i] = running{srv, kubernetes.NewForConfigOrDie(rc), done}
+		srv, _, rc := runServer(t, ctx)
+		servers[i] = running{srv, kubernetes.NewForConfigOrDie(rc)}
 		wg.Go(func() {
 			if err := srv.WaitReady(ctx); err != nil {
 				t.Error(err)
-			}
-		})
-		t.Cleanup(func() {
-			stop()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-			if _, err := os.Stat(srv.State().Dir); !os.IsNotExist(err) {
-				t.Errorf("temporary state %s left: %v", srv.State().Dir, err)
 			}
 		})
 	}
