@@ -366,4 +366,3 @@ func BenchmarkWatchFanout100(b *testing.B) {
 	cancel()
 	wg.Wait()
 }
-
