@@ -236,14 +236,13 @@ func podAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 }
 
 // BenchmarkGetList10k lists 10,000 pods three ways, all in one process with
-// the same data, so that they run on the same heap and, with -count, one
-// after the other in turn: from a store that hands lists out read-only (the
-// server's mode, the watch cache's contract), from one that deep-copies every
-// listed object (the default), and through kube-apiserver's watch cache
-// (k8s.io/apiserver/pkg/storage/cacher, resourceVersion=0 as informers
-// list). Under the watch cache is a store that keeps no decoded objects (an
-// identity transformer turns the decode cache off), as etcd keeps none in
-// kube-apiserver's process.
+// the same data, so that they run on the same heap: from a store that hands
+// lists out read-only (the server's mode, the watch cache's contract), from
+// one that deep-copies every listed object (the default), and through
+// kube-apiserver's watch cache (k8s.io/apiserver/pkg/storage/cacher,
+// resourceVersion=0 as informers list). Under the watch cache is a store that
+// keeps no decoded objects (an identity transformer turns the decode cache
+// off), as etcd keeps none in kube-apiserver's process.
 func BenchmarkGetList10k(b *testing.B) {
 	ctx := context.Background()
 	readOnly, copies, underCache := newPodStoreWith(b, Options{ReadOnlyLists: true}), newPodStore(b), newPodStore(b)
