@@ -46,6 +46,7 @@ bench:
 	$(GO) test ./pkg/storage -run '^$$' -bench . -benchmem
 	$(GO) test ./test/e2e -run '^$$' -bench StartToReady -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench 'PodsReady|DeploymentReady|DeploymentPods|CascadingDelete' -benchtime 10x
+	$(GO) test ./test/e2e -run '^$$' -bench ListPods
 
 # Serve in the foreground on https://127.0.0.1:6443 until Ctrl-C.
 run:
