@@ -141,8 +141,20 @@ func TestListsLeaveStoreIntact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The typed clients as controllers and tests use them.
-	must(cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-0"}))
+	// The typed clients as controllers and tests use them. A kubelet's LIST
+	// of its node's pods is served from the field index the pod registry
+	// declares, as the watch cache serves it.
+	for prefix, want := range map[string]string{"/registry/pods/": "spec.nodeName", "/registry/resourceslices/": "spec.nodeName"} {
+		if got := strings.Join(cfg.Backend.IndexedFields(prefix), ","); got != want {
+			t.Errorf("fields indexed under %s: %q, want %q", prefix, got, want)
+		}
+	}
+	for selector, want := range map[string]int{"spec.nodeName=node-1": 3, "spec.nodeName=node-1,metadata.namespace=default": 3, "spec.nodeName=node-9": 0, "spec.nodeName=": 0} {
+		l, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: selector, LabelSelector: "app=web"})
+		if err != nil || len(l.Items) != want {
+			t.Errorf("pods with %s: %v, err %v; want %d", selector, l, err, want)
+		}
+	}
 	must(cs.CoreV1().Services("default").List(ctx, metav1.ListOptions{}))
 	must(cs.CoreV1().PersistentVolumeClaims("default").List(ctx, metav1.ListOptions{}))
 	must(cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}))

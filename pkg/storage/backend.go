@@ -18,9 +18,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 )
 
 // Options configure a Backend. The zero value is usable: Complete fills the defaults.
@@ -80,12 +78,16 @@ type item struct {
 	rev  int64  // revision that wrote this version (etcd's ModRevision)
 	// expires is the lease deadline, zero for none.
 	expires time.Time
-	labels  []labelPair // the object's labels, for the label index
+	index   []indexKey // the object's labels and indexed fields, for the index
 	decoded atomic.Pointer[decodedObject]
 }
 
-// labelPair is one label of an object: a key of the label index.
-type labelPair struct{ key, value string }
+// indexKey is one entry of the index: a label of an object, or the value of
+// one of the fields its registry declares indexed (pods: spec.nodeName).
+type indexKey struct {
+	field       bool
+	name, value string
+}
 
 // decodedObject caches the result of decoding an item for one store and one
 // target type, so reads deep-copy instead of decoding.
@@ -118,27 +120,31 @@ type Backend struct {
 	rev       int64
 	compacted int64
 	history   []event // ascending by rev, all with rev > compacted
-	// labels indexes the current items by label, so that a LIST with an
-	// equality label selector visits only the items that carry the label.
-	labels    map[labelPair]*btree.BTreeG[*item]
-	watchers  map[*watchChan]struct{}
-	leases    leaseHeap
-	timer     *time.Timer
-	closed    bool
-	stop      chan struct{}
-	stopOnce  sync.Once
-	doneTicks sync.WaitGroup
+	// index holds the current items by label and indexed field, so that a
+	// LIST with an equality selector visits only the items it can match.
+	index map[indexKey]*btree.BTreeG[*item]
+	// fieldIndexes is, per resource key prefix, the field indexes that every
+	// store writing under it maintains; see registerFieldIndexes.
+	fieldIndexes map[string]fieldIndexes
+	watchers     map[*watchChan]struct{}
+	leases       leaseHeap
+	timer        *time.Timer
+	closed       bool
+	stop         chan struct{}
+	stopOnce     sync.Once
+	doneTicks    sync.WaitGroup
 }
 
 // NewBackend returns an empty backend at revision 1, as a fresh etcd is.
 func NewBackend(opts Options) *Backend {
 	b := &Backend{
-		opts:     opts.Complete(),
-		tree:     btree.NewG[*item](32, itemLess),
-		rev:      1,
-		labels:   map[labelPair]*btree.BTreeG[*item]{},
-		watchers: map[*watchChan]struct{}{},
-		stop:     make(chan struct{}),
+		opts:         opts.Complete(),
+		tree:         btree.NewG[*item](32, itemLess),
+		rev:          1,
+		index:        map[indexKey]*btree.BTreeG[*item]{},
+		fieldIndexes: map[string]fieldIndexes{},
+		watchers:     map[*watchChan]struct{}{},
+		stop:         make(chan struct{}),
 	}
 	b.doneTicks.Add(1)
 	go b.tick()
@@ -287,57 +293,92 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	return b.rev
 }
 
-// indexLocked adds it to the label index.
+// indexLocked adds it to the index.
 func (b *Backend) indexLocked(it *item) {
-	for _, l := range it.labels {
-		t := b.labels[l]
+	for _, k := range it.index {
+		t := b.index[k]
 		if t == nil {
 			t = btree.NewG[*item](8, itemLess)
-			b.labels[l] = t
+			b.index[k] = t
 		}
 		t.ReplaceOrInsert(it)
 	}
 }
 
-// unindexLocked removes it from the label index.
+// unindexLocked removes it from the index.
 func (b *Backend) unindexLocked(it *item) {
-	for _, l := range it.labels {
-		if t := b.labels[l]; t != nil {
+	for _, k := range it.index {
+		if t := b.index[k]; t != nil {
 			t.Delete(it)
 			if t.Len() == 0 {
-				delete(b.labels, l)
+				delete(b.index, k)
 			}
 		}
 	}
 }
 
-// labelCandidatesLocked returns the current items in [start, end) that carry
-// the label of the most selective equality requirement of sel (key=value,
-// key==value or key in (value)), in key order, and whether sel had one: every
-// item sel matches is among them. moreAfterLast says whether the range holds
-// any key after the last candidate, which a paged list needs to know.
-func (b *Backend) labelCandidatesLocked(sel labels.Selector, start, end string) (candidates []*item, moreAfterLast, ok bool) {
-	if sel == nil {
-		return nil, false, false
+// fieldIndexes are the field indexes of the stores under one key prefix.
+type fieldIndexes struct {
+	names string // the indexed fields, sorted, comma-separated
+	// broken: stores under the prefix disagree on names, or one came when
+	// objects were already stored, so some items may lack entries.
+	broken bool
+}
+
+// registerFieldIndexes records that a store maintains the field indexes
+// names (sorted, comma-separated; "" for none) for the items it writes under
+// prefix. Field indexes serve LISTs only while every store under a prefix
+// (the versions of one resource) declares the same ones from the start.
+func (b *Backend) registerFieldIndexes(prefix, names string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	reg, seen := b.fieldIndexes[prefix]
+	switch {
+	case !seen:
+		reg.names = names
+		if names != "" {
+			b.tree.AscendRange(&item{key: prefix}, &item{key: prefixEnd(prefix)}, func(*item) bool {
+				reg.broken = true
+				return false
+			})
+		}
+	case reg.names != names:
+		reg.broken = true
 	}
-	reqs, selectable := sel.Requirements()
-	if !selectable {
-		return nil, false, false
+	b.fieldIndexes[prefix] = reg
+}
+
+// IndexedFields returns the fields whose exact values serve LISTs of the
+// resource whose keys start with prefix (for pods in a server:
+// "/registry/pods/" → spec.nodeName), from its registry's indexers.
+func (b *Backend) IndexedFields(prefix string) []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	reg := b.fieldIndexes[prefix]
+	if reg.broken || reg.names == "" {
+		return nil
 	}
+	return strings.Split(reg.names, ",")
+}
+
+// fieldIndexesUsableLocked says whether the field indexes names serve LISTs
+// under prefix.
+func (b *Backend) fieldIndexesUsableLocked(prefix, names string) bool {
+	reg := b.fieldIndexes[prefix]
+	return reg.names == names && !reg.broken
+}
+
+// candidatesLocked returns the current items in [start, end) that carry the
+// most selective of keys, in key order, and whether there was a key to use:
+// the caller passes only keys that every item it can select carries.
+// moreAfterLast says whether the range holds any key after the last
+// candidate, which a paged list needs to know.
+func (b *Backend) candidatesLocked(keys []indexKey, start, end string) (candidates []*item, moreAfterLast, ok bool) {
 	var best *btree.BTreeG[*item]
-	for _, r := range reqs {
-		switch r.Operator() {
-		case selection.Equals, selection.DoubleEquals, selection.In:
-		default:
-			continue
-		}
-		values := r.ValuesUnsorted()
-		if len(values) != 1 {
-			continue
-		}
-		t := b.labels[labelPair{r.Key(), values[0]}]
+	for _, k := range keys {
+		t := b.index[k]
 		if t == nil {
-			// No item carries the label: nothing matches.
+			// No item carries the key: nothing matches.
 			return nil, false, true
 		}
 		if !ok || t.Len() < best.Len() {

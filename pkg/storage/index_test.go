@@ -1,26 +1,33 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/apitesting"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/apis/example"
+	examplev1 "k8s.io/apiserver/pkg/apis/example/v1"
 	apistorage "k8s.io/apiserver/pkg/storage"
+	"k8s.io/client-go/tools/cache"
 )
 
-// TestLabelIndex checks the LISTs that the label index serves against the
-// same LISTs served by a scan of every item: each indexed selector has a twin
-// written with multi-value "in" requirements (which the index does not use)
-// that matches exactly the same objects. Items, pages, continue tokens and
-// remaining counts must agree, after creates, label changes and deletes.
-func TestLabelIndex(t *testing.T) {
+// TestIndex checks the LISTs that the index serves against the same LISTs
+// served by a scan of every item: each indexed selector has a twin that
+// matches exactly the same objects but cannot use the index (label
+// requirements written as multi-value "in", which the index does not use;
+// field selectors without the predicate's IndexFields). Items, pages,
+// continue tokens and remaining counts must agree, after creates, label and
+// node changes and deletes.
+func TestIndex(t *testing.T) {
 	for _, m := range readModes {
 		t.Run(m.name, func(t *testing.T) {
 			ctx, s := testSetup(t, m.opts...)
@@ -35,12 +42,13 @@ func TestLabelIndex(t *testing.T) {
 				}
 				return l
 			}
+			randomNode := func() string { return []string{"", "n1", "n2", "n3"}[rnd.IntN(4)] }
 			var keys []string
 			for i := range 300 {
 				ns := fmt.Sprintf("ns%d", i%3)
 				name := fmt.Sprintf("p%03d", rnd.IntN(1000))
 				key := "/pods/" + ns + "/" + name
-				pod := &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: randomLabels()}}
+				pod := &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: randomLabels()}, Spec: example.PodSpec{NodeName: randomNode()}}
 				if err := s.Create(ctx, key, pod, nil, 0); err == nil {
 					keys = append(keys, key)
 				}
@@ -50,7 +58,11 @@ func TestLabelIndex(t *testing.T) {
 					key := keys[rnd.IntN(len(keys))]
 					err := s.GuaranteedUpdate(ctx, key, &example.Pod{}, true, nil, func(obj runtime.Object, _ apistorage.ResponseMeta) (runtime.Object, *uint64, error) {
 						pod := obj.(*example.Pod)
-						pod.Labels = randomLabels()
+						if rnd.IntN(2) == 0 {
+							pod.Labels = randomLabels()
+						} else {
+							pod.Spec.NodeName = randomNode()
+						}
 						return pod, nil, nil
 					}, nil)
 					if err != nil {
@@ -67,18 +79,26 @@ func TestLabelIndex(t *testing.T) {
 				keys = slices.Delete(keys, i, i+1)
 			}
 
-			pairs := [][2]string{
-				{"app=a", "app in (a,zz)"},
-				{"app==b,tier=x", "app in (b,zz),tier in (x,zz)"},
-				{"app in (c)", "app in (c,zz)"},
-				{"tier=y,app!=a", "tier in (y,zz),app!=a"},
-				{"app=a,tier", "app in (a,zz),tier"},
-				{"missing=1", "missing in (1,zz)"},
+			// Each pair: label selector and field selector, indexed, then
+			// their scanned twins.
+			pairs := [][4]string{
+				{"app=a", "", "app in (a,zz)", ""},
+				{"app==b,tier=x", "", "app in (b,zz),tier in (x,zz)", ""},
+				{"app in (c)", "", "app in (c,zz)", ""},
+				{"tier=y,app!=a", "", "tier in (y,zz),app!=a", ""},
+				{"app=a,tier", "", "app in (a,zz),tier", ""},
+				{"missing=1", "", "missing in (1,zz)", ""},
+				{"", "spec.nodeName=n1", "", "spec.nodeName=n1"},
+				{"", "spec.nodeName=", "", "spec.nodeName="},
+				{"", "spec.nodeName==n2,metadata.name!=p500", "", "spec.nodeName==n2,metadata.name!=p500"},
+				{"", "spec.nodeName=nowhere", "", "spec.nodeName=nowhere"},
+				{"app=b", "spec.nodeName=n3", "app in (b,zz)", "spec.nodeName=n3"},
+				{"tier=x", "spec.nodeName!=n3", "tier in (x,zz)", "spec.nodeName!=n3"},
 			}
-			list := func(key string, sel labels.Selector, limit int64, cont string) *example.PodList {
+			list := func(key string, sel labels.Selector, field fields.Selector, indexFields []string, limit int64, cont string) *example.PodList {
 				t.Helper()
 				out := &example.PodList{}
-				pred := apistorage.SelectionPredicate{Label: sel, Field: fields.Everything(), Limit: limit, Continue: cont, GetAttrs: apistorage.DefaultClusterScopedAttr}
+				pred := apistorage.SelectionPredicate{Label: sel, Field: field, IndexFields: indexFields, Limit: limit, Continue: cont, GetAttrs: podNodeAttrs}
 				if err := s.GetList(ctx, key, apistorage.ListOptions{Predicate: pred, Recursive: true}, out); err != nil {
 					t.Fatal(err)
 				}
@@ -94,12 +114,14 @@ func TestLabelIndex(t *testing.T) {
 			total := 0
 			for _, prefix := range []string{"/pods/", "/pods/ns1"} {
 				for _, p := range pairs {
-					indexed, scanned := mustParse(t, p[0]), mustParse(t, p[1])
+					indexed, scanned := mustParse(t, p[0]), mustParse(t, p[2])
+					indexedField, scannedField := mustParseFields(t, p[1]), mustParseFields(t, p[3])
 					// The scan is the reference: it must agree with a
 					// plain filter of the full list.
 					var want []string
-					for _, pod := range list(prefix, labels.Everything(), 0, "").Items {
-						if scanned.Matches(labels.Set(pod.Labels)) {
+					for _, pod := range list(prefix, labels.Everything(), fields.Everything(), nil, 0, "").Items {
+						_, f, _ := podNodeAttrs(&pod)
+						if scanned.Matches(labels.Set(pod.Labels)) && scannedField.Matches(f) {
 							want = append(want, pod.Namespace+"/"+pod.Name)
 						}
 					}
@@ -107,11 +129,11 @@ func TestLabelIndex(t *testing.T) {
 						var got []string
 						ci, cs := "", ""
 						for page := 0; ; page++ {
-							li, ls := list(prefix, indexed, limit, ci), list(prefix, scanned, limit, cs)
+							li, ls := list(prefix, indexed, indexedField, []string{"spec.nodeName"}, limit, ci), list(prefix, scanned, scannedField, nil, limit, cs)
 							if !slices.Equal(names(li), names(ls)) || li.Continue != ls.Continue || li.ResourceVersion != ls.ResourceVersion ||
 								(li.RemainingItemCount == nil) != (ls.RemainingItemCount == nil) {
 								t.Fatalf("%s %q limit %d page %d: index %v (continue %q, rv %s) != scan %v (continue %q, rv %s)",
-									prefix, p[0], limit, page, names(li), li.Continue, li.ResourceVersion, names(ls), ls.Continue, ls.ResourceVersion)
+									prefix, p[:2], limit, page, names(li), li.Continue, li.ResourceVersion, names(ls), ls.Continue, ls.ResourceVersion)
 							}
 							got = append(got, names(li)...)
 							if li.Continue == "" {
@@ -120,7 +142,7 @@ func TestLabelIndex(t *testing.T) {
 							ci, cs = li.Continue, ls.Continue
 						}
 						if !slices.Equal(got, want) {
-							t.Fatalf("%s %q limit %d: got %v, want %v", prefix, p[0], limit, got, want)
+							t.Fatalf("%s %q limit %d: got %v, want %v", prefix, p[:2], limit, got, want)
 						}
 						total += len(got)
 					}
@@ -132,6 +154,22 @@ func TestLabelIndex(t *testing.T) {
 			}
 		})
 	}
+}
+
+// podNodeAttrs are an example pod's labels and fields with spec.nodeName, as
+// the pod registry's GetAttrs gives them.
+func podNodeAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	pod := obj.(*example.Pod)
+	return labels.Set(pod.Labels), fields.Set{"metadata.name": pod.Name, "metadata.namespace": pod.Namespace, "spec.nodeName": pod.Spec.NodeName}, nil
+}
+
+func mustParseFields(t *testing.T, s string) fields.Selector {
+	t.Helper()
+	sel, err := fields.ParseSelector(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sel
 }
 
 func mustParse(t *testing.T, s string) labels.Selector {
@@ -191,7 +229,7 @@ func TestLabelIndexFollowsWrites(t *testing.T) {
 			t.Fatalf("step %d: %q lists %d, want %d", i, st.sel, got, st.want)
 		}
 	}
-	if n := len(s.b.labels); n != 0 { // no writer left: no lock needed
+	if n := len(s.b.index); n != 0 { // no writer left: no lock needed
 		t.Fatalf("label index keeps %d entries after every object is gone", n)
 	}
 
@@ -211,9 +249,88 @@ func TestLabelIndexFollowsWrites(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.b.mu.RLock()
-	n := len(s.b.labels)
+	n := len(s.b.index)
 	s.b.mu.RUnlock()
 	if n != 0 {
 		t.Fatalf("label index keeps %d entries after the lease expired", n)
 	}
+}
+
+// TestFieldIndexAcrossStores checks that LISTs by an indexed field still see
+// every object when stores under one prefix disagree on the field indexes
+// (one writes without them) or one comes after objects were stored: the
+// index must not be used then. Stores that agree share it.
+func TestFieldIndexAcrossStores(t *testing.T) {
+	newStoreAt := func(t *testing.T, b *Backend, resourcePrefix string, indexers *cache.Indexers) *store {
+		s, err := NewStore(b, Config{
+			Codec:          apitesting.TestCodec(codecs, examplev1.SchemeGroupVersion),
+			NewFunc:        func() runtime.Object { return &example.Pod{} },
+			NewListFunc:    func() runtime.Object { return &example.PodList{} },
+			ResourcePrefix: resourcePrefix,
+			GroupResource:  schema.GroupResource{Resource: "pods"},
+			Indexers:       indexers,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.(*store)
+	}
+	newStore := func(t *testing.T, b *Backend, indexers *cache.Indexers) *store {
+		return newStoreAt(t, b, "/pods", indexers)
+	}
+	create := func(t *testing.T, s *store, name string) {
+		pod := &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: example.PodSpec{NodeName: "n1"}}
+		if err := s.Create(context.Background(), s.resourcePrefix+"/ns/"+name, pod, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onNode := func(t *testing.T, s *store) int {
+		out := &example.PodList{}
+		pred := apistorage.SelectionPredicate{Label: labels.Everything(), Field: fields.OneTermEqualSelector("spec.nodeName", "n1"), IndexFields: []string{"spec.nodeName"}, GetAttrs: podNodeAttrs}
+		if err := s.GetList(context.Background(), "/pods/", apistorage.ListOptions{Predicate: pred, Recursive: true}, out); err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Items)
+	}
+	usable := func(s *store) bool {
+		s.b.mu.RLock()
+		defer s.b.mu.RUnlock()
+		return s.b.fieldIndexesUsableLocked(s.keyPrefix, s.fieldIndexNames)
+	}
+	t.Run("objects stored before the indexed store", func(t *testing.T) {
+		b := NewBackend(Options{})
+		t.Cleanup(b.Close)
+		create(t, newStore(t, b, nil), "a")
+		indexed := newStore(t, b, nodeNameIndexers())
+		create(t, indexed, "b")
+		if got := onNode(t, indexed); got != 2 || usable(indexed) {
+			t.Fatalf("listed %d of 2, index used: %v", got, usable(indexed))
+		}
+	})
+	t.Run("a store without the index writes too", func(t *testing.T) {
+		b := NewBackend(Options{})
+		t.Cleanup(b.Close)
+		indexed := newStore(t, b, nodeNameIndexers())
+		plain := newStore(t, b, nil)
+		create(t, indexed, "a")
+		create(t, plain, "b")
+		if got := onNode(t, indexed); got != 2 || usable(indexed) {
+			t.Fatalf("listed %d of 2, index used: %v", got, usable(indexed))
+		}
+	})
+	t.Run("stores that agree share the index", func(t *testing.T) {
+		b := NewBackend(Options{})
+		t.Cleanup(b.Close)
+		v1, v2 := newStore(t, b, nodeNameIndexers()), newStore(t, b, nodeNameIndexers())
+		create(t, v1, "a")
+		create(t, v2, "b")
+		if got := onNode(t, v1); got != 2 || !usable(v1) || !usable(v2) {
+			t.Fatalf("listed %d of 2, index used: %v, %v", got, usable(v1), usable(v2))
+		}
+		// A store of another resource does not affect the prefix.
+		create(t, newStoreAt(t, b, "/podsx", nil), "c")
+		if !usable(v1) {
+			t.Fatal("another prefix's store turned the index off")
+		}
+	})
 }

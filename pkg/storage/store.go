@@ -8,6 +8,8 @@ import (
 	"path"
 	"reflect"
 	goruntime "runtime"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,11 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/features"
 	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/value"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Config describes one resource's view of a Backend, with the same inputs
@@ -39,6 +43,12 @@ type Config struct {
 	// (like encryption at rest). Without one, reads are served from a cache of
 	// decoded objects instead of decoding stored bytes each time.
 	Transformer value.Transformer
+	// Indexers are the registry's indexes (the same the watch cache gets).
+	// Field indexes ("f:spec.nodeName") serve LISTs whose field selector
+	// requires an exact value of an indexed field, when the predicate names
+	// the field in IndexFields as the registry's predicates do. Labels are
+	// always indexed.
+	Indexers *cache.Indexers
 }
 
 // store is a storage.Interface onto a Backend for one resource.
@@ -53,6 +63,12 @@ type store struct {
 	newFunc        func() runtime.Object
 	newListFunc    func() runtime.Object
 	sizeEstimation atomic.Bool
+	// keyPrefix is where the resource's keys live, fieldIndexes the field
+	// indexes of its registry by field name, fieldIndexNames their names
+	// as registered with the backend.
+	keyPrefix       string
+	fieldIndexes    map[string]cache.IndexFunc
+	fieldIndexNames string
 }
 
 type transformerBox struct{ value.Transformer }
@@ -77,7 +93,26 @@ func NewStore(b *Backend, c Config) (apistorage.Interface, error) {
 		groupResource:  c.GroupResource,
 		newFunc:        c.NewFunc,
 		newListFunc:    c.NewListFunc,
+		keyPrefix:      pathPrefix,
 	}
+	if rp := strings.Trim(c.ResourcePrefix, "/"); rp != "" {
+		s.keyPrefix += rp + "/"
+	}
+	if c.Indexers != nil {
+		var names []string
+		for name, fn := range *c.Indexers {
+			if field, ok := strings.CutPrefix(name, "f:"); ok && fn != nil {
+				if s.fieldIndexes == nil {
+					s.fieldIndexes = map[string]cache.IndexFunc{}
+				}
+				s.fieldIndexes[field] = fn
+				names = append(names, field)
+			}
+		}
+		sort.Strings(names)
+		s.fieldIndexNames = strings.Join(names, ",")
+	}
+	b.registerFieldIndexes(s.keyPrefix, s.fieldIndexNames)
 	s.setTransformer(c.Transformer)
 	return s, nil
 }
@@ -205,28 +240,74 @@ func (s *store) newItem(ctx context.Context, key string, data []byte, obj runtim
 			return nil, apistorage.NewInternalError(err)
 		}
 	}
-	it := &item{key: key, data: stored, labels: labelPairs(obj)}
+	index, err := s.indexKeys(obj)
+	if err != nil {
+		return nil, apistorage.NewInternalError(err)
+	}
+	it := &item{key: key, data: stored, index: index}
 	if ttl != 0 {
 		it.expires = time.Now().Add(time.Duration(ttl) * time.Second)
 	}
 	return it, nil
 }
 
-// labelPairs lists the labels of obj for the label index.
-func labelPairs(obj runtime.Object) []labelPair {
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return nil
+// indexKeys lists the labels and indexed field values of obj for the index.
+func (s *store) indexKeys(obj runtime.Object) ([]indexKey, error) {
+	var l map[string]string
+	if m, err := meta.Accessor(obj); err == nil {
+		l = m.GetLabels()
 	}
-	l := m.GetLabels()
-	if len(l) == 0 {
-		return nil
+	if len(l) == 0 && len(s.fieldIndexes) == 0 {
+		return nil, nil
 	}
-	pairs := make([]labelPair, 0, len(l))
+	keys := make([]indexKey, 0, len(l)+len(s.fieldIndexes))
 	for k, v := range l {
-		pairs = append(pairs, labelPair{k, v})
+		keys = append(keys, indexKey{name: k, value: v})
 	}
-	return pairs
+	for field, fn := range s.fieldIndexes {
+		values, err := fn(obj)
+		if err != nil {
+			// As the watch cache, which cannot index such an object either.
+			return nil, fmt.Errorf("unable to calculate the %s index entry of a %T: %w", field, obj, err)
+		}
+		for _, v := range values {
+			keys = append(keys, indexKey{field: true, name: field, value: v})
+		}
+	}
+	return keys, nil
+}
+
+// selectorIndexKeys returns the index keys that every object pred can
+// select carries: the labels of its equality requirements (key=value,
+// key==value, key in (value)) and, if the store's field indexes are usable,
+// the exact values its field selector requires of fields the predicate and
+// the store both index. The caller holds the backend's read lock.
+func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) []indexKey {
+	var keys []indexKey
+	if pred.Label != nil {
+		if reqs, selectable := pred.Label.Requirements(); selectable {
+			for _, r := range reqs {
+				switch r.Operator() {
+				case selection.Equals, selection.DoubleEquals, selection.In:
+					if values := r.ValuesUnsorted(); len(values) == 1 {
+						keys = append(keys, indexKey{name: r.Key(), value: values[0]})
+					}
+				}
+			}
+		}
+	}
+	if pred.Field != nil && len(pred.IndexFields) > 0 && len(s.fieldIndexes) > 0 &&
+		s.b.fieldIndexesUsableLocked(s.keyPrefix, s.fieldIndexNames) {
+		for _, field := range pred.IndexFields {
+			if _, indexed := s.fieldIndexes[field]; !indexed {
+				continue
+			}
+			if v, exact := pred.Field.RequiresExactMatch(field); exact {
+				keys = append(keys, indexKey{field: true, name: field, value: v})
+			}
+		}
+	}
+	return keys
 }
 
 // decodeFresh decodes the plain data of it into out at rev and, unless the
@@ -688,14 +769,15 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 		}
 		withRev = current
 	}
-	// With an equality label selector on the current revision, visit only
-	// the items with that label. Typed objects only: a conversion webhook may
-	// change the labels of a custom resource between versions.
+	// With an equality label or indexed field selector on the current
+	// revision, visit only the items with that label or field value. Typed
+	// objects only: a conversion webhook may change the labels of a custom
+	// resource between versions.
 	sample := newItemFunc()
 	_, isUnstructured := sample.(*unstructured.Unstructured)
 	var indexed, moreAfterLast bool
 	if withRev == current && !isUnstructured {
-		items, moreAfterLast, indexed = s.b.labelCandidatesLocked(opts.Predicate.Label, start, end)
+		items, moreAfterLast, indexed = s.b.candidatesLocked(s.selectorIndexKeysLocked(&opts.Predicate), start, end)
 	}
 	if !indexed {
 		s.b.rangeAtLocked(start, end, withRev, func(it *item) bool {
