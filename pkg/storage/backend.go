@@ -99,6 +99,20 @@ type decodedObject struct {
 
 func itemLess(a, b *item) bool { return a.key < b.key }
 
+// fieldValue returns the value of the indexed field name of it, if it has
+// exactly one.
+func (it *item) fieldValue(name string) (value string, ok bool) {
+	for _, k := range it.index {
+		if k.field && k.name == name {
+			if ok {
+				return "", false
+			}
+			value, ok = k.value, true
+		}
+	}
+	return value, ok
+}
+
 // event is one committed change, kept in the history for MVCC reads and for
 // watches started from an older revision.
 type event struct {

@@ -92,6 +92,8 @@ func TestIndex(t *testing.T) {
 				{"", "spec.nodeName=", "", "spec.nodeName="},
 				{"", "spec.nodeName==n2,metadata.name!=p500", "", "spec.nodeName==n2,metadata.name!=p500"},
 				{"", "spec.nodeName=nowhere", "", "spec.nodeName=nowhere"},
+				{"", "spec.nodeName!=n1", "", "spec.nodeName!=n1"},
+				{"", "spec.nodeName!=n1,spec.nodeName!=", "", "spec.nodeName!=n1,spec.nodeName!="},
 				{"app=b", "spec.nodeName=n3", "app in (b,zz)", "spec.nodeName=n3"},
 				{"tier=x", "spec.nodeName!=n3", "tier in (x,zz)", "spec.nodeName!=n3"},
 			}

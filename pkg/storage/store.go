@@ -8,6 +8,7 @@ import (
 	"path"
 	"reflect"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/conversion"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -277,13 +279,15 @@ func (s *store) indexKeys(obj runtime.Object) ([]indexKey, error) {
 	return keys, nil
 }
 
-// selectorIndexKeys returns the index keys that every object pred can
+// selectorIndexKeysLocked returns the index keys that every object pred can
 // select carries: the labels of its equality requirements (key=value,
 // key==value, key in (value)) and, if the store's field indexes are usable,
 // the exact values its field selector requires of fields the predicate and
-// the store both index. The caller holds the backend's read lock.
-func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) []indexKey {
-	var keys []indexKey
+// the store both index. fieldsFromIndex says that the items' index entries
+// decide the whole field selector (only (in)equalities on such fields), so
+// that no field set need be built per object. The caller holds the backend's
+// read lock.
+func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) (keys []indexKey, fieldsFromIndex bool) {
 	if pred.Label != nil {
 		if reqs, selectable := pred.Label.Requirements(); selectable {
 			for _, r := range reqs {
@@ -296,18 +300,53 @@ func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) []i
 			}
 		}
 	}
-	if pred.Field != nil && len(pred.IndexFields) > 0 && len(s.fieldIndexes) > 0 &&
-		s.b.fieldIndexesUsableLocked(s.keyPrefix, s.fieldIndexNames) {
-		for _, field := range pred.IndexFields {
-			if _, indexed := s.fieldIndexes[field]; !indexed {
-				continue
-			}
-			if v, exact := pred.Field.RequiresExactMatch(field); exact {
-				keys = append(keys, indexKey{field: true, name: field, value: v})
-			}
+	if pred.Field == nil || len(pred.IndexFields) == 0 || len(s.fieldIndexes) == 0 ||
+		!s.b.fieldIndexesUsableLocked(s.keyPrefix, s.fieldIndexNames) {
+		return keys, false
+	}
+	for _, field := range pred.IndexFields {
+		if _, indexed := s.fieldIndexes[field]; !indexed {
+			continue
+		}
+		if v, exact := pred.Field.RequiresExactMatch(field); exact {
+			keys = append(keys, indexKey{field: true, name: field, value: v})
 		}
 	}
-	return keys
+	fieldsFromIndex = !pred.Field.Empty() && pred.ShardSelector == nil
+	for _, r := range pred.Field.Requirements() {
+		_, indexed := s.fieldIndexes[r.Field]
+		switch {
+		case !indexed || !slices.Contains(pred.IndexFields, r.Field):
+			fieldsFromIndex = false
+		case r.Operator != selection.Equals && r.Operator != selection.DoubleEquals && r.Operator != selection.NotEquals:
+			fieldsFromIndex = false
+		}
+	}
+	return keys, fieldsFromIndex
+}
+
+// matchesIndexed evaluates pred on the object obj of it when the item's
+// index entries decide pred's field selector (fieldsFromIndex): the labels
+// on the object, the fields on the entries. An item with no single entry
+// for a field is matched as usual.
+func matchesIndexed(pred *apistorage.SelectionPredicate, fieldReqs fields.Requirements, it *item, obj runtime.Object) bool {
+	for _, r := range fieldReqs {
+		v, ok := it.fieldValue(r.Field)
+		if !ok {
+			return matches(pred, obj)
+		}
+		if (v == r.Value) == (r.Operator == selection.NotEquals) {
+			return false
+		}
+	}
+	if pred.Label == nil || pred.Label.Empty() {
+		return true
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return matches(pred, obj)
+	}
+	return pred.Label.Matches(labels.Set(m.GetLabels()))
 }
 
 // decodeFresh decodes the plain data of it into out at rev and, unless the
@@ -775,9 +814,13 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 	// resource between versions.
 	sample := newItemFunc()
 	_, isUnstructured := sample.(*unstructured.Unstructured)
-	var indexed, moreAfterLast bool
-	if withRev == current && !isUnstructured {
-		items, moreAfterLast, indexed = s.b.candidatesLocked(s.selectorIndexKeysLocked(&opts.Predicate), start, end)
+	var indexed, moreAfterLast, fieldsFromIndex bool
+	if !isUnstructured {
+		var keys []indexKey
+		keys, fieldsFromIndex = s.selectorIndexKeysLocked(&opts.Predicate)
+		if withRev == current {
+			items, moreAfterLast, indexed = s.b.candidatesLocked(keys, start, end)
+		}
 	}
 	if !indexed {
 		s.b.rangeAtLocked(start, end, withRev, func(it *item) bool {
@@ -830,6 +873,10 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 		var selected []runtime.Object
 		var owned []bool
 		get := func(i int) (runtime.Object, bool, error) { return selected[i], owned != nil && owned[i], nil }
+		var fieldReqs fields.Requirements
+		if fieldsFromIndex {
+			fieldReqs = pred.Field.Requirements()
+		}
 		for i, it := range items {
 			if paging && int64(len(selected)) >= pred.Limit {
 				hasMore = true
@@ -844,7 +891,7 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 				}
 				return err
 			}
-			if !matches(&pred, obj) {
+			if fieldsFromIndex && !matchesIndexed(&pred, fieldReqs, it, obj) || !fieldsFromIndex && !matches(&pred, obj) {
 				continue
 			}
 			if fresh && owned == nil {
