@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -80,6 +81,14 @@ type item struct {
 	expires time.Time
 	index   []indexKey // the object's labels and indexed fields, for the index
 	decoded atomic.Pointer[decodedObject]
+	fields  atomic.Pointer[itemFields]
+}
+
+// itemFields caches the field set that one store's registry GetAttrs gives
+// for an item, for field selectors.
+type itemFields struct {
+	by  *store
+	set fields.Set
 }
 
 // indexKey is one entry of the index: a label of an object, or the value of
@@ -293,6 +302,7 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 		// read rarely (old revisions, watchers' previous objects): let its
 		// decoded copy go; a reader that needs it decodes it again.
 		cur.decoded.Store(nil)
+		cur.fields.Store(nil)
 	}
 	ev := event{rev: b.rev, key: key, cur: next, prev: cur, at: now}
 	b.history = append(b.history, ev)

@@ -54,6 +54,7 @@ func newPodStoreWith(tb testing.TB, opts Options) *store {
 		Prefix:         "/registry",
 		ResourcePrefix: "/pods",
 		GroupResource:  schema.GroupResource{Resource: "pods"},
+		AttrFunc:       podAttrs,
 		Indexers:       podIndexers(),
 	})
 	if err != nil {
@@ -220,9 +221,10 @@ func BenchmarkGuaranteedUpdate(b *testing.B) {
 }
 
 // listCases are LISTs of all 10,000 pods, of the tenth selected by label,
-// and of the pods of one node (100, 110 being a node's default capacity) as
-// a kubelet lists them, with the field selector and index the pod registry
-// declares.
+// of the pods of one node (100, 110 being a node's default capacity) as a
+// kubelet lists them, with the field selector and index the pod registry
+// declares, and of the pods that have not ended, as kube-scheduler lists
+// them (a field selector on a field without an index).
 var listCases = []struct {
 	name string
 	pred apistorage.SelectionPredicate
@@ -240,6 +242,12 @@ var listCases = []struct {
 		GetAttrs:    podAttrs,
 		IndexFields: []string{"spec.nodeName"},
 	}, 100},
+	{"unindexedFieldSelector", apistorage.SelectionPredicate{
+		Label:       labels.Everything(),
+		Field:       fields.ParseSelectorOrDie("status.phase!=Succeeded,status.phase!=Failed"),
+		GetAttrs:    podAttrs,
+		IndexFields: []string{"spec.nodeName"},
+	}, 10000},
 }
 
 // podIndexers are the pod registry's indexers (pkg/registry/core/pod
@@ -252,7 +260,7 @@ func podIndexers() *cache.Indexers {
 
 func podAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	p := obj.(*corev1.Pod)
-	return labels.Set(p.Labels), fields.Set{"metadata.name": p.Name, "metadata.namespace": p.Namespace, "spec.nodeName": p.Spec.NodeName}, nil
+	return labels.Set(p.Labels), fields.Set{"metadata.name": p.Name, "metadata.namespace": p.Namespace, "spec.nodeName": p.Spec.NodeName, "status.phase": string(p.Status.Phase)}, nil
 }
 
 // BenchmarkGetList10k lists 10,000 pods three ways, all in one process with

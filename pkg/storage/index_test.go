@@ -30,7 +30,7 @@ import (
 func TestIndex(t *testing.T) {
 	for _, m := range readModes {
 		t.Run(m.name, func(t *testing.T) {
-			ctx, s := testSetup(t, m.opts...)
+			ctx, s := testSetup(t, append(m.opts, withAttrFunc(podNodeAttrs))...)
 			rnd := rand.New(rand.NewPCG(1, 2))
 			randomLabels := func() map[string]string {
 				l := map[string]string{}
@@ -80,7 +80,8 @@ func TestIndex(t *testing.T) {
 			}
 
 			// Each pair: label selector and field selector, indexed, then
-			// their scanned twins.
+			// their scanned twins. The twins are also matched without the
+			// field sets the store keeps per object.
 			pairs := [][4]string{
 				{"app=a", "", "app in (a,zz)", ""},
 				{"app==b,tier=x", "", "app in (b,zz),tier in (x,zz)", ""},
@@ -96,11 +97,18 @@ func TestIndex(t *testing.T) {
 				{"", "spec.nodeName!=n1,spec.nodeName!=", "", "spec.nodeName!=n1,spec.nodeName!="},
 				{"app=b", "spec.nodeName=n3", "app in (b,zz)", "spec.nodeName=n3"},
 				{"tier=x", "spec.nodeName!=n3", "tier in (x,zz)", "spec.nodeName!=n3"},
+				{"", "metadata.name!=p007", "", "metadata.name!=p007"},
+				{"app=a", "metadata.namespace=ns1", "app in (a,zz)", "metadata.namespace=ns1"},
+				{"", "metadata.name=p511,spec.nodeName!=", "", "metadata.name=p511,spec.nodeName!="},
 			}
 			list := func(key string, sel labels.Selector, field fields.Selector, indexFields []string, limit int64, cont string) *example.PodList {
 				t.Helper()
 				out := &example.PodList{}
 				pred := apistorage.SelectionPredicate{Label: sel, Field: field, IndexFields: indexFields, Limit: limit, Continue: cont, GetAttrs: podNodeAttrs}
+				if indexFields == nil {
+					// Another function than the store's: fields built per object.
+					pred.GetAttrs = func(obj runtime.Object) (labels.Set, fields.Set, error) { return podNodeAttrs(obj) }
+				}
 				if err := s.GetList(ctx, key, apistorage.ListOptions{Predicate: pred, Recursive: true}, out); err != nil {
 					t.Fatal(err)
 				}
@@ -335,4 +343,49 @@ func TestFieldIndexAcrossStores(t *testing.T) {
 			t.Fatal("another prefix's store turned the index off")
 		}
 	})
+}
+
+// TestFieldsKeptPerStore checks that the field sets kept per object belong
+// to the store whose registry GetAttrs made them: two stores over the same
+// objects (as the versions of a custom resource, whose selectable fields may
+// differ) each select on their own.
+func TestFieldsKeptPerStore(t *testing.T) {
+	b := NewBackend(Options{})
+	t.Cleanup(b.Close)
+	attrs := func(version string) apistorage.AttrFunc {
+		return func(obj runtime.Object) (labels.Set, fields.Set, error) {
+			return nil, fields.Set{"metadata.name": obj.(*example.Pod).Name, "spec.version": version}, nil
+		}
+	}
+	stores := map[string]*store{}
+	for _, v := range []string{"v1", "v2"} {
+		s, err := NewStore(b, Config{
+			Codec:          apitesting.TestCodec(codecs, examplev1.SchemeGroupVersion),
+			NewFunc:        func() runtime.Object { return &example.Pod{} },
+			NewListFunc:    func() runtime.Object { return &example.PodList{} },
+			ResourcePrefix: "/pods",
+			GroupResource:  schema.GroupResource{Resource: "pods"},
+			AttrFunc:       attrs(v),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[v] = s.(*store)
+	}
+	ctx := context.Background()
+	if err := stores["v1"].Create(ctx, "/pods/ns/a", &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}}, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		for v, s := range stores {
+			out := &example.PodList{}
+			pred := apistorage.SelectionPredicate{Label: labels.Everything(), Field: fields.OneTermEqualSelector("spec.version", v), GetAttrs: s.attrFunc}
+			if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Predicate: pred, Recursive: true}, out); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Items) != 1 {
+				t.Fatalf("store %s lists %d objects with spec.version=%s, want 1", v, len(out.Items), v)
+			}
+		}
+	}
 }

@@ -18,7 +18,7 @@ import (
 // cache: reads here are as cheap as the cache's).
 func (b *Backend) Decorator() generic.StorageDecorator {
 	return func(config *storagebackend.ConfigForResource, resourcePrefix string, _ func(obj runtime.Object) (string, error),
-		newFunc, newListFunc func() runtime.Object, _ apistorage.AttrFunc, _ apistorage.IndexerFuncs, indexers *cache.Indexers) (apistorage.Interface, factory.DestroyFunc, error) {
+		newFunc, newListFunc func() runtime.Object, getAttrs apistorage.AttrFunc, _ apistorage.IndexerFuncs, indexers *cache.Indexers) (apistorage.Interface, factory.DestroyFunc, error) {
 		s, err := NewStore(b, Config{
 			Codec:          config.Codec,
 			NewFunc:        newFunc,
@@ -27,6 +27,7 @@ func (b *Backend) Decorator() generic.StorageDecorator {
 			ResourcePrefix: resourcePrefix,
 			GroupResource:  config.GroupResource,
 			Transformer:    config.Transformer,
+			AttrFunc:       getAttrs,
 			Indexers:       indexers,
 		})
 		if err != nil {

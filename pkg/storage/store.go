@@ -45,6 +45,12 @@ type Config struct {
 	// (like encryption at rest). Without one, reads are served from a cache of
 	// decoded objects instead of decoding stored bytes each time.
 	Transformer value.Transformer
+	// AttrFunc is the registry's GetAttrs (the one the watch cache gets).
+	// The fields it gives are kept per object version, as the watch cache
+	// keeps them, for the predicates that use the same function: a field
+	// selector on a field without an index then builds no field set per
+	// object and LIST.
+	AttrFunc apistorage.AttrFunc
 	// Indexers are the registry's indexes (the same the watch cache gets).
 	// Field indexes ("f:spec.nodeName") serve LISTs whose field selector
 	// requires an exact value of an indexed field, when the predicate names
@@ -71,6 +77,10 @@ type store struct {
 	keyPrefix       string
 	fieldIndexes    map[string]cache.IndexFunc
 	fieldIndexNames string
+	// attrFunc is Config.AttrFunc, attrFuncPC its code pointer, by which
+	// predicates using it are recognized.
+	attrFunc   apistorage.AttrFunc
+	attrFuncPC uintptr
 }
 
 type transformerBox struct{ value.Transformer }
@@ -115,6 +125,9 @@ func NewStore(b *Backend, c Config) (apistorage.Interface, error) {
 		s.fieldIndexNames = strings.Join(names, ",")
 	}
 	b.registerFieldIndexes(s.keyPrefix, s.fieldIndexNames)
+	if c.AttrFunc != nil {
+		s.attrFunc, s.attrFuncPC = c.AttrFunc, reflect.ValueOf(c.AttrFunc).Pointer()
+	}
 	s.setTransformer(c.Transformer)
 	return s, nil
 }
@@ -329,11 +342,11 @@ func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) (ke
 // index entries decide pred's field selector (fieldsFromIndex): the labels
 // on the object, the fields on the entries. An item with no single entry
 // for a field is matched as usual.
-func matchesIndexed(pred *apistorage.SelectionPredicate, fieldReqs fields.Requirements, it *item, obj runtime.Object) bool {
+func (s *store) matchesIndexed(pred *apistorage.SelectionPredicate, fieldReqs fields.Requirements, it *item, obj runtime.Object) bool {
 	for _, r := range fieldReqs {
 		v, ok := it.fieldValue(r.Field)
 		if !ok {
-			return matches(pred, obj)
+			return s.matchesItem(pred, it, obj)
 		}
 		if (v == r.Value) == (r.Operator == selection.NotEquals) {
 			return false
@@ -891,7 +904,7 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 				}
 				return err
 			}
-			if fieldsFromIndex && !matchesIndexed(&pred, fieldReqs, it, obj) || !fieldsFromIndex && !matches(&pred, obj) {
+			if fieldsFromIndex && !s.matchesIndexed(&pred, fieldReqs, it, obj) || !fieldsFromIndex && !s.matchesItem(&pred, it, obj) {
 				continue
 			}
 			if fresh && owned == nil {
@@ -939,6 +952,36 @@ func (s *store) decodeForList(ctx context.Context, it *item, newItemFunc func() 
 		return nil, err
 	}
 	return obj, nil
+}
+
+// matchesItem evaluates pred on obj, the object of it. When pred uses the
+// registry's GetAttrs, the fields are taken from (or computed once into) the
+// item, which is immutable: as the watch cache keeps them per object.
+func (s *store) matchesItem(pred *apistorage.SelectionPredicate, it *item, obj runtime.Object) bool {
+	if pred.Empty() || pred.Field == nil || pred.Field.Empty() || pred.ShardSelector != nil ||
+		s.attrFunc == nil || pred.GetAttrs == nil || reflect.ValueOf(pred.GetAttrs).Pointer() != s.attrFuncPC {
+		return matches(pred, obj)
+	}
+	f := it.fields.Load()
+	if f == nil || f.by != s {
+		_, set, err := s.attrFunc(obj)
+		if err != nil {
+			return false
+		}
+		f = &itemFields{by: s, set: set}
+		it.fields.Store(f)
+	}
+	if !pred.Field.Matches(f.set) {
+		return false
+	}
+	if pred.Label == nil || pred.Label.Empty() {
+		return true
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return matches(pred, obj)
+	}
+	return pred.Label.Matches(labels.Set(m.GetLabels()))
 }
 
 // matches evaluates pred on obj. A label-only selector is matched on the

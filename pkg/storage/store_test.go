@@ -48,6 +48,7 @@ type setupOptions struct {
 	codec       runtime.Codec
 	backend     Options
 	indexers    *cache.Indexers
+	attrFunc    apistorage.AttrFunc
 }
 
 // nodeNameIndexers index example pods by spec.nodeName, as the pod registry
@@ -65,6 +66,14 @@ func nodeNameIndexers() *cache.Indexers {
 
 func withIndexers(i *cache.Indexers) setupOption {
 	return func(o *setupOptions) { o.indexers = i }
+}
+
+// withAttrFunc gives the store a registry GetAttrs other than the default,
+// DefaultNamespaceScopedAttr (what most namespaced registries have, and
+// what the suite's namespaced predicates use, so that their field selectors
+// are matched on the fields kept per object).
+func withAttrFunc(f apistorage.AttrFunc) setupOption {
+	return func(o *setupOptions) { o.attrFunc = f }
 }
 
 type setupOption func(*setupOptions)
@@ -89,7 +98,7 @@ func withBackendOptions(b Options) setupOption {
 
 // testSetup returns a pods store on a fresh backend, like etcd3's testSetup.
 func testSetup(t testing.TB, opts ...setupOption) (context.Context, *store) {
-	o := setupOptions{codec: apitesting.TestCodec(codecs, examplev1.SchemeGroupVersion), indexers: nodeNameIndexers()}
+	o := setupOptions{codec: apitesting.TestCodec(codecs, examplev1.SchemeGroupVersion), indexers: nodeNameIndexers(), attrFunc: apistorage.DefaultNamespaceScopedAttr}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -104,6 +113,7 @@ func testSetup(t testing.TB, opts ...setupOption) (context.Context, *store) {
 		GroupResource:  schema.GroupResource{Resource: "pods"},
 		Transformer:    o.transformer,
 		Indexers:       o.indexers,
+		AttrFunc:       o.attrFunc,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +513,7 @@ func TestWatch(t *testing.T) {
 }
 
 func TestClusterScopedWatch(t *testing.T) {
-	ctx, s := testSetup(t)
+	ctx, s := testSetup(t, withAttrFunc(apistorage.DefaultClusterScopedAttr))
 	storagetesting.RunTestClusterScopedWatch(ctx, t, s)
 }
 

@@ -199,7 +199,7 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 	sample := s.newFunc()
 	// Decide on the cached object when there is one, before copying it.
 	if view := s.cachedView(it, sample); view != nil && filter {
-		if !w.matches(view) {
+		if !w.matches(it, view) {
 			return nil, nil
 		}
 		filter = false
@@ -211,19 +211,21 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 	if err := s.decodeItem(it, data, sample, rev); err != nil {
 		return nil, err
 	}
-	if filter && !w.matches(sample) {
+	if filter && !w.matches(it, sample) {
 		return nil, nil
 	}
 	return sample, nil
 }
 
-func (w *watchChan) matches(obj runtime.Object) bool { return matches(&w.pred, obj) }
+func (w *watchChan) matches(it *item, obj runtime.Object) bool {
+	return w.s.matchesItem(&w.pred, it, obj)
+}
 
 // matchesItem reports whether it passes the predicate, on the cached object
 // when there is one.
 func (w *watchChan) matchesItem(it *item) (bool, error) {
 	if view := w.s.cachedView(it, w.s.newFunc()); view != nil {
-		return w.matches(view), nil
+		return w.matches(it, view), nil
 	}
 	obj, err := w.object(it, it.rev, true)
 	return obj != nil, err
