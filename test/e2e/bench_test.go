@@ -221,14 +221,19 @@ func BenchmarkListPods(b *testing.B) {
 		})
 	}
 	wg.Wait()
+	onNode := 0 // pods the scheduler put on node-3
 	waitFor(b, func() bool {
 		l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil || len(l.Items) != pods {
 			return false
 		}
+		onNode = 0
 		for _, p := range l.Items {
 			if !podReady(&p) {
 				return false
+			}
+			if p.Spec.NodeName == "node-3" {
+				onNode++
 			}
 		}
 		return true
@@ -248,6 +253,8 @@ func BenchmarkListPods(b *testing.B) {
 	b.Run("json", func(b *testing.B) { list(b, c, metav1.ListOptions{}, pods) })
 	b.Run("protobuf", func(b *testing.B) { list(b, protoClient, metav1.ListOptions{}, pods) })
 	b.Run("labelSelector", func(b *testing.B) { list(b, c, metav1.ListOptions{LabelSelector: "app=app-3"}, pods/10) })
+	// As a kubelet lists its node's pods.
+	b.Run("fieldSelector", func(b *testing.B) { list(b, c, metav1.ListOptions{FieldSelector: "spec.nodeName=node-3"}, onNode) })
 	b.Run("table", func(b *testing.B) {
 		for b.Loop() {
 			body, err := c.CoreV1().RESTClient().Get().AbsPath("/api/v1/namespaces", ns, "pods").
