@@ -338,30 +338,6 @@ func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) (ke
 	return keys, fieldsFromIndex
 }
 
-// matchesIndexed evaluates pred on the object obj of it when the item's
-// index entries decide pred's field selector (fieldsFromIndex): the labels
-// on the object, the fields on the entries. An item with no single entry
-// for a field is matched as usual.
-func (s *store) matchesIndexed(pred *apistorage.SelectionPredicate, fieldReqs fields.Requirements, it *item, obj runtime.Object) bool {
-	for _, r := range fieldReqs {
-		v, ok := it.fieldValue(r.Field)
-		if !ok {
-			return s.matchesItem(pred, it, obj)
-		}
-		if (v == r.Value) == (r.Operator == selection.NotEquals) {
-			return false
-		}
-	}
-	if pred.Label == nil || pred.Label.Empty() {
-		return true
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return matches(pred, obj)
-	}
-	return pred.Label.Matches(labels.Set(m.GetLabels()))
-}
-
 // decodeFresh decodes the plain data of it into out at rev and, unless the
 // store has a transformer, keeps a copy in the item's decode cache.
 func (s *store) decodeFresh(it *item, data []byte, out runtime.Object, rev int64) error {
@@ -971,33 +947,52 @@ func (s *store) matchesItem(pred *apistorage.SelectionPredicate, it *item, obj r
 		f = &itemFields{by: s, set: set}
 		it.fields.Store(f)
 	}
-	if !pred.Field.Matches(f.set) {
-		return false
+	return pred.Field.Matches(f.set) && matchesLabels(pred, obj)
+}
+
+// matchesIndexed evaluates pred on the object obj of it when the item's
+// index entries decide pred's field selector (fieldsFromIndex): the labels
+// on the object, the fields on the entries. An item with no single entry
+// for a field is matched as usual.
+func (s *store) matchesIndexed(pred *apistorage.SelectionPredicate, fieldReqs fields.Requirements, it *item, obj runtime.Object) bool {
+	for _, r := range fieldReqs {
+		v, ok := it.fieldValue(r.Field)
+		if !ok {
+			return s.matchesItem(pred, it, obj)
+		}
+		if (v == r.Value) == (r.Operator == selection.NotEquals) {
+			return false
+		}
 	}
-	if pred.Label == nil || pred.Label.Empty() {
-		return true
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return matches(pred, obj)
-	}
-	return pred.Label.Matches(labels.Set(m.GetLabels()))
+	return matchesLabels(pred, obj)
 }
 
 // matches evaluates pred on obj. A label-only selector is matched on the
-// object's labels directly: every upstream GetAttrs returns those as the label
-// set, and skipping it saves building a field set per object.
+// object's labels directly, which saves building a field set per object.
 func matches(pred *apistorage.SelectionPredicate, obj runtime.Object) bool {
 	if pred.Empty() {
 		return true
 	}
 	if (pred.Field == nil || pred.Field.Empty()) && pred.ShardSelector == nil {
-		if m, err := meta.Accessor(obj); err == nil {
-			return pred.Label.Matches(labels.Set(m.GetLabels()))
-		}
+		return matchesLabels(pred, obj)
 	}
 	matched, err := pred.Matches(obj)
 	return err == nil && matched
+}
+
+// matchesLabels evaluates pred's label selector on the labels of obj, which
+// every upstream GetAttrs returns as the label set; the caller has matched
+// the fields. An object without metadata goes through pred's GetAttrs.
+func matchesLabels(pred *apistorage.SelectionPredicate, obj runtime.Object) bool {
+	if pred.Label == nil || pred.Label.Empty() {
+		return true
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		matched, err := pred.Matches(obj)
+		return err == nil && matched
+	}
+	return pred.Label.Matches(labels.Set(m.GetLabels()))
 }
 
 // parallelCopyThreshold is the list size from which items are copied on
