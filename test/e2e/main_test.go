@@ -44,7 +44,13 @@ func run(m *testing.M) int {
 	binDir = dir
 	mockernetesBin = filepath.Join(dir, "mockernetes")
 	kubectlBin = filepath.Join(dir, "kubectl")
-	if err := goBuild(mockernetesBin, "github.com/mockernetes/mockernetes/cmd/mockernetes", ""); err != nil {
+	// MOCKERNETES_E2E_RACE=1 builds the server with the race detector: a
+	// race makes it exit non-zero, which fails the test that stops it.
+	var race []string
+	if os.Getenv("MOCKERNETES_E2E_RACE") != "" {
+		race = []string{"-race"}
+	}
+	if err := goBuild(mockernetesBin, "github.com/mockernetes/mockernetes/cmd/mockernetes", "", race...); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -75,8 +81,8 @@ func run(m *testing.M) int {
 	return code
 }
 
-func goBuild(out, pkg, ldflags string) error {
-	args := []string{"build", "-o", out}
+func goBuild(out, pkg, ldflags string, flags ...string) error {
+	args := append([]string{"build", "-o", out}, flags...)
 	if ldflags != "" {
 		args = append(args, "-ldflags", ldflags)
 	}
