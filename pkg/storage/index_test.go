@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/apis/example"
 	examplev1 "k8s.io/apiserver/pkg/apis/example/v1"
 	apistorage "k8s.io/apiserver/pkg/storage"
@@ -387,5 +389,61 @@ func TestFieldsKeptPerStore(t *testing.T) {
 				t.Fatalf("store %s lists %d objects with spec.version=%s, want 1", v, len(out.Items), v)
 			}
 		}
+	}
+}
+
+// TestWatchOnKeptFields checks a watch whose field selector is matched on
+// the field sets kept per object version: a pod scheduled onto, moved off
+// and back onto the node is ADDED, DELETED and ADDED, as etcd3's watcher
+// turns updates across the selector, and a LIST in between (which fills the
+// kept field sets) changes nothing.
+func TestWatchOnKeptFields(t *testing.T) {
+	ctx, s := testSetup(t, withAttrFunc(podNodeAttrs))
+	pred := apistorage.SelectionPredicate{Label: labels.Everything(), Field: fields.OneTermEqualSelector("spec.nodeName", "n1"), GetAttrs: podNodeAttrs}
+	pod := &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}}
+	if err := s.Create(ctx, "/pods/ns/p", pod, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: fmt.Sprint(s.b.Revision()), Predicate: pred, Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for _, step := range []struct {
+		node string
+		want watch.EventType
+	}{{"n1", watch.Added}, {"n1", watch.Modified}, {"n2", watch.Deleted}, {"n3", ""}, {"n1", watch.Added}} {
+		err := s.GuaranteedUpdate(ctx, "/pods/ns/p", &example.Pod{}, false, nil, func(obj runtime.Object, _ apistorage.ResponseMeta) (runtime.Object, *uint64, error) {
+			p := obj.(*example.Pod)
+			p.Spec.NodeName = step.node
+			p.Labels = map[string]string{"rev": fmt.Sprint(s.b.Revision())} // every step writes
+			return p, nil, nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &example.PodList{}
+		if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Predicate: pred, Recursive: true}, out); err != nil {
+			t.Fatal(err)
+		}
+		if want := step.node == "n1"; (len(out.Items) == 1) != want {
+			t.Fatalf("on %s: LIST gives %d pods", step.node, len(out.Items))
+		}
+		if step.want == "" {
+			continue
+		}
+		select {
+		case ev := <-w.ResultChan():
+			if ev.Type != step.want || ev.Object.(*example.Pod).Spec.NodeName != step.node && step.want != watch.Deleted {
+				t.Fatalf("to %s: got %s of %v, want %s", step.node, ev.Type, ev.Object, step.want)
+			}
+		case <-time.After(wait.ForeverTestTimeout):
+			t.Fatalf("to %s: no event", step.node)
+		}
+	}
+	select {
+	case ev := <-w.ResultChan():
+		t.Fatalf("unexpected %s", ev.Type)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
