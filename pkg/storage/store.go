@@ -78,7 +78,10 @@ type store struct {
 	fieldIndexes    map[string]cache.IndexFunc
 	fieldIndexNames string
 	// attrFunc is Config.AttrFunc, attrFuncPC its code pointer, by which
-	// predicates using it are recognized.
+	// predicates using it are recognized. Closures of one function literal
+	// (method values of a custom resource's strategy) share a code pointer;
+	// a store's predicates come from its own registry, whose strategy they
+	// share, so there the same code is the same function.
 	attrFunc   apistorage.AttrFunc
 	attrFuncPC uintptr
 }
