@@ -263,6 +263,26 @@ func podAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	return labels.Set(p.Labels), fields.Set{"metadata.name": p.Name, "metadata.namespace": p.Namespace, "spec.nodeName": p.Spec.NodeName, "status.phase": string(p.Status.Phase)}, nil
 }
 
+// podCacherConfig configures kube-apiserver's watch cache for pods over s,
+// with the pod registry's GetAttrs, trigger and index, as kube-apiserver does.
+func podCacherConfig(s *store) cacher.Config {
+	return cacher.Config{
+		Storage:             s,
+		Versioner:           s.Versioner(),
+		GroupResource:       schema.GroupResource{Resource: "pods"},
+		EventsHistoryWindow: 75 * time.Second,
+		ResourcePrefix:      "/pods",
+		KeyFunc:             func(obj runtime.Object) (string, error) { return podKey(obj.(*corev1.Pod)), nil },
+		GetAttrsFunc:        podAttrs,
+		IndexerFuncs:        apistorage.IndexerFuncs{"spec.nodeName": func(obj runtime.Object) string { return obj.(*corev1.Pod).Spec.NodeName }},
+		Indexers:            podIndexers(),
+		NewFunc:             func() runtime.Object { return &corev1.Pod{} },
+		NewListFunc:         func() runtime.Object { return &corev1.PodList{} },
+		Codec:               s.codec,
+		Clock:               clock.RealClock{},
+	}
+}
+
 // BenchmarkGetList10k lists 10,000 pods three ways, all in one process with
 // the same data, so that they run on the same heap: from a store that hands
 // lists out read-only (the server's mode, the watch cache's contract), from
@@ -276,21 +296,7 @@ func BenchmarkGetList10k(b *testing.B) {
 	readOnly, copies, underCache := newPodStoreWith(b, Options{ReadOnlyLists: true}), newPodStore(b), newPodStore(b)
 	b.Cleanup(readOnly.b.Close)
 	underCache.setTransformer(identityTransformer{})
-	c, err := cacher.NewCacherFromConfig(cacher.Config{
-		Storage:             underCache,
-		Versioner:           underCache.Versioner(),
-		GroupResource:       schema.GroupResource{Resource: "pods"},
-		EventsHistoryWindow: 75 * time.Second,
-		ResourcePrefix:      "/pods",
-		KeyFunc:             func(obj runtime.Object) (string, error) { return podKey(obj.(*corev1.Pod)), nil },
-		GetAttrsFunc:        podAttrs,
-		IndexerFuncs:        apistorage.IndexerFuncs{"spec.nodeName": func(obj runtime.Object) string { return obj.(*corev1.Pod).Spec.NodeName }},
-		Indexers:            podIndexers(),
-		NewFunc:             func() runtime.Object { return &corev1.Pod{} },
-		NewListFunc:         func() runtime.Object { return &corev1.PodList{} },
-		Codec:               underCache.codec,
-		Clock:               clock.RealClock{},
-	})
+	c, err := cacher.NewCacherFromConfig(podCacherConfig(underCache))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -346,9 +352,33 @@ func BenchmarkGetList10k(b *testing.B) {
 }
 
 // BenchmarkWatchFanout100 measures one write delivered to 100 watchers:
-// each op is one update and ends when every watcher has received it.
+// each op is one update and ends when every watcher has received it. The
+// same runs through kube-apiserver's watch cache, whose watchers share one
+// object per event.
 func BenchmarkWatchFanout100(b *testing.B) {
-	s := newPodStore(b)
+	b.Run("store", func(b *testing.B) {
+		s := newPodStore(b)
+		benchFanout(b, s, s)
+	})
+	b.Run("watchCache", func(b *testing.B) {
+		under := newPodStore(b)
+		under.setTransformer(identityTransformer{})
+		c, err := cacher.NewCacherFromConfig(podCacherConfig(under))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Stop()
+		for !c.Ready() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		benchFanout(b, under, c)
+	})
+}
+
+// benchFanout writes to s and receives the events through 100 watches of w.
+func benchFanout(b *testing.B, s *store, w interface {
+	Watch(context.Context, string, apistorage.ListOptions) (watch.Interface, error)
+}) {
 	fillPods(b, s, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -357,8 +387,8 @@ func BenchmarkWatchFanout100(b *testing.B) {
 	var wg sync.WaitGroup
 	var ready sync.WaitGroup
 	received := make(chan struct{}, watchers*16)
-	for w := 0; w < watchers; w++ {
-		wi, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: fmt.Sprint(s.b.Revision()), Predicate: apistorage.Everything, Recursive: true})
+	for range watchers {
+		wi, err := w.Watch(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: fmt.Sprint(s.b.Revision()), Predicate: apistorage.Everything, Recursive: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -387,7 +417,7 @@ func BenchmarkWatchFanout100(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for w := 0; w < watchers; w++ {
+		for range watchers {
 			<-received
 		}
 	}
