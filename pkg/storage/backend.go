@@ -11,6 +11,7 @@ package storage
 
 import (
 	"container/heap"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -285,7 +286,7 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	b.rev++
 	now := time.Now()
 	if cur != nil {
-		b.unindexLocked(cur)
+		b.unindexLocked(cur, next)
 	}
 	if next != nil {
 		next.rev = b.rev
@@ -329,9 +330,13 @@ func (b *Backend) indexLocked(it *item) {
 	}
 }
 
-// unindexLocked removes it from the index.
-func (b *Backend) unindexLocked(it *item) {
+// unindexLocked removes it from the index, except under the keys that next,
+// the version replacing it, also has: indexing next replaces it there.
+func (b *Backend) unindexLocked(it, next *item) {
 	for _, k := range it.index {
+		if next != nil && slices.Contains(next.index, k) {
+			continue
+		}
 		if t := b.index[k]; t != nil {
 			t.Delete(it)
 			if t.Len() == 0 {

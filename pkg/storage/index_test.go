@@ -116,10 +116,12 @@ func TestIndex(t *testing.T) {
 				}
 				return out
 			}
+			// names identifies the listed versions: the index must hold
+			// the current version of every object, not only its name.
 			names := func(l *example.PodList) []string {
 				var n []string
 				for _, p := range l.Items {
-					n = append(n, p.Namespace+"/"+p.Name)
+					n = append(n, p.Namespace+"/"+p.Name+"@"+p.ResourceVersion)
 				}
 				return n
 			}
@@ -134,7 +136,7 @@ func TestIndex(t *testing.T) {
 					for _, pod := range list(prefix, labels.Everything(), fields.Everything(), nil, 0, "").Items {
 						_, f, _ := podNodeAttrs(&pod)
 						if scanned.Matches(labels.Set(pod.Labels)) && scannedField.Matches(f) {
-							want = append(want, pod.Namespace+"/"+pod.Name)
+							want = append(want, pod.Namespace+"/"+pod.Name+"@"+pod.ResourceVersion)
 						}
 					}
 					for _, limit := range []int64{0, 1, 3, 10, 1000} {
