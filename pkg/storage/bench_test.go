@@ -263,6 +263,23 @@ func podAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	return labels.Set(p.Labels), fields.Set{"metadata.name": p.Name, "metadata.namespace": p.Namespace, "spec.nodeName": p.Spec.NodeName, "status.phase": string(p.Status.Phase)}, nil
 }
 
+// newPodCacher starts kube-apiserver's watch cache for pods over s, which
+// it turns into a store that keeps no decoded objects (an identity
+// transformer turns the decode cache off), as etcd keeps none in
+// kube-apiserver's process, and waits until it is ready.
+func newPodCacher(b *testing.B, s *store) *cacher.Cacher {
+	s.setTransformer(identityTransformer{})
+	c, err := cacher.NewCacherFromConfig(podCacherConfig(s))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Stop)
+	for !c.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c
+}
+
 // podCacherConfig configures kube-apiserver's watch cache for pods over s,
 // with the pod registry's GetAttrs, trigger and index, as kube-apiserver does.
 func podCacherConfig(s *store) cacher.Config {
@@ -295,15 +312,7 @@ func BenchmarkGetList10k(b *testing.B) {
 	ctx := context.Background()
 	readOnly, copies, underCache := newPodStoreWith(b, Options{ReadOnlyLists: true}), newPodStore(b), newPodStore(b)
 	b.Cleanup(readOnly.b.Close)
-	underCache.setTransformer(identityTransformer{})
-	c, err := cacher.NewCacherFromConfig(podCacherConfig(underCache))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Stop()
-	for !c.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	c := newPodCacher(b, underCache)
 	// The pods are created after the watch cache started, so that it gets
 	// them from its watch as they come, as a running kube-apiserver does,
 	// and holds them in creation order as the stores do.
@@ -362,16 +371,7 @@ func BenchmarkWatchFanout100(b *testing.B) {
 	})
 	b.Run("watchCache", func(b *testing.B) {
 		under := newPodStore(b)
-		under.setTransformer(identityTransformer{})
-		c, err := cacher.NewCacherFromConfig(podCacherConfig(under))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Stop()
-		for !c.Ready() {
-			time.Sleep(10 * time.Millisecond)
-		}
-		benchFanout(b, under, c)
+		benchFanout(b, under, newPodCacher(b, under))
 	})
 }
 
