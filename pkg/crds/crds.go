@@ -131,6 +131,8 @@ type document struct {
 
 // splitDocuments splits a YAML stream at "---" lines, keeping each
 // document's line number; documents with nothing but comments are dropped.
+// As upstream's YAMLReader, a separator starts at the first column and only a
+// comment may follow it: an indented "---" (say, in a description) is text.
 func splitDocuments(data []byte) []document {
 	var docs []document
 	var cur []string
@@ -140,15 +142,18 @@ func splitDocuments(data []byte) []document {
 			docs = append(docs, document{line: first, data: []byte(strings.Join(cur, "\n"))})
 		}
 	}
+	blank := func(s string) bool { // nothing but spaces and a comment
+		s = strings.TrimSpace(s)
+		return s == "" || strings.HasPrefix(s, "#")
+	}
 	for i, line := range strings.Split(string(data), "\n") {
-		t := strings.TrimSpace(line)
-		if t == "---" || strings.HasPrefix(t, "--- ") {
+		if rest, ok := strings.CutPrefix(line, "---"); ok && blank(rest) {
 			flush()
 			cur, first, empty = nil, i+2, true
 			continue
 		}
 		cur = append(cur, line)
-		if t != "" && !strings.HasPrefix(t, "#") {
+		if !blank(line) {
 			empty = false
 		}
 	}
