@@ -109,20 +109,6 @@ type decodedObject struct {
 
 func itemLess(a, b *item) bool { return a.key < b.key }
 
-// fieldValue returns the value of the indexed field name of it, if it has
-// exactly one.
-func (it *item) fieldValue(name string) (value string, ok bool) {
-	for _, k := range it.index {
-		if k.field && k.name == name {
-			if ok {
-				return "", false
-			}
-			value, ok = k.value, true
-		}
-	}
-	return value, ok
-}
-
 // event is one committed change, kept in the history for MVCC reads and for
 // watches started from an older revision.
 type event struct {
@@ -390,11 +376,10 @@ func (b *Backend) IndexedFields(prefix string) []string {
 	return strings.Split(reg.names, ",")
 }
 
-// fieldIndexesUsableLocked says whether the field indexes names serve LISTs
-// under prefix.
-func (b *Backend) fieldIndexesUsableLocked(prefix, names string) bool {
-	reg := b.fieldIndexes[prefix]
-	return reg.names == names && !reg.broken
+// fieldIndexesUsableLocked says whether the field indexes of the stores
+// under prefix serve LISTs: every store there registered the same ones.
+func (b *Backend) fieldIndexesUsableLocked(prefix string) bool {
+	return !b.fieldIndexes[prefix].broken
 }
 
 // candidatesLocked returns the current items in [start, end) that carry the

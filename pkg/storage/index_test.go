@@ -309,7 +309,7 @@ func TestFieldIndexAcrossStores(t *testing.T) {
 	usable := func(s *store) bool {
 		s.b.mu.RLock()
 		defer s.b.mu.RUnlock()
-		return s.b.fieldIndexesUsableLocked(s.keyPrefix, s.fieldIndexNames)
+		return s.b.fieldIndexesUsableLocked(s.keyPrefix)
 	}
 	t.Run("objects stored before the indexed store", func(t *testing.T) {
 		b := NewBackend(Options{})

@@ -8,7 +8,6 @@ import (
 	"path"
 	"reflect"
 	goruntime "runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/conversion"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -72,11 +70,11 @@ type store struct {
 	newListFunc    func() runtime.Object
 	sizeEstimation atomic.Bool
 	// keyPrefix is where the resource's keys live, fieldIndexes the field
-	// indexes of its registry by field name, fieldIndexNames their names
-	// as registered with the backend.
-	keyPrefix       string
-	fieldIndexes    map[string]cache.IndexFunc
-	fieldIndexNames string
+	// indexes of its registry by field name. indexLabels is false for custom
+	// resources, whose LISTs do not use the label index (see GetList).
+	keyPrefix    string
+	fieldIndexes map[string]cache.IndexFunc
+	indexLabels  bool
 	// attrFunc is Config.AttrFunc, attrFuncPC its code pointer, by which
 	// predicates using it are recognized. Closures of one function literal
 	// (method values of a custom resource's strategy) share a code pointer;
@@ -113,8 +111,8 @@ func NewStore(b *Backend, c Config) (apistorage.Interface, error) {
 	if rp := strings.Trim(c.ResourcePrefix, "/"); rp != "" {
 		s.keyPrefix += rp + "/"
 	}
+	var names []string
 	if c.Indexers != nil {
-		var names []string
 		for name, fn := range *c.Indexers {
 			if field, ok := strings.CutPrefix(name, "f:"); ok && fn != nil {
 				if s.fieldIndexes == nil {
@@ -124,10 +122,13 @@ func NewStore(b *Backend, c Config) (apistorage.Interface, error) {
 				names = append(names, field)
 			}
 		}
-		sort.Strings(names)
-		s.fieldIndexNames = strings.Join(names, ",")
 	}
-	b.registerFieldIndexes(s.keyPrefix, s.fieldIndexNames)
+	sort.Strings(names)
+	b.registerFieldIndexes(s.keyPrefix, strings.Join(names, ","))
+	if c.NewFunc != nil {
+		_, unstructuredObjects := c.NewFunc().(*unstructured.Unstructured)
+		s.indexLabels = !unstructuredObjects
+	}
 	if c.AttrFunc != nil {
 		s.attrFunc, s.attrFuncPC = c.AttrFunc, reflect.ValueOf(c.AttrFunc).Pointer()
 	}
@@ -272,7 +273,7 @@ func (s *store) newItem(ctx context.Context, key string, data []byte, obj runtim
 // indexKeys lists the labels and indexed field values of obj for the index.
 func (s *store) indexKeys(obj runtime.Object) ([]indexKey, error) {
 	var l map[string]string
-	if m, err := meta.Accessor(obj); err == nil {
+	if m, err := meta.Accessor(obj); err == nil && s.indexLabels {
 		l = m.GetLabels()
 	}
 	if len(l) == 0 && len(s.fieldIndexes) == 0 {
@@ -295,31 +296,38 @@ func (s *store) indexKeys(obj runtime.Object) ([]indexKey, error) {
 	return keys, nil
 }
 
-// selectorIndexKeysLocked returns the index keys that every object pred can
-// select carries: the labels of its equality requirements (key=value,
-// key==value, key in (value)) and, if the store's field indexes are usable,
-// the exact values its field selector requires of fields the predicate and
-// the store both index. fieldsFromIndex says that the items' index entries
-// decide the whole field selector (only (in)equalities on such fields), so
-// that no field set need be built per object. The caller holds the backend's
-// read lock.
-func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) (keys []indexKey, fieldsFromIndex bool) {
-	if pred.Label != nil {
-		if reqs, selectable := pred.Label.Requirements(); selectable {
-			for _, r := range reqs {
-				switch r.Operator() {
-				case selection.Equals, selection.DoubleEquals, selection.In:
-					if values := r.ValuesUnsorted(); len(values) == 1 {
-						keys = append(keys, indexKey{name: r.Key(), value: values[0]})
-					}
-				}
+// labelIndexKeys returns the labels that every object sel can select
+// carries: those of its equality requirements (key=value, key==value,
+// key in (value)).
+func labelIndexKeys(sel labels.Selector) []indexKey {
+	if sel == nil {
+		return nil
+	}
+	reqs, selectable := sel.Requirements()
+	if !selectable {
+		return nil
+	}
+	var keys []indexKey
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			if values := r.ValuesUnsorted(); len(values) == 1 {
+				keys = append(keys, indexKey{name: r.Key(), value: values[0]})
 			}
 		}
 	}
-	if pred.Field == nil || len(pred.IndexFields) == 0 || len(s.fieldIndexes) == 0 ||
-		!s.b.fieldIndexesUsableLocked(s.keyPrefix, s.fieldIndexNames) {
-		return keys, false
+	return keys
+}
+
+// fieldIndexKeys returns the field values that every object pred can select
+// carries: the exact values its field selector requires of the fields that
+// the predicate names in IndexFields and the store indexes. They serve a
+// LIST while the backend finds the store's field indexes usable.
+func (s *store) fieldIndexKeys(pred *apistorage.SelectionPredicate) []indexKey {
+	if pred.Field == nil || len(s.fieldIndexes) == 0 {
+		return nil
 	}
+	var keys []indexKey
 	for _, field := range pred.IndexFields {
 		if _, indexed := s.fieldIndexes[field]; !indexed {
 			continue
@@ -328,17 +336,7 @@ func (s *store) selectorIndexKeysLocked(pred *apistorage.SelectionPredicate) (ke
 			keys = append(keys, indexKey{field: true, name: field, value: v})
 		}
 	}
-	fieldsFromIndex = !pred.Field.Empty() && pred.ShardSelector == nil
-	for _, r := range pred.Field.Requirements() {
-		_, indexed := s.fieldIndexes[r.Field]
-		switch {
-		case !indexed || !slices.Contains(pred.IndexFields, r.Field):
-			fieldsFromIndex = false
-		case r.Operator != selection.Equals && r.Operator != selection.DoubleEquals && r.Operator != selection.NotEquals:
-			fieldsFromIndex = false
-		}
-	}
-	return keys, fieldsFromIndex
+	return keys
 }
 
 // decodeFresh decodes the plain data of it into out at rev and, unless the
@@ -778,6 +776,17 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 		}
 	}
 
+	// With an equality label or indexed field selector on the current
+	// revision, only the items with that label or field value are visited.
+	// Typed objects only: a conversion webhook may change the labels of a
+	// custom resource between versions.
+	sample := newItemFunc()
+	_, isUnstructured := sample.(*unstructured.Unstructured)
+	var labelKeys, fieldKeys []indexKey
+	if !isUnstructured {
+		labelKeys, fieldKeys = labelIndexKeys(opts.Predicate.Label), s.fieldIndexKeys(&opts.Predicate)
+	}
+
 	// Take the items under the read lock; items are immutable, so filtering
 	// and copying happen after it is released.
 	var items []*item
@@ -800,19 +809,13 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 		}
 		withRev = current
 	}
-	// With an equality label or indexed field selector on the current
-	// revision, visit only the items with that label or field value. Typed
-	// objects only: a conversion webhook may change the labels of a custom
-	// resource between versions.
-	sample := newItemFunc()
-	_, isUnstructured := sample.(*unstructured.Unstructured)
-	var indexed, moreAfterLast, fieldsFromIndex bool
-	if !isUnstructured {
-		var keys []indexKey
-		keys, fieldsFromIndex = s.selectorIndexKeysLocked(&opts.Predicate)
-		if withRev == current {
-			items, moreAfterLast, indexed = s.b.candidatesLocked(keys, start, end)
+	var indexed, moreAfterLast bool
+	if withRev == current && (len(labelKeys) > 0 || len(fieldKeys) > 0) {
+		keys := labelKeys
+		if len(fieldKeys) > 0 && s.b.fieldIndexesUsableLocked(s.keyPrefix) {
+			keys = append(keys, fieldKeys...)
 		}
+		items, moreAfterLast, indexed = s.b.candidatesLocked(keys, start, end)
 	}
 	if !indexed {
 		s.b.rangeAtLocked(start, end, withRev, func(it *item) bool {
@@ -865,10 +868,7 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 		var selected []runtime.Object
 		var owned []bool
 		get := func(i int) (runtime.Object, bool, error) { return selected[i], owned != nil && owned[i], nil }
-		var fieldReqs fields.Requirements
-		if fieldsFromIndex {
-			fieldReqs = pred.Field.Requirements()
-		}
+		keptFields := s.keepsFieldsFor(&pred)
 		for i, it := range items {
 			if paging && int64(len(selected)) >= pred.Limit {
 				hasMore = true
@@ -883,7 +883,7 @@ func (s *store) GetList(ctx context.Context, key string, opts apistorage.ListOpt
 				}
 				return err
 			}
-			if fieldsFromIndex && !s.matchesIndexed(&pred, fieldReqs, it, obj) || !fieldsFromIndex && !s.matchesItem(&pred, it, obj) {
+			if !s.matchesItem(&pred, keptFields, it, obj) {
 				continue
 			}
 			if fresh && owned == nil {
@@ -933,12 +933,19 @@ func (s *store) decodeForList(ctx context.Context, it *item, newItemFunc func() 
 	return obj, nil
 }
 
-// matchesItem evaluates pred on obj, the object of it. When pred uses the
-// registry's GetAttrs, the fields are taken from (or computed once into) the
-// item, which is immutable: as the watch cache keeps them per object.
-func (s *store) matchesItem(pred *apistorage.SelectionPredicate, it *item, obj runtime.Object) bool {
-	if pred.Empty() || pred.Field == nil || pred.Field.Empty() || pred.ShardSelector != nil ||
-		s.attrFunc == nil || pred.GetAttrs == nil || reflect.ValueOf(pred.GetAttrs).Pointer() != s.attrFuncPC {
+// keepsFieldsFor says whether pred's field selector is matched on the field
+// sets kept per item: when pred uses the registry's GetAttrs, as the watch
+// cache matches on the fields it keeps per object.
+func (s *store) keepsFieldsFor(pred *apistorage.SelectionPredicate) bool {
+	return !pred.Empty() && pred.Field != nil && !pred.Field.Empty() && pred.ShardSelector == nil &&
+		s.attrFunc != nil && pred.GetAttrs != nil && reflect.ValueOf(pred.GetAttrs).Pointer() == s.attrFuncPC
+}
+
+// matchesItem evaluates pred on obj, the object of it; with keptFields
+// (keepsFieldsFor), on the field set kept in the item, which is immutable,
+// computed at the first need.
+func (s *store) matchesItem(pred *apistorage.SelectionPredicate, keptFields bool, it *item, obj runtime.Object) bool {
+	if !keptFields {
 		return matches(pred, obj)
 	}
 	f := it.fields.Load()
@@ -951,23 +958,6 @@ func (s *store) matchesItem(pred *apistorage.SelectionPredicate, it *item, obj r
 		it.fields.Store(f)
 	}
 	return pred.Field.Matches(f.set) && matchesLabels(pred, obj)
-}
-
-// matchesIndexed evaluates pred on the object obj of it when the item's
-// index entries decide pred's field selector (fieldsFromIndex): the labels
-// on the object, the fields on the entries. An item with no single entry
-// for a field is matched as usual.
-func (s *store) matchesIndexed(pred *apistorage.SelectionPredicate, fieldReqs fields.Requirements, it *item, obj runtime.Object) bool {
-	for _, r := range fieldReqs {
-		v, ok := it.fieldValue(r.Field)
-		if !ok {
-			return s.matchesItem(pred, it, obj)
-		}
-		if (v == r.Value) == (r.Operator == selection.NotEquals) {
-			return false
-		}
-	}
-	return matchesLabels(pred, obj)
 }
 
 // matches evaluates pred on obj. A label-only selector is matched on the

@@ -37,11 +37,8 @@ func (b *Backend) VerifyCache() error {
 		if err != nil {
 			return err
 		}
-		if _, _, err := d.by.codec.Decode(data, nil, fresh); err != nil {
+		if err := d.by.decodeFresh(nil, data, fresh, it.rev); err != nil {
 			return fmt.Errorf("%s: %w", it.key, err)
-		}
-		if err := d.by.versioner.UpdateObject(fresh, uint64(it.rev)); err != nil {
-			return err
 		}
 		if !equality.Semantic.DeepEqual(fresh, d.obj) {
 			changed = append(changed, it.key)

@@ -43,6 +43,7 @@ type watchChan struct {
 	key            string
 	recursive      bool
 	pred           apistorage.SelectionPredicate
+	keptFields     bool // pred is matched on the field sets kept per item
 	progressNotify bool
 	recordTime     bool
 	startRev       int64
@@ -91,6 +92,7 @@ func (s *store) watch(ctx context.Context, key string, rev int64, opts apistorag
 		w.pred = apistorage.Everything
 		w.pred.AllowWatchBookmarks = opts.Predicate.AllowWatchBookmarks
 	}
+	w.keptFields = s.keepsFieldsFor(&w.pred)
 	w.ctx, w.cancel = context.WithCancel(ctx)
 
 	watchList := utilfeature.DefaultFeatureGate.Enabled(features.WatchList)
@@ -218,7 +220,7 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 }
 
 func (w *watchChan) matches(it *item, obj runtime.Object) bool {
-	return w.s.matchesItem(&w.pred, it, obj)
+	return w.s.matchesItem(&w.pred, w.keptFields, it, obj)
 }
 
 // matchesItem reports whether it passes the predicate, on the cached object
