@@ -37,16 +37,13 @@ func podCodec() runtime.Codec {
 	return clientscheme.Codecs.CodecForVersions(pb, pb, corev1.SchemeGroupVersion, corev1.SchemeGroupVersion)
 }
 
-func newPodStore(tb testing.TB) *store {
-	s := newPodStoreWith(tb, Options{})
-	tb.Cleanup(s.b.Close)
-	return s
-}
+func newPodStore(tb testing.TB) *store { return newPodStoreWith(tb, Options{}) }
 
-// newPodStoreWith returns a pods store on a new backend with opts, which
-// the caller closes.
+// newPodStoreWith returns a pods store on a new backend with opts, closed
+// when tb ends.
 func newPodStoreWith(tb testing.TB, opts Options) *store {
 	b := NewBackend(opts)
+	tb.Cleanup(b.Close)
 	s, err := NewStore(b, Config{
 		Codec:          podCodec(),
 		NewFunc:        func() runtime.Object { return &corev1.Pod{} },
@@ -311,7 +308,6 @@ func podCacherConfig(s *store) cacher.Config {
 func BenchmarkGetList10k(b *testing.B) {
 	ctx := context.Background()
 	readOnly, copies, underCache := newPodStoreWith(b, Options{ReadOnlyLists: true}), newPodStore(b), newPodStore(b)
-	b.Cleanup(readOnly.b.Close)
 	c := newPodCacher(b, underCache)
 	// The pods are created after the watch cache started, so that it gets
 	// them from its watch as they come, as a running kube-apiserver does,
