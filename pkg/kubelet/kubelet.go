@@ -109,6 +109,17 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		// However a pod goes (removed here, or force-deleted by a client),
+		// its logs and times go with it.
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				k.config.Logs.Forget(p.UID)
+				k.forget(p.UID)
+			}
+		},
 	}); err != nil {
 		return nil, err
 	}
@@ -240,12 +251,7 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		k.config.Logs.Forget(pod.UID)
 		return nil
-	}
-	if err == nil {
-		k.config.Logs.Forget(pod.UID)
-		k.forget(pod.UID)
 	}
 	return err
 }
@@ -357,7 +363,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
-			k.config.Logs.Write(pod.UID, c.Name, 0, behaviourOf(pod, c, k.Rules()).logs...)
+			k.config.Logs.Start(pod.UID, c.Name, 0, behaviourOf(pod, c, k.Rules()).logs...)
 			k.config.Logs.End(pod.UID, c.Name, 0)
 			s := &p.Status.InitContainerStatuses[i]
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
@@ -376,7 +382,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
 			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
 			s.Started = ptr.To(true)
-			k.config.Logs.Write(pod.UID, c.Name, s.RestartCount, b.logs...)
+			k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, b.logs...)
 			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 		}

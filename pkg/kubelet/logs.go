@@ -28,8 +28,9 @@ type logKey struct {
 }
 
 type logStream struct {
-	lines []logLine
-	ended bool
+	lines   []logLine
+	started bool
+	ended   bool
 	// changed is closed and replaced whenever a line is added or the
 	// stream ends, waking followers.
 	changed chan struct{}
@@ -52,11 +53,17 @@ func (l *Logs) stream(k logKey) *logStream {
 	return s
 }
 
-// Write appends lines to a container run's log.
-func (l *Logs) Write(pod types.UID, container string, run int32, lines ...string) {
+// Start records the lines a container run writes as it starts. A run that
+// already started keeps its lines: the kubelet starts it again when writing
+// the status that says so failed and is retried.
+func (l *Logs) Start(pod types.UID, container string, run int32, lines ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stream(logKey{pod, container, run})
+	if s.started {
+		return
+	}
+	s.started = true
 	now := time.Now()
 	for _, text := range lines {
 		s.lines = append(s.lines, logLine{now, text})
