@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,7 +14,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
 	"k8s.io/klog/v2"
+	storageutil "k8s.io/kubernetes/pkg/apis/storage/util"
 	"k8s.io/utils/ptr"
 )
 
@@ -23,11 +26,6 @@ const Provisioner = "mockernetes.io/in-memory"
 
 // DefaultStorageClass is the default StorageClass a fresh server has.
 const DefaultStorageClass = "standard"
-
-const (
-	annStorageProvisioner = "volume.kubernetes.io/storage-provisioner"
-	annProvisionedBy      = "pv.kubernetes.io/provisioned-by"
-)
 
 // provisioner is an external provisioner in the sense of
 // kube-controller-manager's persistentvolume-binder: for every claim the
@@ -79,7 +77,7 @@ func (p *provisioner) ensureStorageClass(ctx context.Context) error {
 	_, err := p.client.StorageV1().StorageClasses().Create(ctx, &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        DefaultStorageClass,
-			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
+			Annotations: map[string]string{storageutil.IsDefaultStorageClassAnnotation: "true"},
 		},
 		Provisioner:       Provisioner,
 		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
@@ -111,7 +109,8 @@ func (p *provisioner) process(ctx context.Context) bool {
 	}
 	defer p.queue.Done(key)
 	var err error
-	switch kind, rest := splitKey(key); kind {
+	kind, rest, _ := strings.Cut(key, "/")
+	switch kind {
 	case "claim":
 		err = p.syncClaim(ctx, rest)
 	case "volume":
@@ -126,39 +125,26 @@ func (p *provisioner) process(ctx context.Context) bool {
 	return true
 }
 
-func splitKey(key string) (string, string) {
-	for i := range key {
-		if key[i] == '/' {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, ""
-}
-
 func (p *provisioner) syncClaim(ctx context.Context, key string) error {
 	obj, exists, err := p.claims.GetIndexer().GetByKey(key)
 	if err != nil || !exists {
 		return err
 	}
 	claim := obj.(*corev1.PersistentVolumeClaim)
-	if claim.Annotations[annStorageProvisioner] != Provisioner || claim.Spec.VolumeName != "" || claim.DeletionTimestamp != nil {
+	if claim.Annotations[storagehelpers.AnnStorageProvisioner] != Provisioner || claim.Spec.VolumeName != "" || claim.DeletionTimestamp != nil {
 		return nil
 	}
 	class, err := p.client.StorageV1().StorageClasses().Get(ctx, ptr.Deref(claim.Spec.StorageClassName, ""), metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	mode := corev1.PersistentVolumeFilesystem
-	if claim.Spec.VolumeMode != nil {
-		mode = *claim.Spec.VolumeMode
-	}
 	name := "pvc-" + string(claim.UID)
 	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{annProvisionedBy: Provisioner}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{storagehelpers.AnnDynamicallyProvisioned: Provisioner}},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: claim.Spec.Resources.Requests[corev1.ResourceStorage]},
 			AccessModes:                   claim.Spec.AccessModes,
-			VolumeMode:                    &mode,
+			VolumeMode:                    ptr.To(ptr.Deref(claim.Spec.VolumeMode, corev1.PersistentVolumeFilesystem)),
 			StorageClassName:              class.Name,
 			PersistentVolumeReclaimPolicy: ptr.Deref(class.ReclaimPolicy, corev1.PersistentVolumeReclaimDelete),
 			MountOptions:                  class.MountOptions,
@@ -184,7 +170,7 @@ func (p *provisioner) syncVolume(ctx context.Context, name string) error {
 		return err
 	}
 	pv := obj.(*corev1.PersistentVolume)
-	if pv.Annotations[annProvisionedBy] != Provisioner || pv.Status.Phase != corev1.VolumeReleased ||
+	if pv.Annotations[storagehelpers.AnnDynamicallyProvisioned] != Provisioner || pv.Status.Phase != corev1.VolumeReleased ||
 		pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.DeletionTimestamp != nil {
 		return nil
 	}

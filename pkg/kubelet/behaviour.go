@@ -119,19 +119,6 @@ func (b behaviour) terminatedReason() string {
 	}
 }
 
-// restarts reports whether the restart policy restarts a container that
-// exited with code.
-func restarts(policy corev1.RestartPolicy, code int32) bool {
-	switch policy {
-	case corev1.RestartPolicyNever:
-		return false
-	case corev1.RestartPolicyOnFailure:
-		return code != 0
-	default:
-		return true
-	}
-}
-
 // backoffFor is the crash-loop back-off before restart number n+1: the
 // kubelet's doubling from a base, capped at 5 minutes.
 func (b behaviour) backoffFor(restartCount int32) time.Duration {

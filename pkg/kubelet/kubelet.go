@@ -267,10 +267,8 @@ func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p.Status.HostIP = hostIP
 	p.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
 	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
-	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, func(corev1.Container) corev1.ContainerState {
-		return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}
-	})
-	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, func(corev1.Container) corev1.ContainerState { return waiting })
+	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}})
+	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, waiting)
 	k.derivePodStatus(pod, p)
 	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		return err
@@ -436,7 +434,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 					StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now)}
 				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
 				s.Ready, s.Started = false, ptr.To(false)
-				if restarts(pod.Spec.RestartPolicy, b.exitCode) {
+				if podutil.ContainerShouldRestart(c, pod.Spec, b.exitCode) {
 					backoff := b.backoffFor(s.RestartCount)
 					s.LastTerminationState = corev1.ContainerState{Terminated: term}
 					s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
@@ -547,10 +545,11 @@ func boolCondition(b bool) corev1.ConditionStatus {
 	return corev1.ConditionFalse
 }
 
-func statuses(containers []corev1.Container, state func(corev1.Container) corev1.ContainerState) []corev1.ContainerStatus {
+// statuses are the containers' first statuses, every one in state.
+func statuses(containers []corev1.Container, state corev1.ContainerState) []corev1.ContainerStatus {
 	var out []corev1.ContainerStatus
 	for _, c := range containers {
-		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: imageRef(c.Image), State: state(c), Started: ptr.To(false)})
+		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: imageRef(c.Image), State: *state.DeepCopy(), Started: ptr.To(false)})
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	taintutils "k8s.io/kubernetes/pkg/util/taints"
 	"k8s.io/utils/ptr"
 )
 
@@ -128,13 +129,7 @@ func (k *Kubelet) registerNodes(ctx context.Context) error {
 		// TaintNodesByCondition admission taints every new node
 		// not-ready:NoSchedule; kube-controller-manager's node lifecycle
 		// controller lifts it once the node reports Ready, as here.
-		var taints []corev1.Taint
-		for _, t := range updated.Spec.Taints {
-			if t.Key != corev1.TaintNodeNotReady {
-				taints = append(taints, t)
-			}
-		}
-		if len(taints) != len(updated.Spec.Taints) {
+		if taints, removed := taintutils.DeleteTaintsByKey(updated.Spec.Taints, corev1.TaintNodeNotReady); removed {
 			updated.Spec.Taints = taints
 			if _, err := k.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
 				return fmt.Errorf("node %s taints: %w", spec.Name, err)

@@ -204,19 +204,16 @@ func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod, nodes []*corev1.N
 	best, bestCount := "", 0
 	for _, node := range nodes {
 		reason := ""
-		switch {
-		case node.Spec.Unschedulable && !schedulinghelper.TolerationsTolerateTaint(logger, pod.Spec.Tolerations, &unschedulableTaint, false):
+		if node.Spec.Unschedulable && !schedulinghelper.TolerationsTolerateTaint(logger, pod.Spec.Tolerations, &unschedulableTaint, false) {
 			reason = "node(s) were unschedulable"
-		default:
-			if ok, _ := affinity.Match(node); !ok {
-				reason = "node(s) didn't match Pod's node affinity/selector"
-			} else if taint, untolerated := schedulinghelper.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, pod.Spec.Tolerations, func(t *corev1.Taint) bool {
-				return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
-			}, false); untolerated {
-				reason = fmt.Sprintf("node(s) had untolerated taint {%s: %s}", taint.Key, taint.Value)
-			} else if r := insufficient(node, usage[node.Name], count[node.Name], requests); r != "" {
-				reason = r
-			}
+		} else if ok, _ := affinity.Match(node); !ok {
+			reason = "node(s) didn't match Pod's node affinity/selector"
+		} else if taint, untolerated := schedulinghelper.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, pod.Spec.Tolerations, func(t *corev1.Taint) bool {
+			return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+		}, false); untolerated {
+			reason = fmt.Sprintf("node(s) had untolerated taint {%s: %s}", taint.Key, taint.Value)
+		} else {
+			reason = insufficient(node, usage[node.Name], count[node.Name], requests)
 		}
 		if reason != "" {
 			reasons[reason]++
@@ -277,13 +274,10 @@ func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, nodes in
 	if nodes == 0 {
 		message = "no nodes available to schedule pods"
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == message {
-			return nil // said already
-		}
-	}
 	updated := pod.DeepCopy()
-	podutil.UpdatePodCondition(&updated.Status, &corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: message})
+	if !podutil.UpdatePodCondition(&updated.Status, &corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: message}) {
+		return nil // said already
+	}
 	if _, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
