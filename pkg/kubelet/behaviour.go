@@ -7,6 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Annotations a pod carries to choose how its containers behave. Each takes
@@ -63,7 +65,7 @@ func annotation(pod *corev1.Pod, key, container string) (string, bool) {
 
 // behaviourOf is a container's behaviour: the defaults, then the matching
 // rules in order, then the pod's annotations (values that do not parse are
-// ignored).
+// ignored); a readiness probe's initial delay is the least ready delay.
 func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 	b := behaviour{backoff: time.Second, logs: defaultLines(pod, c)}
 	for _, r := range rules {
@@ -71,40 +73,44 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 			r.Behaviour.apply(&b)
 		}
 	}
-	duration := func(key string, into *time.Duration) {
+	annotated(pod, c).apply(&b)
+	if c.ReadinessProbe != nil {
+		b.readyDelay = max(b.readyDelay, time.Duration(c.ReadinessProbe.InitialDelaySeconds)*time.Second)
+	}
+	return b
+}
+
+// annotated is what the pod's annotations set for container c, as a rule.
+func annotated(pod *corev1.Pod, c corev1.Container) Behaviour {
+	var a Behaviour
+	duration := func(key string) *metav1.Duration {
 		if v, ok := annotation(pod, key, c.Name); ok {
 			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-				*into = d
+				return &metav1.Duration{Duration: d}
 			}
 		}
+		return nil
 	}
-	duration(AnnotationStartDelay, &b.startDelay)
-	duration(AnnotationReadyDelay, &b.readyDelay)
-	duration(AnnotationExitAfter, &b.exitAfter)
-	duration(AnnotationRestartBackoff, &b.backoff)
-	if c.ReadinessProbe != nil {
-		if d := time.Duration(c.ReadinessProbe.InitialDelaySeconds) * time.Second; d > b.readyDelay {
-			b.readyDelay = d
-		}
-	}
+	a.StartDelay, a.ReadyDelay = duration(AnnotationStartDelay), duration(AnnotationReadyDelay)
+	a.ExitAfter, a.RestartBackoff = duration(AnnotationExitAfter), duration(AnnotationRestartBackoff)
 	if v, _ := annotation(pod, AnnotationNeverReady, c.Name); v == "true" {
-		b.neverReady = true
+		a.NeverReady = ptr.To(true)
 	}
 	if v, ok := annotation(pod, AnnotationExitCode, c.Name); ok {
 		if code, err := strconv.ParseInt(v, 10, 32); err == nil {
-			b.exits, b.exitCode = true, int32(code)
+			a.ExitCode = ptr.To(int32(code))
 		}
 	}
 	if v, _ := annotation(pod, AnnotationOOMKilled, c.Name); v == "true" {
-		b.exits, b.oomKilled, b.exitCode = true, true, 137
+		a.OOMKilled = ptr.To(true)
 	}
 	if v, _ := annotation(pod, AnnotationImagePull, c.Name); v == "fail" {
-		b.pullFails = true
+		a.ImagePull = v
 	}
 	if v, ok := annotation(pod, AnnotationLogs, c.Name); ok {
-		b.logs = strings.Split(strings.TrimSuffix(v, "\n"), "\n")
+		a.Logs = strings.Split(strings.TrimSuffix(v, "\n"), "\n")
 	}
-	return b
+	return a
 }
 
 // terminatedReason is the kubelet's reason for a container that exited.

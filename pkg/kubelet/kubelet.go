@@ -261,11 +261,11 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
 func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	now := metav1.Now()
-	hostIP := fmt.Sprintf("172.18.0.%d", k.nodes[pod.Spec.NodeName]+3)
+	ip := hostIP(k.nodes[pod.Spec.NodeName])
 	p.Status.Phase = corev1.PodPending
 	p.Status.StartTime = &now
-	p.Status.HostIP = hostIP
-	p.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
+	p.Status.HostIP = ip
+	p.Status.HostIPs = []corev1.HostIP{{IP: ip}}
 	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
 	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}})
 	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, waiting)

@@ -24,7 +24,12 @@ type NodeSpec struct {
 	Capacity corev1.ResourceList `json:"capacity,omitempty"`
 }
 
-// DefaultNodes is one node, as a single-node development cluster has.
+// hostIP is node i's address, podCIDR its pods' range, as kind numbers them.
+func hostIP(i int) string  { return fmt.Sprintf("172.18.0.%d", i+3) }
+func podCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }
+
+// DefaultNodes are n nodes named node-1 to node-n; the server's default is
+// one, as a single-node development cluster has.
 func DefaultNodes(n int) []NodeSpec {
 	nodes := make([]NodeSpec, n)
 	for i := range nodes {
@@ -74,8 +79,8 @@ func (k *Kubelet) node(i int, spec NodeSpec) *corev1.Node {
 			Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
 		},
 		Spec: corev1.NodeSpec{
-			PodCIDR:  fmt.Sprintf("10.244.%d.0/24", i),
-			PodCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i)},
+			PodCIDR:  podCIDR(i),
+			PodCIDRs: []string{podCIDR(i)},
 			Taints:   spec.Taints,
 		},
 		Status: corev1.NodeStatus{
@@ -89,7 +94,7 @@ func (k *Kubelet) node(i int, spec NodeSpec) *corev1.Node {
 				condition(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
 			},
 			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("172.18.0.%d", i+3)},
+				{Type: corev1.NodeInternalIP, Address: hostIP(i)},
 				{Type: corev1.NodeHostName, Address: spec.Name},
 			},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,12 +25,9 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 			writeJSON(w, http.StatusOK, kubelet.File{PodBehaviours: k.Rules()})
 		case http.MethodPut:
 			var f kubelet.File
-			body, err := io.ReadAll(io.LimitReader(r.Body, 3<<20))
-			if err == nil {
-				dec := json.NewDecoder(bytes.NewReader(body))
-				dec.DisallowUnknownFields()
-				err = dec.Decode(&f)
-			}
+			dec := json.NewDecoder(io.LimitReader(r.Body, 3<<20))
+			dec.DisallowUnknownFields()
+			err := dec.Decode(&f)
 			if err == nil && len(f.Nodes) > 0 {
 				err = fmt.Errorf("nodes cannot be changed at run time")
 			}
@@ -39,22 +35,24 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 				err = k.SetRules(f.PodBehaviours)
 			}
 			if err != nil {
-				writeJSON(w, http.StatusBadRequest, apierrors.NewBadRequest("pod behaviours: "+err.Error()).ErrStatus)
+				writeStatus(w, apierrors.NewBadRequest("pod behaviours: "+err.Error()))
 				return
 			}
 			writeJSON(w, http.StatusOK, kubelet.File{PodBehaviours: k.Rules()})
 		default:
-			st := apierrors.NewMethodNotSupported(metav1.SchemeGroupVersion.WithResource("podbehaviours").GroupResource(), r.Method).ErrStatus
-			writeJSON(w, http.StatusMethodNotAllowed, st)
+			writeStatus(w, apierrors.NewMethodNotSupported(metav1.SchemeGroupVersion.WithResource("podbehaviours").GroupResource(), r.Method))
 		}
 	})
 }
 
+// writeStatus answers with err's Status, as the API answers errors.
+func writeStatus(w http.ResponseWriter, err *apierrors.StatusError) {
+	st := err.ErrStatus
+	st.Kind, st.APIVersion = "Status", "v1"
+	writeJSON(w, int(st.Code), st)
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	if st, ok := v.(metav1.Status); ok {
-		st.Kind, st.APIVersion = "Status", "v1"
-		v = st
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)

@@ -86,8 +86,8 @@ func TestClusterConfig(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"labels":"app=flaky"`) || !strings.Contains(string(body), `"restartBackoff":"50ms"`) {
 		t.Errorf("GET rules: %d %s", code, body)
 	}
-	put := func(doc string) (int, string) {
-		req, _ := nethttp.NewRequest(nethttp.MethodPut, admin, strings.NewReader(doc))
+	send := func(method, doc string) (int, string) {
+		req, _ := nethttp.NewRequest(method, admin, strings.NewReader(doc))
 		res, err := http.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -96,11 +96,15 @@ func TestClusterConfig(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
+	put := func(doc string) (int, string) { return send(nethttp.MethodPut, doc) }
 	if code, out := put(`{"podBehaviours":[{"match":{"labels":"app=late"},"behaviour":{"neverReady":true}}]}`); code != 200 || !strings.Contains(out, "app=late") {
 		t.Fatalf("PUT rules: %d %s", code, out)
 	}
 	if code, out := put(`{"podBehaviours":[{"match":{"labels":"app in (("},"behaviour":{}}]}`); code != 400 || !strings.Contains(out, `"kind":"Status"`) || !strings.Contains(out, "podBehaviours[0].match.labels") {
 		t.Errorf("PUT bad rules: %d %s", code, out)
+	}
+	if code, out := send(nethttp.MethodPost, `{}`); code != 405 || !strings.Contains(out, `"kind":"Status"`) || !strings.Contains(out, `"code":405`) {
+		t.Errorf("POST rules: %d %s", code, out)
 	}
 	if _, err := c.CoreV1().Pods("default").Create(t.Context(), pod("late", map[string]string{"app": "late"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
