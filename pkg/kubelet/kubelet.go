@@ -589,10 +589,6 @@ func runsToCompletion(pod *corev1.Pod) bool {
 	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
 		return false
 	}
-	for _, o := range pod.OwnerReferences {
-		if o.Kind == "Job" && ptr.Deref(o.Controller, false) {
-			return true
-		}
-	}
-	return false
+	owner := metav1.GetControllerOfNoCopy(pod)
+	return owner != nil && owner.Kind == "Job"
 }

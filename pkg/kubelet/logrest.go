@@ -13,6 +13,7 @@ import (
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	apipod "k8s.io/kubernetes/pkg/api/pod"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	"k8s.io/kubernetes/pkg/apis/core/validation"
 	"k8s.io/kubernetes/pkg/features"
@@ -134,20 +135,14 @@ func containerNames(cs []api.Container) string {
 	return "[" + strings.Join(names, " ") + "]"
 }
 
+// hasContainer is the pod registry's podHasContainerWithName.
 func hasContainer(pod *api.Pod, name string) bool {
-	for _, list := range [][]api.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for _, c := range list {
-			if c.Name == name {
-				return true
-			}
-		}
-	}
-	for _, c := range pod.Spec.EphemeralContainers {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
+	found := false
+	apipod.VisitContainers(&pod.Spec, apipod.AllFeatureEnabledContainers(), func(c *api.Container, _ apipod.ContainerType) bool {
+		found = c.Name == name
+		return !found
+	})
+	return found
 }
 
 func containerStatus(pod *api.Pod, name string) (*api.ContainerStatus, bool) {
