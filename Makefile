@@ -39,7 +39,7 @@ RACE_PKGS := ./pkg/storage/... ./pkg/server/...
 test: vet
 	$(GO) build ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/pkg/storage' -e '/pkg/server')
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(RACE_PKGS))")
 
 # The benchmarks recorded in docs/benchmarks.md.
 bench:
