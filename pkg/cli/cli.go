@@ -71,6 +71,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCommand(stdout, stderr))
+	root.AddCommand(controlCommands(stdout)...)
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the Kubernetes version served",

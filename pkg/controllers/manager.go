@@ -34,6 +34,8 @@ import (
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	"k8s.io/kubernetes/pkg/controller/apis/config"
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
+
+	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // Config says which controllers run and how they reach the server.
@@ -44,6 +46,9 @@ type Config struct {
 	// RootCAFile is the cluster CA published in every namespace as the
 	// kube-root-ca.crt ConfigMap.
 	RootCAFile string
+	// Tracker, if set, sees the work of the controllers written here
+	// (namespace deletion, the provisioner) for settle.
+	Tracker *settle.Tracker
 }
 
 // Manager runs the selected controllers.
@@ -130,7 +135,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.config.Selection.Enabled(names.PersistentVolumeBinderController) {
 		// The binder comes with the stand-in provisioner of the default
 		// StorageClass, which exists before the binder starts.
-		p, err := newProvisioner(client, controllerCtx.InformerFactory)
+		p, err := newProvisioner(client, controllerCtx.InformerFactory, m.config.Tracker)
 		if err != nil {
 			return fmt.Errorf("provisioner: %w", err)
 		}
@@ -142,7 +147,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		controllers = append(controllers, p)
 	}
 	if m.config.Selection.Enabled(names.NamespaceController) {
-		ns, err := newNamespaceController(ctx, kubeconfig, controllerCtx.InformerFactory.Core().V1().Namespaces())
+		ns, err := newNamespaceController(ctx, kubeconfig, controllerCtx.InformerFactory.Core().V1().Namespaces(), m.config.Tracker)
 		if err != nil {
 			return fmt.Errorf("namespace controller: %w", err)
 		}

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/controller/namespace/deletion"
+
+	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // namespaceController deletes terminating namespaces with upstream's
@@ -33,7 +35,7 @@ type namespaceController struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 }
 
-func newNamespaceController(ctx context.Context, kubeconfig *restclient.Config, namespaces coreinformers.NamespaceInformer) (*namespaceController, error) {
+func newNamespaceController(ctx context.Context, kubeconfig *restclient.Config, namespaces coreinformers.NamespaceInformer, tracker *settle.Tracker) (*namespaceController, error) {
 	client, err := kubernetes.NewForConfig(kubeconfig)
 	if err != nil {
 		return nil, err
@@ -47,9 +49,9 @@ func newNamespaceController(ctx context.Context, kubeconfig *restclient.Config, 
 			client.Discovery().ServerPreferredNamespacedResources, v1.FinalizerKubernetes),
 		lister: namespaces.Lister().Get,
 		synced: namespaces.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+		queue: settle.Queue(tracker, "namespace", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"})),
 	}
 	enqueue := func(obj any) {
 		if ns, ok := obj.(*v1.Namespace); ok && ns.DeletionTimestamp != nil {

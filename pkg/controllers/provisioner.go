@@ -18,6 +18,8 @@ import (
 	"k8s.io/klog/v2"
 	storageutil "k8s.io/kubernetes/pkg/apis/storage/util"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // Provisioner is the name of the stand-in provisioner of the default
@@ -41,14 +43,14 @@ type provisioner struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 }
 
-func newProvisioner(client kubernetes.Interface, factory informers.SharedInformerFactory) (*provisioner, error) {
+func newProvisioner(client kubernetes.Interface, factory informers.SharedInformerFactory, tracker *settle.Tracker) (*provisioner, error) {
 	p := &provisioner{
 		client:  client,
 		claims:  factory.Core().V1().PersistentVolumeClaims().Informer(),
 		volumes: factory.Core().V1().PersistentVolumes().Informer(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+		queue: settle.Queue(tracker, "provisioner", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 10*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "provisioner"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "provisioner"})),
 	}
 	claim := func(obj any) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {

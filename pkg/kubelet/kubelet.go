@@ -36,6 +36,8 @@ import (
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/util/parsers"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // Config is the simulated cluster's nodes.
@@ -47,6 +49,8 @@ type Config struct {
 	Logs *Logs
 	// Rules choose pod behaviours (annotations override them).
 	Rules []Rule
+	// Tracker, if set, sees the kubelet's work for settle.
+	Tracker *settle.Tracker
 }
 
 // Kubelet runs the simulated nodes.
@@ -84,9 +88,9 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		client:  client,
 		pods:    factory.Core().V1().Pods().Lister(),
 		synced:  factory.Core().V1().Pods().Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
 		nodes:     map[string]int{},
 		events:    broadcaster,
 		recorders: map[string]record.EventRecorder{},

@@ -7,16 +7,18 @@ import (
 	"net/http"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
-	apipod "k8s.io/kubernetes/pkg/api/pod"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	"k8s.io/kubernetes/pkg/apis/core/validation"
 	"k8s.io/kubernetes/pkg/features"
+	kubecontainer "k8s.io/kubernetes/pkg/kubelet/container"
 	"k8s.io/utils/ptr"
 )
 
@@ -60,7 +62,14 @@ func (r *LogREST) Get(ctx context.Context, name string, opts runtime.Object) (ru
 	if err != nil {
 		return nil, err
 	}
-	pod := obj.(*api.Pod)
+	// The kubelet's part of the answer works on v1, as the kubelet does.
+	pod, v1o := &corev1.Pod{}, &corev1.PodLogOptions{}
+	if err := legacyscheme.Scheme.Convert(obj, pod, nil); err != nil {
+		return nil, err
+	}
+	if err := legacyscheme.Scheme.Convert(o, v1o, nil); err != nil {
+		return nil, err
+	}
 	container := o.Container
 	if container == "" {
 		switch len(pod.Spec.Containers) {
@@ -76,41 +85,24 @@ func (r *LogREST) Get(ctx context.Context, name string, opts runtime.Object) (ru
 			return nil, apierrors.NewBadRequest(msg)
 		}
 	}
-	status, found := containerStatus(pod, container)
-	if !found && !hasContainer(pod, container) {
+	if kubecontainer.GetContainerSpec(pod, container) == nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", container, name))
 	}
 	if pod.Spec.NodeName == "" {
 		return &logRequest{}, nil // as upstream: no node, no log
 	}
-	var run int32
-	switch {
-	case o.Previous:
-		if status == nil || status.LastTerminationState.Terminated == nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("previous terminated container %q in pod %q not found", container, name))
-		}
-		run = status.RestartCount - 1
-	case status == nil || (status.State.Running == nil && status.State.Terminated == nil):
-		if status != nil && status.State.Waiting != nil && status.State.Waiting.Reason != "" {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start: %s", container, name, status.State.Waiting.Reason))
-		}
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start - no logs yet", container, name))
-	default:
-		run = status.RestartCount
+	run, err := logRun(pod, container, o.Previous)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	opt := LogOptions{Follow: o.Follow, Timestamps: o.Timestamps, TailLines: o.TailLines, LimitBytes: o.LimitBytes, SinceSeconds: o.SinceSeconds}
-	if o.SinceTime != nil {
-		t := o.SinceTime.Time
-		opt.SinceTime = &t
-	}
-	return &logRequest{logs: r.Logs, pod: pod, container: container, run: run, options: opt}, nil
+	return &logRequest{logs: r.Logs, pod: pod, container: container, run: run, options: logOptions(v1o)}, nil
 }
 
 // logRequest is the rest.ResourceStreamer of one log request.
 type logRequest struct {
 	metav1.TypeMeta
 	logs      *Logs
-	pod       *api.Pod
+	pod       *corev1.Pod
 	container string
 	run       int32
 	options   LogOptions
@@ -127,33 +119,12 @@ func (s *logRequest) InputStream(ctx context.Context, _, _ string) (io.ReadClose
 }
 
 // containerNames lists names as upstream's LogLocation does: "[a b]".
-func containerNames(cs []api.Container) string {
+func containerNames(cs []corev1.Container) string {
 	names := make([]string, len(cs))
 	for i, c := range cs {
 		names[i] = c.Name
 	}
 	return "[" + strings.Join(names, " ") + "]"
-}
-
-// hasContainer is the pod registry's podHasContainerWithName.
-func hasContainer(pod *api.Pod, name string) bool {
-	found := false
-	apipod.VisitContainers(&pod.Spec, apipod.AllFeatureEnabledContainers(), func(c *api.Container, _ apipod.ContainerType) bool {
-		found = c.Name == name
-		return !found
-	})
-	return found
-}
-
-func containerStatus(pod *api.Pod, name string) (*api.ContainerStatus, bool) {
-	for _, list := range [][]api.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses, pod.Status.EphemeralContainerStatuses} {
-		for i := range list {
-			if list[i].Name == name {
-				return &list[i], true
-			}
-		}
-	}
-	return nil, false
 }
 
 // NoContainersREST answers exec, attach and port-forward: nothing runs

@@ -24,6 +24,13 @@ type NodeSpec struct {
 	Capacity corev1.ResourceList `json:"capacity,omitempty"`
 }
 
+// The networks the simulated nodes and pods take their addresses from, as
+// kind's: nobody listens on them here.
+const (
+	NodeNetwork = "172.18.0.0/16"
+	PodNetwork  = "10.244.0.0/16"
+)
+
 // hostIP is node i's address, podCIDR its pods' range, as kind numbers them.
 func hostIP(i int) string  { return fmt.Sprintf("172.18.0.%d", i+3) }
 func podCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }

@@ -73,9 +73,11 @@ func newCoreProvider(c Config) (*coreProvider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster IP allocator: %w", err)
 	}
-	nodePorts, err := portallocator.NewInMemory(c.ServiceNodePortRange)
-	if err != nil {
-		return nil, fmt.Errorf("node port allocator: %w", err)
+	nodePorts := c.NodePorts
+	if nodePorts == nil {
+		if nodePorts, err = portallocator.NewInMemory(c.ServiceNodePortRange); err != nil {
+			return nil, fmt.Errorf("node port allocator: %w", err)
+		}
 	}
 	return &coreProvider{
 		Config: c,
@@ -239,7 +241,7 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 	}
 	if enabled("nodes") {
 		storage["nodes"] = nodes.Node
-		storage["nodes/proxy"] = nodes.Proxy
+		storage["nodes/proxy"] = &kubelet.NodeProxyREST{Store: nodes.Node.Store, Kubelet: p.Kubelet}
 		storage["nodes/status"] = nodes.Status
 	}
 	if enabled("limitranges") {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/kubernetes/pkg/controlplane"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
 	kubeletclient "k8s.io/kubernetes/pkg/kubelet/client"
+	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
 
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"k8s.io/kubernetes/pkg/serviceaccount"
@@ -70,12 +71,19 @@ type Config struct {
 
 	ServiceClusterIPRange net.IPNet
 	ServiceNodePortRange  utilnet.PortRange
+	// NodePorts is the in-memory NodePort allocator (one of the range is
+	// made if nil); the server keeps it to restore it on reset.
+	NodePorts *portallocator.PortAllocator
 
 	KubeletClientConfig kubeletclient.KubeletClientConfig
 	// PodLogs, when set, serves pods/log from the simulated kubelet instead
 	// of proxying to a kubelet, and exec, attach and port-forward are
 	// refused (nothing runs containers).
-	PodLogs             *kubelet.Logs
+	PodLogs *kubelet.Logs
+	// Kubelet, when set, answers nodes/proxy for the nodes it simulates.
+	// nodes/proxy never dials a node: other nodes refuse, as a node with no
+	// kubelet listening does.
+	Kubelet             *kubelet.Kubelet
 	ProxyTransport      *http.Transport
 	EndpointSliceGetter proxy.EndpointSliceGetter
 }

@@ -31,6 +31,8 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+
+	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // Name is the scheduler name pods ask for by default.
@@ -47,17 +49,18 @@ type Scheduler struct {
 	events   record.EventBroadcaster
 }
 
-// New registers the scheduler's informers on factory (start it afterwards).
-func New(client kubernetes.Interface, factory informers.SharedInformerFactory) (*Scheduler, error) {
+// New registers the scheduler's informers on factory (start it afterwards);
+// tracker (may be nil) sees its work for settle.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, tracker *settle.Tracker) (*Scheduler, error) {
 	broadcaster := record.NewBroadcaster()
 	s := &Scheduler{
 		client: client,
 		pods:   factory.Core().V1().Pods().Lister(),
 		nodes:  factory.Core().V1().Nodes().Lister(),
 		synced: []cache.InformerSynced{factory.Core().V1().Pods().Informer().HasSynced, factory.Core().V1().Nodes().Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+		queue: settle.Queue(tracker, "scheduler", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"})),
 		events:   broadcaster,
 		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/filters"
@@ -48,15 +50,19 @@ import (
 	"k8s.io/kubernetes/pkg/kubeapiserver"
 	kubeadmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
+	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	"github.com/mockernetes/mockernetes/manifests"
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/crds"
+	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
+	"github.com/mockernetes/mockernetes/pkg/settle"
 	"github.com/mockernetes/mockernetes/pkg/storage"
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 // ServiceAccountIssuer is the issuer of service-account tokens, kubeadm's.
@@ -87,6 +93,9 @@ type Config struct {
 	Controllers controllers.Config
 	// Kubelet simulates the nodes (none if it has no nodes).
 	Kubelet kubelet.Config
+
+	// control is the test control around the API handler.
+	control *control
 
 	closeOnce sync.Once
 	// cleanup undoes what NewConfig created (temporary state directory,
@@ -213,6 +222,7 @@ func (o *Options) Config() (_ *Config, err error) {
 		host = "127.0.0.1"
 	}
 	c.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+
 	g.ExternalAddress = net.JoinHostPort(host, strconv.Itoa(port))
 	if err := state.writeKubeconfig(c.URL, ca.CertPEM, admin); err != nil {
 		return nil, err
@@ -233,16 +243,29 @@ func (o *Options) Config() (_ *Config, err error) {
 	}
 	c.Informer = informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithTransform(trim))
 
+	// Every outbound connection goes through one gate (pkg/egress), handed
+	// to each dialing path as kube-apiserver hands its egress selector.
+	gate, err := newGate(o, clusterIPRange, net.JoinHostPort(host, strconv.Itoa(port)), port, c.Informer)
+	if err != nil {
+		return nil, err
+	}
+	g.EgressSelector = gate.Selector()
+
 	getOpenAPIDefinitions := openapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
 	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme, apiextensionsapiserver.Scheme)
 	g.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(getOpenAPIDefinitions, namer)
 	g.OpenAPIConfig.Info.Title = "Kubernetes"
 	g.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(getOpenAPIDefinitions, namer)
 	g.OpenAPIV3Config.Info.Title = "Kubernetes"
-	g.LongRunningFunc = filters.BasicLongRunningRequestCheck(
+	longRunning := filters.BasicLongRunningRequestCheck(
 		sets.NewString("watch", "proxy"),
 		sets.NewString("attach", "exec", "proxy", "log", "portforward"),
 	)
+	// Settle and reset bound themselves (their ?timeout= is theirs, not
+	// the request deadline upstream reads from that parameter).
+	g.LongRunningFunc = func(r *http.Request, info *apirequest.RequestInfo) bool {
+		return longRunning(r, info) || r.URL.Path == testcontrol.SettlePath || r.URL.Path == testcontrol.ResetPath
+	}
 	g.AggregatedDiscoveryGroupManager = aggregated.NewResourceManager("apis")
 	g.DisabledPostStartHooks.Insert(replacedPostStartHooks...)
 	g.SkipOpenAPIInstallation = true // installOpenAPI builds the v2 spec off the start-up path
@@ -262,6 +285,13 @@ func (o *Options) Config() (_ *Config, err error) {
 	c.Backend = storage.NewBackend(storage.Options{BookmarkInterval: time.Minute, ReadOnlyLists: true})
 	backend := c.Backend
 	c.cleanup = append(c.cleanup, backend.Close)
+	c.control = &control{
+		history:     history.New(o.RequestHistorySize, o.RequestHistoryBodies),
+		tracker:     settle.New(c.Backend, 0),
+		longRunning: g.LongRunningFunc,
+	}
+	c.control.settleOnWrite.Store(o.SettleOnWrite)
+	c.control.writeTimeout.Store(int64(o.SettleOnWriteTimeout))
 	g.RESTOptionsGetter = &storage.RESTOptionsGetter{
 		StorageFactory:          storageFactory,
 		Backend:                 c.Backend,
@@ -279,7 +309,7 @@ func (o *Options) Config() (_ *Config, err error) {
 	authn.ServiceAccounts.Issuers = []string{ServiceAccountIssuer}
 	authn.ServiceAccounts.Lookup = true
 	drained := wait.ContextForChannel(g.DrainedNotify())
-	if err := authn.ApplyTo(drained, &g.Authentication, g.SecureServing, nil, g.OpenAPIConfig, g.OpenAPIV3Config, client, c.Informer, g.APIServerID); err != nil {
+	if err := authn.ApplyTo(drained, &g.Authentication, g.SecureServing, g.EgressSelector, g.OpenAPIConfig, g.OpenAPIV3Config, client, c.Informer, g.APIServerID); err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)
 	}
 	clientCA, err := authn.ClientCert.GetClientCAContentProvider()
@@ -305,11 +335,19 @@ func (o *Options) Config() (_ *Config, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The transport of the proxy subresources and service-resolved
+	// webhooks dials through the gate, as kube-apiserver's dials through its
+	// egress selector.
+	// Its targets are cluster addresses: never reached through an HTTP
+	// proxy of the environment, which would connect past the gate.
 	proxyTransport := controlplaneapiserver.CreateProxyTransport()
+	proxyTransport.DialContext = gate.ClusterDial()
+	proxyTransport.Proxy = nil
 	resolver := aggregatorapiserver.NewClusterIPServiceResolver(c.Informer.Core().V1().Services().Lister())
 	if loopback, err := url.Parse(g.LoopbackClientConfig.Host); err == nil {
 		resolver = aggregatorapiserver.NewLoopbackServiceResolver(resolver, loopback)
 	}
+	resolver = gate.Resolver(resolver)
 	kubeInitializers, err := (&kubeadmission.Config{}).New()
 	if err != nil {
 		return nil, err
@@ -318,7 +356,7 @@ func (o *Options) Config() (_ *Config, err error) {
 		ExternalInformers:    c.Informer,
 		LoopbackClientConfig: g.LoopbackClientConfig,
 		APIResourceConfig:    storageFactory.APIResourceConfigSource,
-	}).New(proxyTransport, nil, resolver, g.TracerProvider)
+	}).New(proxyTransport, g.EgressSelector, resolver, g.TracerProvider)
 	if err != nil {
 		return nil, fmt.Errorf("admission initializers: %w", err)
 	}
@@ -347,16 +385,30 @@ func (o *Options) Config() (_ *Config, err error) {
 	capabilities.Setup(true, 0)
 
 	c.Generic = g
-	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile}
+	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile, Tracker: c.control.tracker}
 	nodes := kubelet.DefaultNodes(o.Nodes)
 	if len(cluster.Nodes) > 0 {
 		nodes = cluster.Nodes
 	}
 	if !selection.None() && len(nodes) > 0 {
-		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs()}
+		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
-		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, nil, g.LoopbackClientConfig, g.TracerProvider))
+		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, g.EgressSelector, g.LoopbackClientConfig, g.TracerProvider))
+	// The test control sits inside upstream's filters (after
+	// authentication, request info, priority and fairness), around the
+	// whole handler: built-in APIs, CRDs and the admin API. The CRD
+	// server's copy of the config keeps the default chain (delegated
+	// requests skip it).
+	g.BuildHandlerChainFunc = func(h http.Handler, gc *genericapiserver.Config) http.Handler {
+		return genericapiserver.DefaultBuildHandlerChain(c.control.filter(h), gc)
+	}
+	nodePortAllocator, err := portallocator.NewInMemory(nodePorts)
+	if err != nil {
+		return nil, fmt.Errorf("node port allocator: %w", err)
+	}
+	kubeletClient := registry.DefaultKubeletClientConfig()
+	kubeletClient.Lookup = g.EgressSelector.Lookup
 	c.Registry = registry.Config{
 		StorageFactory:        storageFactory,
 		LoopbackClientConfig:  g.LoopbackClientConfig,
@@ -369,7 +421,8 @@ func (o *Options) Config() (_ *Config, err error) {
 		EventTTL:              o.EventTTL,
 		ServiceClusterIPRange: clusterIPRange,
 		ServiceNodePortRange:  nodePorts,
-		KubeletClientConfig:   registry.DefaultKubeletClientConfig(),
+		NodePorts:             nodePortAllocator,
+		KubeletClientConfig:   kubeletClient,
 		PodLogs:               c.Kubelet.Logs,
 		ProxyTransport:        proxyTransport,
 		EndpointSliceGetter:   endpointSlices,

@@ -24,7 +24,7 @@ import (
 // informers, and, with the serviceaccount controller, for the `default`
 // ServiceAccount of the system namespaces: ServiceAccount admission rejects
 // pods in a namespace until it exists.
-func (s *Server) addControllers() error {
+func (s *Server) addControllers(simulated *nodes) error {
 	m, err := controllers.New(s.config.Controllers)
 	if err != nil {
 		return err
@@ -45,12 +45,12 @@ func (s *Server) addControllers() error {
 			return err
 		}
 	}
-	nodes, err := s.addNodes()
+	runNodes, err := s.addNodes(simulated)
 	if err != nil {
 		return err
 	}
 	return s.GenericAPIServer.AddPostStartHook("mockernetes-start-controllers", func(ctx genericapiserver.PostStartHookContext) error {
-		go nodes(ctx)
+		go runNodes(ctx)
 		go func() {
 			select {
 			case <-s.crdsInstalled:
@@ -65,31 +65,46 @@ func (s *Server) addControllers() error {
 	})
 }
 
-// addNodes prepares the simulated nodes, their kubelets and the scheduler,
-// on an informer factory of their own; readiness waits for the nodes. The
-// returned function runs them.
-func (s *Server) addNodes() (func(context.Context), error) {
-	if len(s.config.Kubelet.Nodes) == 0 {
-		return func(context.Context) {}, nil
+// nodes are the simulated nodes: their kubelets and the scheduler, on an
+// informer factory of their own.
+type nodes struct {
+	kubelet   *kubelet.Kubelet
+	scheduler *scheduler.Scheduler
+	factory   informers.SharedInformerFactory
+}
+
+// newNodes prepares the simulated nodes (nil if there are none). They are
+// built before the API groups: nodes/proxy is answered by their kubelets.
+func newNodes(c *Config) (*nodes, error) {
+	if len(c.Kubelet.Nodes) == 0 {
+		return nil, nil
 	}
-	loopback := restclient.CopyConfig(s.config.Generic.LoopbackClientConfig)
+	loopback := restclient.CopyConfig(c.Generic.LoopbackClientConfig)
 	loopback.QPS, loopback.Burst = -1, 0
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
 		return nil, err
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
-	k, err := kubelet.New(s.config.Kubelet, client, factory)
+	k, err := kubelet.New(c.Kubelet, client, factory)
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(client, factory)
+	sched, err := scheduler.New(client, factory, c.control.tracker)
 	if err != nil {
 		return nil, err
 	}
-	s.installAdmin(k)
+	return &nodes{kubelet: k, scheduler: sched, factory: factory}, nil
+}
+
+// addNodes holds readiness until the nodes are registered. The returned
+// function runs them.
+func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
+	if n == nil {
+		return func(context.Context) {}, nil
+	}
 	if err := s.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("mockernetes-nodes", func(*http.Request) error {
-		if !k.Ready() {
+		if !n.kubelet.Ready() {
 			return errors.New("nodes not registered yet")
 		}
 		return nil
@@ -97,9 +112,9 @@ func (s *Server) addNodes() (func(context.Context), error) {
 		return nil, err
 	}
 	return func(ctx context.Context) {
-		factory.Start(ctx.Done())
-		go sched.Run(ctx)
-		if err := k.Run(ctx); err != nil {
+		n.factory.Start(ctx.Done())
+		go n.scheduler.Run(ctx)
+		if err := n.kubelet.Run(ctx); err != nil {
 			klog.ErrorS(err, "simulated kubelet stopped")
 		}
 	}, nil

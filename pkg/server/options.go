@@ -13,6 +13,7 @@ import (
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
 
 	"github.com/mockernetes/mockernetes/pkg/controllers"
+	"github.com/mockernetes/mockernetes/pkg/history"
 )
 
 // Options are the user-facing settings of one server, validated into a
@@ -62,6 +63,20 @@ type Options struct {
 	// ClusterConfig is a YAML file describing the nodes (replacing Nodes)
 	// and pod behaviour rules (kubelet.File).
 	ClusterConfig string
+
+	// SettleOnWrite makes every write from outside the server answer only
+	// once the cluster has settled (bounded by SettleOnWriteTimeout).
+	SettleOnWrite        bool
+	SettleOnWriteTimeout time.Duration
+	// RequestHistorySize is how many API requests are kept for
+	// /mockernetes/v1/requests; RequestHistoryBodies keeps their bodies.
+	RequestHistorySize   int
+	RequestHistoryBodies bool
+
+	// Dial, if set, opens every outbound connection the server makes once
+	// the egress gate let it through (pkg/egress); tests use it to see them.
+	// Not a flag.
+	Dial utilnet.DialFunc
 }
 
 // Defaults that match kube-apiserver (and kubeadm for the service range).
@@ -90,6 +105,8 @@ func NewOptions() *Options {
 		GatewayAPI:            true,
 		Controllers:           []string{"*"},
 		Nodes:                 1,
+		SettleOnWriteTimeout:  DefaultSettleOnWriteTimeout,
+		RequestHistorySize:    history.DefaultSize,
 	}
 }
 
@@ -109,6 +126,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
 	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity) and pod behaviour rules (see README).")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
+	fs.BoolVar(&o.SettleOnWrite, "settle-on-write", o.SettleOnWrite, "Answer each write (create, update, patch, delete) only once the cluster has settled: controllers, scheduler and kubelet done with it.")
+	fs.DurationVar(&o.SettleOnWriteTimeout, "settle-on-write-timeout", o.SettleOnWriteTimeout, "How long a write waits for the cluster to settle before it is answered anyway, with a warning.")
+	fs.IntVar(&o.RequestHistorySize, "request-history-size", o.RequestHistorySize, "How many API requests /mockernetes/v1/requests keeps.")
+	fs.BoolVar(&o.RequestHistoryBodies, "request-history-bodies", o.RequestHistoryBodies, "Keep request bodies in the request history (at most 64 KiB each).")
 	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }
 
@@ -135,6 +156,12 @@ func (o *Options) Validate() []error {
 	}
 	if o.Nodes < 0 || o.Nodes > 250 {
 		errs = append(errs, fmt.Errorf("--nodes %d is not between 0 and 250", o.Nodes))
+	}
+	if o.SettleOnWriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--settle-on-write-timeout must be positive, got %v", o.SettleOnWriteTimeout))
+	}
+	if o.RequestHistorySize < 1 || o.RequestHistorySize > 1000000 {
+		errs = append(errs, fmt.Errorf("--request-history-size %d is not between 1 and 1000000", o.RequestHistorySize))
 	}
 	if o.EventTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--event-ttl must be positive, got %v", o.EventTTL))

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
 
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/registry"
 )
 
@@ -33,6 +36,13 @@ type Server struct {
 	openAPIBuilt <-chan struct{}
 	// crdsInstalled is closed once the preloaded CRDs are served.
 	crdsInstalled <-chan struct{}
+	// nodes are the simulated nodes (nil: none).
+	nodes *nodes
+	// baseline is what a reset returns to, taken when the server became
+	// ready (nil before).
+	baseline atomic.Pointer[baseline]
+	// resetMu keeps two resets from interleaving.
+	resetMu sync.Mutex
 }
 
 // New builds the server: the generic server with kube-apiserver's
@@ -50,7 +60,15 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	providers, err := registry.Providers(c.Registry)
+	simulated, err := newNodes(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	registryConfig := c.Registry
+	if simulated != nil {
+		registryConfig.Kubelet = simulated.kubelet
+	}
+	providers, err := registry.Providers(registryConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -69,15 +87,23 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{GenericAPIServer: g, config: c.Config, client: client}
+	s := &Server{GenericAPIServer: g, config: c.Config, client: client, nodes: simulated}
 	s.installOpenAPI(c, apiext.GenericAPIServer)
 	if err := s.addAPIExtensions(apiext); err != nil {
 		return nil, err
 	}
-	if err := s.addControllers(); err != nil {
+	if err := s.addControllers(simulated); err != nil {
 		return nil, err
 	}
+	var k *kubelet.Kubelet
+	if simulated != nil {
+		k = simulated.kubelet
+	}
+	s.installAdmin(k)
 	if err := s.addBootstrap(); err != nil {
+		return nil, err
+	}
+	if err := s.addBaseline(); err != nil {
 		return nil, err
 	}
 	// Ending every watch when shutdown starts lets the HTTP server drain at

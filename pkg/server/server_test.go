@@ -17,13 +17,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// runServer builds a server with the default options and runs it until the
-// test ends; it then checks that the server stopped cleanly and removed its
-// temporary state. It returns the server, its config and a client config
-// without client-side throttling.
-func runServer(t *testing.T, ctx context.Context) (*Server, *Config, *rest.Config) {
+// runServer builds a server with the default options (changed by
+// configure) and runs it until the test ends; it then checks that the
+// server stopped cleanly and removed its temporary state. It returns the
+// server, its config and a client config without client-side throttling.
+func runServer(t *testing.T, ctx context.Context, configure ...func(*Options)) (*Server, *Config, *rest.Config) {
 	t.Helper()
-	cfg, err := NewOptions().Config()
+	o := NewOptions()
+	for _, f := range configure {
+		f(o)
+	}
+	cfg, err := o.Config()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,12 +137,14 @@ type Backend struct {
 	// store writing under it maintains; see registerFieldIndexes.
 	fieldIndexes map[string]fieldIndexes
 	watchers     map[*watchChan]struct{}
-	leases       leaseHeap
-	timer        *time.Timer
-	closed       bool
-	stop         chan struct{}
-	stopOnce     sync.Once
-	doneTicks    sync.WaitGroup
+	// lastWrite is when the key space last changed (Unix nanoseconds).
+	lastWrite atomic.Int64
+	leases    leaseHeap
+	timer     *time.Timer
+	closed    bool
+	stop      chan struct{}
+	stopOnce  sync.Once
+	doneTicks sync.WaitGroup
 }
 
 // NewBackend returns an empty backend at revision 1, as a fresh etcd is.
@@ -271,11 +273,19 @@ func (b *Backend) commit(key string, expectRev int64, next *item) (rev int64, cu
 func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 	b.rev++
 	now := time.Now()
+	b.lastWrite.Store(now.UnixNano())
+	b.putLocked(key, cur, next, b.rev, now)
+	return b.rev
+}
+
+// putLocked changes key from cur to next (nil: deleted) at revision rev,
+// the current one: tree, index, lease, history and watchers.
+func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Time) {
 	if cur != nil {
 		b.unindexLocked(cur, next)
 	}
 	if next != nil {
-		next.rev = b.rev
+		next.rev = rev
 		b.tree.ReplaceOrInsert(next)
 		b.indexLocked(next)
 		if !next.expires.IsZero() {
@@ -291,7 +301,7 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 		cur.decoded.Store(nil)
 		cur.fields.Store(nil)
 	}
-	ev := event{rev: b.rev, key: key, cur: next, prev: cur, at: now}
+	ev := event{rev: rev, key: key, cur: next, prev: cur, at: now}
 	b.history = append(b.history, ev)
 	b.retainLocked(now)
 	for w := range b.watchers {
@@ -301,7 +311,6 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 			w.enqueue(watchEntry{event: ev})
 		}
 	}
-	return b.rev
 }
 
 // indexLocked adds it to the index.
@@ -556,6 +565,28 @@ func (b *Backend) expire() {
 }
 
 // --- watchers and progress ---
+
+// LastWrite is when the key space last changed (zero if never).
+func (b *Backend) LastWrite() time.Time {
+	if n := b.lastWrite.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// WatchesDrained reports whether every open watch has handed every event
+// committed so far to its consumer: nothing is queued in the store for any
+// watcher, and no result channel holds an undelivered event.
+func (b *Backend) WatchesDrained() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for w := range b.watchers {
+		if !w.drained() {
+			return false
+		}
+	}
+	return true
+}
 
 func (b *Backend) addWatcherLocked(w *watchChan) {
 	if b.closed {

@@ -51,6 +51,7 @@ type watchChan struct {
 
 	mu     sync.Mutex
 	queue  []watchEntry
+	busy   bool // run is delivering a batch
 	signal chan struct{}
 }
 
@@ -69,6 +70,14 @@ func (w *watchChan) enqueue(e watchEntry) {
 	case w.signal <- struct{}{}:
 	default:
 	}
+}
+
+// drained: nothing queued and nothing waiting in the result channel. The
+// entry being transformed by run is not seen; callers look twice.
+func (w *watchChan) drained() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) == 0 && len(w.result) == 0 && !w.busy
 }
 
 func (s *store) watch(ctx context.Context, key string, rev int64, opts apistorage.ListOptions) (watch.Interface, error) {
@@ -159,28 +168,42 @@ func (w *watchChan) run() {
 		w.mu.Lock()
 		batch := w.queue
 		w.queue = nil
+		w.busy = true
 		w.mu.Unlock()
-		for i := range batch {
-			e := &batch[i]
-			if e.err != nil {
-				w.sendError(e.err)
-				return
-			}
-			res, err := w.transform(e)
-			if err != nil {
-				w.sendError(err)
-				return
-			}
-			if res == nil {
-				continue
-			}
-			select {
-			case w.result <- *res:
-			case <-w.ctx.Done():
-				return
-			}
+		if !w.deliver(batch) {
+			return
 		}
 	}
+}
+
+// deliver sends a batch of entries; false when the watch has ended.
+func (w *watchChan) deliver(batch []watchEntry) bool {
+	defer func() {
+		w.mu.Lock()
+		w.busy = false
+		w.mu.Unlock()
+	}()
+	for i := range batch {
+		e := &batch[i]
+		if e.err != nil {
+			w.sendError(e.err)
+			return false
+		}
+		res, err := w.transform(e)
+		if err != nil {
+			w.sendError(err)
+			return false
+		}
+		if res == nil {
+			continue
+		}
+		select {
+		case w.result <- *res:
+		case <-w.ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 func (w *watchChan) sendError(err error) {

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
+)
+
+func benchServer(b *testing.B, configure ...func(*Options)) (kubernetes.Interface, *testcontrol.Client) {
+	b.Helper()
+	ctx := b.Context()
+	o := NewOptions()
+	for _, f := range configure {
+		f(o)
+	}
+	cfg, err := o.Config()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := cfg.Complete().New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	b.Cleanup(func() { stop(); <-done })
+	if err := srv.WaitReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	rc := cfg.LoopbackClientConfig()
+	rc.QPS, rc.Burst = -1, 0
+	tc, err := testcontrol.New(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(rc), tc
+}
+
+// Reset of a cluster holding 1,000 objects more than its baseline (config
+// maps in one namespace): the restore, then every component catching up.
+func BenchmarkReset1000(b *testing.B) {
+	client, tc := benchServer(b)
+	ctx := b.Context()
+	for b.Loop() {
+		b.StopTimer()
+		for i := range 1000 {
+			if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Labels: map[string]string{"bench": "reset"}},
+				Data:       map[string]string{"key": "value"},
+			}, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tc.Settle(ctx, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := tc.Reset(ctx, testcontrol.ResetRequest{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Settle on a cluster that is already quiet.
+func BenchmarkSettleQuiet(b *testing.B) {
+	_, tc := benchServer(b)
+	ctx := b.Context()
+	if err := tc.Settle(ctx, time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for b.Loop() {
+		if err := tc.Settle(ctx, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Create a Deployment of 3 and have its pods Running and Ready: with
+// settle-on-write the create is answered then; without, the client polls.
+func BenchmarkDeploymentOf3(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("settleOnWrite=%v", on), func(b *testing.B) {
+			client, tc := benchServer(b, func(o *Options) { o.SettleOnWrite = on })
+			ctx := b.Context()
+			i := 0
+			for b.Loop() {
+				i++
+				name := fmt.Sprintf("web-%d", i)
+				if _, err := client.AppsV1().Deployments("default").Create(ctx, deployment(name, 3), metav1.CreateOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+					l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+					if err != nil || len(l.Items) != 3 {
+						return false, err
+					}
+					for _, p := range l.Items {
+						if p.Status.Phase != corev1.PodRunning {
+							return false, nil
+						}
+					}
+					return true, nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := client.AppsV1().Deployments("default").Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}); err != nil {
+					b.Fatal(err)
+				}
+				if err := tc.Settle(ctx, time.Minute); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}

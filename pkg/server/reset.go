@@ -1,0 +1,126 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/klog/v2"
+	api "k8s.io/kubernetes/pkg/apis/core"
+
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/storage"
+)
+
+// baseline is the cluster right after the server became ready, which a
+// reset returns to: the store's key space, the NodePort allocations (kept
+// in memory, beside the store) and the pod behaviour rules.
+type baseline struct {
+	state     *storage.State
+	nodePorts api.RangeAllocation
+	rules     []kubelet.Rule
+}
+
+// baselineCheck is the readiness check that passes once the baseline is
+// taken. (Not a post-start hook: those hold /healthz too, which the
+// controllers wait for.)
+const baselineCheck = "mockernetes-baseline"
+
+// addBaseline takes the baseline once every other readiness check passes
+// and the cluster has settled (default ServiceAccounts, root CA ConfigMaps,
+// node leases written), so that a reset returns to a cluster as ready as a
+// fresh one.
+func (s *Server) addBaseline() error {
+	if err := s.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck(baselineCheck, func(*http.Request) error {
+		if s.baseline.Load() == nil {
+			return errors.New("the reset baseline is not taken yet")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	return s.GenericAPIServer.AddPostStartHook("mockernetes-start-baseline", func(ctx genericapiserver.PostStartHookContext) error {
+		go func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				var code int
+				s.client.CoreV1().RESTClient().Get().AbsPath("/readyz").Param("exclude", baselineCheck).Do(ctx).StatusCode(&code)
+				if code == http.StatusOK {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+			if err := s.Settle(ctx, 30*time.Second); err != nil {
+				klog.FromContext(ctx).Info("Taking the reset baseline of a cluster that did not settle", "err", err)
+			}
+			s.takeBaseline()
+		}()
+		return nil
+	})
+}
+
+func (s *Server) takeBaseline() {
+	b := &baseline{state: s.config.Backend.State()}
+	if err := s.config.Registry.NodePorts.Snapshot(&b.nodePorts); err != nil {
+		klog.ErrorS(err, "NodePort allocations not kept for reset")
+	}
+	if s.nodes != nil {
+		b.rules = s.nodes.kubelet.Rules()
+	}
+	s.baseline.Store(b)
+}
+
+// Settle returns once the cluster is quiet (see pkg/settle), or a 504
+// Timeout Status naming what is still busy.
+func (s *Server) Settle(ctx context.Context, timeout time.Duration) error {
+	return settleError(s.config.control.tracker.Settle(ctx, timeout))
+}
+
+// Reset brings the cluster back to its baseline: every object as it was
+// when the server became ready (one new revision; open watches see the
+// changes, older resourceVersions are 410 Gone), NodePort allocations, pod
+// behaviour rules (or those of req), no faults and an empty request
+// history. It returns once the components have caught up (settled within
+// timeout).
+func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Duration) error {
+	b := s.baseline.Load()
+	if b == nil {
+		return apierrors.NewServiceUnavailable("the server is not ready yet: nothing to reset to")
+	}
+	rules := b.rules
+	if req.PodBehaviours != nil {
+		if s.nodes == nil {
+			return apierrors.NewBadRequest("podBehaviours: no nodes are simulated (--nodes 0 or --controllers none)")
+		}
+		if err := (kubelet.File{PodBehaviours: *req.PodBehaviours}).Validate(); err != nil {
+			return apierrors.NewBadRequest(err.Error())
+		}
+		rules = *req.PodBehaviours
+	}
+	s.resetMu.Lock()
+	defer s.resetMu.Unlock()
+	// Work in flight (a controller's write) would land after the restore.
+	_ = s.Settle(ctx, timeout)
+	s.config.Backend.Restore(b.state)
+	if err := s.config.Registry.NodePorts.Restore(s.config.Registry.ServiceNodePortRange, b.nodePorts.Data); err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("restoring NodePort allocations: %w", err))
+	}
+	if s.nodes != nil {
+		if err := s.nodes.kubelet.SetRules(rules); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+	}
+	s.config.control.faults.Clear()
+	s.config.control.history.Clear()
+	return s.Settle(ctx, timeout)
+}

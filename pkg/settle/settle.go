@@ -1,0 +1,210 @@
+// Package settle tells when a simulated cluster is quiet: nothing written
+// for a short window, no in-process component's request in flight, every
+// watch drained, and every work queue of the server's own components (the
+// simulated kubelet and scheduler, the namespace controller, the
+// provisioner) empty, idle and with no retry pending. Delays a test asked
+// for (a start or ready delay, a crash-loop back-off) are scheduled with
+// AddAfter and are not waited for.
+//
+// kube-controller-manager's controllers keep their queues private; they are
+// seen through what they do: each step of theirs is an API request from an
+// in-process client, started within moments of the watch event that caused
+// it. The quiet window is that moment.
+package settle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+)
+
+// DefaultQuiet is the window without writes or in-process requests after
+// which a cluster whose queues are idle counts as settled.
+const DefaultQuiet = 20 * time.Millisecond
+
+// Store is what the tracker reads of the store.
+type Store interface {
+	LastWrite() time.Time
+	WatchesDrained() bool
+}
+
+// Tracker follows one server's activity. The zero value is not usable: use
+// New.
+type Tracker struct {
+	store Store
+	quiet time.Duration
+
+	mu     sync.Mutex
+	queues []*queueState
+	// inflight counts the in-process components' requests by user agent.
+	inflight map[string]int
+	// lastRequest is when an in-process request last ended (Unix ns).
+	lastRequest atomic.Int64
+}
+
+// New returns a tracker over store with the given quiet window
+// (DefaultQuiet if zero).
+func New(store Store, quiet time.Duration) *Tracker {
+	if quiet <= 0 {
+		quiet = DefaultQuiet
+	}
+	return &Tracker{store: store, quiet: quiet, inflight: map[string]int{}}
+}
+
+// RequestStarted records an in-process component's request (not a watch or
+// another long-running one); call the returned function when it ends.
+func (t *Tracker) RequestStarted(userAgent string) (done func()) {
+	t.mu.Lock()
+	t.inflight[userAgent]++
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		if t.inflight[userAgent]--; t.inflight[userAgent] <= 0 {
+			delete(t.inflight, userAgent)
+		}
+		t.mu.Unlock()
+		t.lastRequest.Store(time.Now().UnixNano())
+	}
+}
+
+// Busy returns what keeps the cluster from being settled now, nil if
+// nothing does.
+func (t *Tracker) Busy() []string {
+	var busy []string
+	now := time.Now()
+	if since := now.Sub(t.store.LastWrite()); since < t.quiet {
+		busy = append(busy, fmt.Sprintf("store written %v ago", since.Round(time.Microsecond)))
+	}
+	if since := now.Sub(time.Unix(0, t.lastRequest.Load())); since < t.quiet {
+		busy = append(busy, fmt.Sprintf("in-process request ended %v ago", since.Round(time.Microsecond)))
+	}
+	t.mu.Lock()
+	for agent, n := range t.inflight {
+		busy = append(busy, fmt.Sprintf("%d in-process request(s) in flight from %q", n, agent))
+	}
+	for _, q := range t.queues {
+		if s := q.busy(); s != "" {
+			busy = append(busy, s)
+		}
+	}
+	t.mu.Unlock()
+	if !t.store.WatchesDrained() {
+		busy = append(busy, "watch events not yet delivered")
+	}
+	slices.Sort(busy)
+	return busy
+}
+
+// TimeoutError is returned by Settle when the cluster did not settle in
+// time; it says what was still busy.
+type TimeoutError struct {
+	After time.Duration
+	Busy  []string
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("cluster not settled after %v: %s", e.After, strings.Join(e.Busy, "; "))
+}
+
+// Settle returns once the cluster is quiet, a *TimeoutError after timeout,
+// or ctx's error. On an already quiet cluster it returns at once.
+func (t *Tracker) Settle(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	for {
+		busy := t.Busy()
+		if len(busy) == 0 {
+			// Look twice: an event being handed over between two
+			// components is seen by one of the two looks.
+			if busy = t.Busy(); len(busy) == 0 {
+				return nil
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return &TimeoutError{After: timeout, Busy: busy}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-poll.C:
+		}
+	}
+}
+
+// Queue wraps a component's work queue so that the tracker sees it (t may be
+// nil: nothing is tracked): items
+// waiting or being processed, and retries (AddRateLimited) until they are
+// taken again. Items added with AddAfter (a delay the simulation was asked
+// for) are not waited for.
+func Queue[T comparable](t *Tracker, name string, q workqueue.TypedRateLimitingInterface[T]) workqueue.TypedRateLimitingInterface[T] {
+	if t == nil {
+		return q
+	}
+	state := &queueState{name: name, len: q.Len}
+	tq := &trackedQueue[T]{TypedRateLimitingInterface: q, state: state, retrying: map[T]struct{}{}}
+	state.retries = tq.retries
+	t.mu.Lock()
+	t.queues = append(t.queues, state)
+	t.mu.Unlock()
+	return tq
+}
+
+type queueState struct {
+	name       string
+	len        func() int
+	retries    func() int
+	processing atomic.Int64
+}
+
+func (s *queueState) busy() string {
+	waiting, processing, retrying := s.len(), s.processing.Load(), s.retries()
+	if waiting == 0 && processing == 0 && retrying == 0 {
+		return ""
+	}
+	return fmt.Sprintf("queue %s: %d waiting, %d processing, %d retrying", s.name, waiting, processing, retrying)
+}
+
+type trackedQueue[T comparable] struct {
+	workqueue.TypedRateLimitingInterface[T]
+	state *queueState
+
+	mu       sync.Mutex
+	retrying map[T]struct{}
+}
+
+func (q *trackedQueue[T]) retries() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.retrying)
+}
+
+func (q *trackedQueue[T]) Get() (T, bool) {
+	item, shutdown := q.TypedRateLimitingInterface.Get()
+	if !shutdown {
+		// Counted before the retry is forgotten: never idle in between.
+		q.state.processing.Add(1)
+		q.mu.Lock()
+		delete(q.retrying, item)
+		q.mu.Unlock()
+	}
+	return item, shutdown
+}
+
+func (q *trackedQueue[T]) Done(item T) {
+	q.TypedRateLimitingInterface.Done(item)
+	q.state.processing.Add(-1)
+}
+
+func (q *trackedQueue[T]) AddRateLimited(item T) {
+	q.mu.Lock()
+	q.retrying[item] = struct{}{}
+	q.mu.Unlock()
+	q.TypedRateLimitingInterface.AddRateLimited(item)
+}

@@ -1,0 +1,161 @@
+package storage
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/apis/example"
+	apistorage "k8s.io/apiserver/pkg/storage"
+)
+
+// Restore brings back the key space of a State in one new revision: the
+// objects and their labels (index) as they were, resourceVersions above
+// everything before for what changed, kept for what did not, an event per
+// change for open watches, older revisions compacted.
+func TestRestore(t *testing.T) {
+	ctx, s := testSetup(t)
+	pod := func(name, app string) *example.Pod {
+		return &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: map[string]string{"app": app}}}
+	}
+	out := &example.Pod{}
+	for _, name := range []string{"a", "b", "u"} {
+		if err := s.Create(ctx, "/pods/ns/"+name, pod(name, "baseline"), out, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := s.b.State()
+	if state.Len() != 3 {
+		t.Fatalf("state holds %d keys", state.Len())
+	}
+	unchanged := &example.Pod{}
+	if err := s.Get(ctx, "/pods/ns/u", apistorage.GetOptions{}, unchanged); err != nil {
+		t.Fatal(err)
+	}
+
+	// After the state: one changed, one deleted, one added.
+	if err := s.GuaranteedUpdate(ctx, "/pods/ns/a", out, false, nil, func(obj runtime.Object, _ apistorage.ResponseMeta) (runtime.Object, *uint64, error) {
+		p := obj.(*example.Pod)
+		p.Labels["app"] = "changed"
+		return p, nil, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "/pods/ns/b", &example.Pod{}, nil, apistorage.ValidateAllObjectFunc, nil, apistorage.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, "/pods/ns/c", pod("c", "baseline"), out, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := s.b.Revision()
+	w, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{Recursive: true, ResourceVersion: strconv.FormatInt(before, 10), Predicate: apistorage.Everything})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	rev, changed := s.b.Restore(state)
+	if rev != before+1 || changed != 3 {
+		t.Errorf("restored at revision %d with %d changes, want %d with 3", rev, changed, before+1)
+	}
+	// The open watch sees the changes, each at the new revision.
+	var events []string
+	for len(events) < 3 {
+		select {
+		case e := <-w.ResultChan():
+			p := e.Object.(*example.Pod)
+			events = append(events, fmt.Sprintf("%s %s:%s:%s", e.Type, p.Name, p.Labels["app"], p.ResourceVersion))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("events of the restore: %v", events)
+		}
+	}
+	r := strconv.FormatInt(rev, 10)
+	if want := []string{"MODIFIED a:baseline:" + r, "DELETED c:baseline:" + r, "ADDED b:baseline:" + r}; fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("events %v, want %v", events, want)
+	}
+
+	list := &example.PodList{}
+	if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Recursive: true, Predicate: apistorage.Everything}, list); err != nil {
+		t.Fatal(err)
+	}
+	if list.ResourceVersion != strconv.FormatInt(rev, 10) {
+		t.Errorf("list at %s, want %d", list.ResourceVersion, rev)
+	}
+	var got []string
+	for _, p := range list.Items {
+		got = append(got, fmt.Sprintf("%s:%s:%s", p.Name, p.Labels["app"], p.ResourceVersion))
+	}
+	want := []string{fmt.Sprintf("a:baseline:%d", rev), fmt.Sprintf("b:baseline:%d", rev), "u:baseline:" + unchanged.ResourceVersion}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restored %v, want %v", got, want)
+	}
+	// The label index follows: the changed label and the added pod are gone.
+	for sel, n := range map[string]int{"app=baseline": 3, "app=changed": 0} {
+		list := &example.PodList{}
+		pred := apistorage.SelectionPredicate{Label: labels.SelectorFromSet(labels.Set{"app": sel[4:]}), Field: apistorage.Everything.Field, GetAttrs: apistorage.DefaultNamespaceScopedAttr}
+		if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Recursive: true, Predicate: pred}, list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != n {
+			t.Errorf("%s: %d items, want %d", sel, len(list.Items), n)
+		}
+	}
+	// Resuming a watch from before the restore is 410 Gone; from it, fine.
+	old, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{Recursive: true, ResourceVersion: strconv.FormatInt(before-1, 10), Predicate: apistorage.Everything})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := <-old.ResultChan(); e.Type != "ERROR" || !apierrors.IsResourceExpired(apierrors.FromObject(e.Object)) {
+		t.Errorf("watch from before the restore: %v %v", e.Type, e.Object)
+	}
+	fresh, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{Recursive: true, ResourceVersion: strconv.FormatInt(rev, 10), Predicate: apistorage.Everything})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Stop()
+	if err := s.Create(ctx, "/pods/ns/d", pod("d", "after"), out, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-fresh.ResultChan():
+		if p, ok := e.Object.(*example.Pod); e.Type != "ADDED" || !ok || p.Name != "d" {
+			t.Errorf("watch after the restore: %v %v", e.Type, e.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no event after the restore")
+	}
+	// The state itself did not change with the writes after it.
+	if state.Len() != 3 {
+		t.Errorf("state changed: %d keys", state.Len())
+	}
+}
+
+// Restore of a key space 1,000 objects away from its state (each
+// iteration adds them back first, untimed).
+func BenchmarkRestore1000(b *testing.B) {
+	ctx, s := testSetup(b)
+	out := &example.Pod{}
+	for i := range 100 {
+		if err := s.Create(ctx, fmt.Sprintf("/pods/base/p%d", i), &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "base", Name: fmt.Sprintf("p%d", i)}}, out, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	state := s.b.State()
+	for b.Loop() {
+		b.StopTimer()
+		for i := range 1000 {
+			if err := s.Create(ctx, fmt.Sprintf("/pods/ns/p%d", i), &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"app": "x"}}}, out, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if _, changed := s.b.Restore(state); changed != 1000 {
+			b.Fatalf("%d changes", changed)
+		}
+	}
+}
