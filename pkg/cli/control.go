@@ -53,7 +53,7 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 		},
 	}, true)
 
-	var behaviours string
+	var behaviours, manifests string
 	reset := flags(&cobra.Command{
 		Use:   "reset",
 		Short: "Bring the cluster back to its state right after it was ready",
@@ -66,6 +66,13 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 				}
 				req.PodBehaviours = &f.PodBehaviours
 			}
+			if manifests != "" {
+				data, err := os.ReadFile(manifests)
+				if err != nil {
+					return err
+				}
+				req.Manifests = string(data)
+			}
 			c, err := client()
 			if err != nil {
 				return err
@@ -74,6 +81,7 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 		},
 	}, false)
 	reset.Flags().StringVar(&behaviours, "pod-behaviours", "", "YAML file with podBehaviours (the shape of --cluster-config) to use from now on.")
+	reset.Flags().StringVar(&manifests, "manifests", "", "File of manifests (YAML or JSON, several documents) to apply after the reset, as serve --load does.")
 
 	var set string
 	var clear bool

@@ -20,7 +20,9 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
@@ -119,6 +121,44 @@ func Parse(sources []Source) ([]*apiextensionsv1.CustomResourceDefinition, error
 				return nil, at(err)
 			}
 			out = append(out, crd)
+		}
+	}
+	return out, nil
+}
+
+// Object is one manifest document of any kind, with where it came from.
+type Object struct {
+	Source string
+	Line   int
+	*unstructured.Unstructured
+}
+
+// Objects decodes every document of the sources, whatever its kind; a
+// document that does not parse, or lacks apiVersion, kind or
+// metadata.name, is an error naming the file and the line.
+func Objects(sources []Source) ([]Object, error) {
+	var out []Object
+	for _, src := range sources {
+		for _, doc := range splitDocuments(src.Data) {
+			data, err := yaml.YAMLToJSON(doc.data)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", src.Name, doc.line+errorLine(err)-1, err)
+			}
+			var m map[string]any // numbers as int64 where whole, as the API decodes them
+			if err := utiljson.Unmarshal(data, &m); err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", src.Name, doc.line, err)
+			}
+			if m == nil {
+				continue
+			}
+			u := &unstructured.Unstructured{Object: m}
+			switch {
+			case u.GetAPIVersion() == "" || u.GetKind() == "":
+				return nil, fmt.Errorf("%s:%d: apiVersion and kind are required", src.Name, doc.line)
+			case u.GetName() == "":
+				return nil, fmt.Errorf("%s:%d: %s: metadata.name is required", src.Name, doc.line, u.GetKind())
+			}
+			out = append(out, Object{Source: src.Name, Line: doc.line, Unstructured: u})
 		}
 	}
 	return out, nil

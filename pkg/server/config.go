@@ -58,6 +58,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/load"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
 	"github.com/mockernetes/mockernetes/pkg/settle"
@@ -89,6 +90,9 @@ type Config struct {
 	APIExtensions *apiextensionsapiserver.Config
 	// CRDs are installed before the server reports ready.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// Load is applied once the server is otherwise ready, before the reset
+	// baseline is taken.
+	Load *load.Manifests
 	// Controllers run in the server's process once the CRDs are in.
 	Controllers controllers.Config
 	// Kubelet simulates the nodes (none if it has no nodes).
@@ -129,6 +133,16 @@ func (o *Options) Config() (_ *Config, err error) {
 	if c.CRDs, err = readCRDs(o); err != nil {
 		return nil, err
 	}
+	loadSources, err := crds.ReadPaths(o.Load)
+	if err != nil {
+		return nil, fmt.Errorf("--load: %w", err)
+	}
+	if c.Load, err = load.Parse(loadSources); err != nil {
+		return nil, fmt.Errorf("--load %w", err)
+	}
+	// Their CRDs are installed with the others, before the controllers
+	// start (the garbage collector's first discovery sees them).
+	c.CRDs = append(c.CRDs, c.Load.CRDs()...)
 	var cluster kubelet.File
 	if o.ClusterConfig != "" {
 		if cluster, err = kubelet.ReadFile(o.ClusterConfig); err != nil {

@@ -53,6 +53,9 @@ type Options struct {
 	CRDs []string
 	// GatewayAPI installs the embedded Gateway API standard-channel CRDs.
 	GatewayAPI bool
+	// Load are files or directories of manifests of any kind applied before
+	// the server reports ready; they belong to the reset baseline.
+	Load []string
 
 	// Controllers selects kube-controller-manager controllers to run, in
 	// its --controllers syntax ("*", "name", "-name"; "none" for none).
@@ -130,6 +133,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.SettleOnWriteTimeout, "settle-on-write-timeout", o.SettleOnWriteTimeout, "How long a write waits for the cluster to settle before it is answered anyway, with a warning.")
 	fs.IntVar(&o.RequestHistorySize, "request-history-size", o.RequestHistorySize, "How many API requests /mockernetes/v1/requests keeps.")
 	fs.BoolVar(&o.RequestHistoryBodies, "request-history-bodies", o.RequestHistoryBodies, "Keep request bodies in the request history (at most 64 KiB each).")
+	fs.StringArrayVar(&o.Load, "load", o.Load, "File or directory of manifests of any kind (YAML or JSON, multi-document) applied before the server is ready: CRDs first, then namespaces, then the rest; kept by reset. Repeatable.")
 	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }
 

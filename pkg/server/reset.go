@@ -13,7 +13,9 @@ import (
 	"k8s.io/klog/v2"
 	api "k8s.io/kubernetes/pkg/apis/core"
 
+	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/load"
 	"github.com/mockernetes/mockernetes/pkg/storage"
 )
 
@@ -31,8 +33,8 @@ type baseline struct {
 // controllers wait for.)
 const baselineCheck = "mockernetes-baseline"
 
-// addBaseline takes the baseline once every other readiness check passes
-// and the cluster has settled (default ServiceAccounts, root CA ConfigMaps,
+// addBaseline applies the --load manifests and takes the baseline once
+// every other readiness check passes and the cluster has settled (default ServiceAccounts, root CA ConfigMaps,
 // node leases written), so that a reset returns to a cluster as ready as a
 // fresh one.
 func (s *Server) addBaseline() error {
@@ -59,6 +61,10 @@ func (s *Server) addBaseline() error {
 					return
 				case <-tick.C:
 				}
+			}
+			if err := s.config.Load.Apply(ctx, s.config.LoopbackClientConfig()); err != nil {
+				s.failed.Store(&err)
+				return
 			}
 			if err := s.Settle(ctx, 30*time.Second); err != nil {
 				klog.FromContext(ctx).Info("Taking the reset baseline of a cluster that did not settle", "err", err)
@@ -90,8 +96,8 @@ func (s *Server) Settle(ctx context.Context, timeout time.Duration) error {
 // when the server became ready (one new revision; open watches see the
 // changes, older resourceVersions are 410 Gone), NodePort allocations, pod
 // behaviour rules (or those of req), no faults and an empty request
-// history. It returns once the components have caught up (settled within
-// timeout).
+// history; then it applies req's manifests, if any. It returns once the
+// components have caught up (settled within timeout).
 func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Duration) error {
 	b := s.baseline.Load()
 	if b == nil {
@@ -106,6 +112,13 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 			return apierrors.NewBadRequest(err.Error())
 		}
 		rules = *req.PodBehaviours
+	}
+	var manifests *load.Manifests
+	if req.Manifests != "" {
+		var err error
+		if manifests, err = load.Parse([]crds.Source{{Name: "manifests", Data: []byte(req.Manifests)}}); err != nil {
+			return apierrors.NewBadRequest(err.Error())
+		}
 	}
 	s.resetMu.Lock()
 	defer s.resetMu.Unlock()
@@ -122,5 +135,13 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 	}
 	s.config.control.faults.Clear()
 	s.config.control.history.Clear()
+	if manifests != nil {
+		if err := s.Settle(ctx, timeout); err != nil {
+			return err
+		}
+		if err := manifests.Apply(ctx, s.config.LoopbackClientConfig()); err != nil {
+			return apierrors.NewBadRequest("manifests: " + err.Error())
+		}
+	}
 	return s.Settle(ctx, timeout)
 }

@@ -43,6 +43,9 @@ type Server struct {
 	baseline atomic.Pointer[baseline]
 	// resetMu keeps two resets from interleaving.
 	resetMu sync.Mutex
+	// failed is why the server cannot become ready (the --load manifests
+	// did not apply), nil while nothing failed.
+	failed atomic.Pointer[error]
 }
 
 // New builds the server: the generic server with kube-apiserver's
@@ -137,7 +140,8 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() { s.config.Close() }
 
 // WaitReady blocks until /readyz answers 200 (every post-start hook done:
-// bootstrap objects created, informers synced) or ctx ends.
+// bootstrap objects created, informers synced, --load applied, the reset
+// baseline taken), ctx ends, or the --load manifests failed to apply.
 func (s *Server) WaitReady(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -146,6 +150,9 @@ func (s *Server) WaitReady(ctx context.Context) error {
 		res := s.client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code)
 		if code == http.StatusOK && res.Error() == nil {
 			return nil
+		}
+		if err := s.failed.Load(); err != nil {
+			return *err
 		}
 		select {
 		case <-ctx.Done():

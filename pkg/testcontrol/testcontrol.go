@@ -54,9 +54,11 @@ type RequestList struct {
 }
 
 // ResetRequest is the optional body of a reset: pod behaviour rules to use
-// from now on instead of the cluster config's.
+// from now on instead of the cluster config's, and manifests (YAML or JSON,
+// several documents) to apply after the reset, as --load does.
 type ResetRequest struct {
 	PodBehaviours *[]kubelet.Rule `json:"podBehaviours,omitempty"`
+	Manifests     string          `json:"manifests,omitempty"`
 }
 
 // Client talks to one server's test-control API.

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // kubectl get --raw on the kubelet and proxy paths: answered by the
@@ -80,5 +81,130 @@ func TestControlCLI(t *testing.T) {
 	}
 	if _, stderr, err := cli("faults", "--set", bad); err == nil || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "faults[0].verb") {
 		t.Errorf("faults --set with a bad rule: %v %q", err, stderr)
+	}
+}
+
+const loadedCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, listKind: GadgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+`
+
+const loadedObjects = `apiVersion: example.com/v1
+kind: Gadget
+metadata:
+  name: g1
+  namespace: shop
+spec:
+  size: 3
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: loaded
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: loaded
+  namespace: shop
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: loaded}}
+  template:
+    metadata: {labels: {app: loaded}}
+    spec:
+      containers: [{name: app, image: nginx}]
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: declared
+  labels: {team: a}
+`
+
+// --load applies manifests of any kind before ready (CRDs first, then
+// namespaces, missing ones created, then the rest); they survive a reset,
+// and a reset can load more.
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a-objects.yaml"), []byte(loadedObjects), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b-crd.yaml"), []byte(loadedCRD), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startTestServer(t, "--load", dir, "--gateway-api=false")
+	c := s.client(t)
+	ctx := t.Context()
+	gadgets := s.dynamic(t).Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gadgets"}).Namespace("shop")
+	check := func(when string) {
+		t.Helper()
+		if g, err := gadgets.Get(ctx, "g1", metav1.GetOptions{}); err != nil || g.Object["spec"].(map[string]any)["size"] != int64(3) {
+			t.Errorf("%s: gadget: %v %v", when, err, g)
+		}
+		if cm, err := c.CoreV1().ConfigMaps("default").Get(ctx, "loaded", metav1.GetOptions{}); err != nil || cm.Data["greeting"] != "hello" {
+			t.Errorf("%s: config map: %v", when, err)
+		}
+		if ns, err := c.CoreV1().Namespaces().Get(ctx, "declared", metav1.GetOptions{}); err != nil || ns.Labels["team"] != "a" {
+			t.Errorf("%s: namespace: %v", when, err)
+		}
+		// The loaded Deployment runs: ready means its pods are there.
+		if l, err := c.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{LabelSelector: "app=loaded"}); err != nil || len(l.Items) != 1 || l.Items[0].Status.Phase != corev1.PodRunning {
+			t.Errorf("%s: pods of the loaded deployment: %v %+v", when, err, l)
+		}
+	}
+	check("after start")
+	if err := c.CoreV1().ConfigMaps("default").Delete(ctx, "loaded", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	extra := filepath.Join(dir, "extra.yaml")
+	if err := os.WriteFile(extra, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: later\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mockernetesBin, "reset", "--manifests", extra, "--kubeconfig", s.kubeconfig)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("reset: %v %s", err, out)
+	}
+	check("after reset")
+	if _, err := c.CoreV1().ConfigMaps("later").Get(ctx, "extra", metav1.GetOptions{}); err != nil {
+		t.Errorf("manifests of the reset: %v", err)
+	}
+
+	// A manifest that does not parse stops the server before it listens.
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\nkind: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := runCLI(t, "serve", "--port", "0", "--state-dir", filepath.Join(dir, "state"), "--load", bad)
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "bad.yaml:6") {
+		t.Errorf("bad manifest: exit %d, %q", code, stderr)
+	}
+	// One the API refuses stops it too, naming the document.
+	refused := filepath.Join(dir, "refused.yaml")
+	if err := os.WriteFile(refused, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Name\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr = runCLI(t, "serve", "--port", "0", "--state-dir", filepath.Join(dir, "state2"), "--load", refused, "--gateway-api=false")
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "refused.yaml:1: ConfigMap Not_A_Name") {
+		t.Errorf("refused manifest: exit %d, %q", code, stderr)
 	}
 }
