@@ -47,6 +47,7 @@ bench:
 	$(GO) test ./test/e2e -run '^$$' -bench StartToReady -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench 'PodsReady|DeploymentReady|DeploymentPods|CascadingDelete' -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench ListPods
+	$(GO) test ./pkg/server -run '^$$' -bench 'Reset1000|SettleQuiet|DeploymentOf3' -benchtime 20x
 
 # Serve in the foreground on https://127.0.0.1:6443 until Ctrl-C.
 run:

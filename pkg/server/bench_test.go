@@ -17,28 +17,10 @@ import (
 
 func benchServer(b *testing.B, configure ...func(*Options)) (kubernetes.Interface, *testcontrol.Client) {
 	b.Helper()
-	ctx := b.Context()
-	o := NewOptions()
-	for _, f := range configure {
-		f(o)
-	}
-	cfg, err := o.Config()
-	if err != nil {
+	srv, _, rc := runServer(b, context.Background(), configure...)
+	if err := srv.WaitReady(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	b.Cleanup(func() { stop(); <-done })
-	if err := srv.WaitReady(ctx); err != nil {
-		b.Fatal(err)
-	}
-	rc := cfg.LoopbackClientConfig()
-	rc.QPS, rc.Burst = -1, 0
 	tc, err := testcontrol.New(rc)
 	if err != nil {
 		b.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/endpoints/responsewriter"
@@ -60,11 +59,10 @@ func (c *control) filter(next http.Handler) http.Handler {
 		if info == nil {
 			info = &request.RequestInfo{Verb: strings.ToLower(r.Method), Path: r.URL.Path}
 		}
-		u, _ := request.UserFrom(ctx)
-		e := &history.Entry{Time: time.Now(), UserAgent: r.UserAgent(), Verb: info.Verb, Path: r.URL.Path, Query: r.URL.RawQuery}
-		if u != nil {
+		e := &history.Entry{Time: time.Now(), UserAgent: r.UserAgent(), Verb: info.Verb, Path: r.URL.Path, Query: r.URL.RawQuery,
+			Internal: settle.Internal(ctx)} // the loopback client of every in-process component
+		if u, ok := request.UserFrom(ctx); ok {
 			e.User = u.GetName()
-			e.Internal = e.User == user.APIServerUser // the loopback client of every in-process component
 		}
 		if info.IsResourceRequest {
 			e.APIGroup, e.APIVersion, e.Resource, e.Subresource, e.Namespace, e.Name = info.APIGroup, info.APIVersion, info.Resource, info.Subresource, info.Namespace, info.Name

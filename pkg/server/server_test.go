@@ -21,7 +21,7 @@ import (
 // configure) and runs it until the test ends; it then checks that the
 // server stopped cleanly and removed its temporary state. It returns the
 // server, its config and a client config without client-side throttling.
-func runServer(t *testing.T, ctx context.Context, configure ...func(*Options)) (*Server, *Config, *rest.Config) {
+func runServer(t testing.TB, ctx context.Context, configure ...func(*Options)) (*Server, *Config, *rest.Config) {
 	t.Helper()
 	o := NewOptions()
 	for _, f := range configure {

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -31,7 +33,10 @@ const DefaultQuiet = 20 * time.Millisecond
 // Store is what the tracker reads of the store.
 type Store interface {
 	LastWrite() time.Time
-	WatchesDrained() bool
+	// WatchesDrained: the watches opened by in-process components have
+	// delivered every event (a client of the test that stopped reading its
+	// watch must not hold the cluster busy).
+	WatchesDrained(selected func(context.Context) bool) bool
 }
 
 // Tracker follows one server's activity. The zero value is not usable: use
@@ -94,11 +99,18 @@ func (t *Tracker) Busy() []string {
 		}
 	}
 	t.mu.Unlock()
-	if !t.store.WatchesDrained() {
+	if !t.store.WatchesDrained(Internal) {
 		busy = append(busy, "watch events not yet delivered")
 	}
 	slices.Sort(busy)
 	return busy
+}
+
+// Internal reports whether a request context is an in-process
+// component's: its user is the loopback client's.
+func Internal(ctx context.Context) bool {
+	u, ok := request.UserFrom(ctx)
+	return ok && u.GetName() == user.APIServerUser
 }
 
 // TimeoutError is returned by Settle when the cluster did not settle in

@@ -11,6 +11,7 @@ package storage
 
 import (
 	"container/heap"
+	"context"
 	"slices"
 	"sort"
 	"strings"
@@ -574,14 +575,15 @@ func (b *Backend) LastWrite() time.Time {
 	return time.Time{}
 }
 
-// WatchesDrained reports whether every open watch has handed every event
-// committed so far to its consumer: nothing is queued in the store for any
-// watcher, and no result channel holds an undelivered event.
-func (b *Backend) WatchesDrained() bool {
+// WatchesDrained reports whether every open watch that selected picks (by
+// the context it was opened with; nil picks all) has handed every event
+// committed so far to its consumer: nothing is queued in the store for it,
+// and its result channel holds no undelivered event.
+func (b *Backend) WatchesDrained(selected func(context.Context) bool) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for w := range b.watchers {
-		if !w.drained() {
+		if (selected == nil || selected(w.ctx)) && !w.drained() {
 			return false
 		}
 	}
