@@ -17,7 +17,7 @@ import (
 )
 
 // controlCommands are the verbs that drive a running server's test-control
-// API: settle, reset, faults, requests.
+// API: settle, reset, faults, requests, snapshot, restore.
 func controlCommands(stdout io.Writer) []*cobra.Command {
 	var kubeconfig string
 	var timeout time.Duration
@@ -141,7 +141,44 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 	for _, k := range []string{"verb", "apiGroup", "resource", "subresource", "namespace", "name", "userAgent", "user", "since", "internal"} {
 		query[k] = requests.Flags().String(k, "", "Only requests with this "+k+".")
 	}
-	return []*cobra.Command{settle, reset, faultsCmd, requests}
+	snapshot := flags(&cobra.Command{
+		Use:   "snapshot",
+		Short: "Print every object of the cluster as multi-document YAML (for restore, --load, kubectl apply -f)",
+		RunE: func(*cobra.Command, []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			data, err := c.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(data)
+			return err
+		},
+	}, false)
+	restore := flags(&cobra.Command{
+		Use:   "restore FILE",
+		Short: "Make the cluster what a snapshot describes, object for object",
+		RunE: func(_ *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			return c.Restore(ctx, data)
+		},
+	}, false)
+	restore.Args = func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("restore takes one file, got %d arguments", len(args))}
+		}
+		return nil
+	}
+	return []*cobra.Command{settle, reset, faultsCmd, requests, snapshot, restore}
 }
 
 // readYAML reads a YAML or JSON file strictly (unknown fields are errors).

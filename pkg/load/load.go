@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -122,6 +123,12 @@ func (m *Manifests) Apply(ctx context.Context, config *rest.Config) error {
 }
 
 func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o crds.Object) error {
+	// What a server sets for itself (a snapshot of another server carries
+	// it) is not applied.
+	o.Unstructured = o.DeepCopy()
+	for _, f := range []string{"uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
 	gvk := o.GroupVersionKind()
 	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {

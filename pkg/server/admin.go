@@ -37,10 +37,15 @@ const (
 	ResetPath         = testcontrol.ResetPath
 	FaultsPath        = testcontrol.FaultsPath
 	RequestsPath      = testcontrol.RequestsPath
+	SnapshotPath      = testcontrol.SnapshotPath
 )
 
-// maxAdminBody bounds what the admin API reads of a body.
-const maxAdminBody = 3 << 20
+// maxAdminBody bounds what the admin API reads of a body; a snapshot may
+// be larger.
+const (
+	maxAdminBody = 3 << 20
+	maxSnapshot  = 256 << 20
+)
 
 type adminHandler func(w http.ResponseWriter, r *http.Request) error
 
@@ -54,6 +59,35 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 			http.MethodPut: s.putSettings,
 		},
 		ResetPath: {http.MethodPost: s.serveReset},
+		SnapshotPath: {
+			http.MethodGet: func(w http.ResponseWriter, r *http.Request) error {
+				data, err := s.Snapshot(r.Context())
+				if err != nil {
+					return err
+				}
+				w.Header().Set("Content-Type", "application/yaml")
+				_, _ = w.Write(data)
+				return nil
+			},
+			http.MethodPut: func(w http.ResponseWriter, r *http.Request) error {
+				timeout, err := timeoutParam(r, 10*time.Second)
+				if err != nil {
+					return err
+				}
+				data, err := io.ReadAll(io.LimitReader(r.Body, maxSnapshot+1))
+				if err != nil {
+					return apierrors.NewBadRequest("reading the body: " + err.Error())
+				}
+				if len(data) > maxSnapshot {
+					return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d bytes", maxSnapshot))
+				}
+				start := time.Now()
+				if err := s.RestoreSnapshot(r.Context(), data, timeout); err != nil {
+					return err
+				}
+				return writeJSON(w, http.StatusOK, success(fmt.Sprintf("restored in %v", time.Since(start).Round(time.Microsecond))))
+			},
+		},
 		FaultsPath: {
 			http.MethodGet: s.getFaults,
 			http.MethodPut: func(w http.ResponseWriter, r *http.Request) error {

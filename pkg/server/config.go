@@ -278,7 +278,7 @@ func (o *Options) Config() (_ *Config, err error) {
 	// Settle and reset bound themselves (their ?timeout= is theirs, not
 	// the request deadline upstream reads from that parameter).
 	g.LongRunningFunc = func(r *http.Request, info *apirequest.RequestInfo) bool {
-		return longRunning(r, info) || r.URL.Path == testcontrol.SettlePath || r.URL.Path == testcontrol.ResetPath
+		return longRunning(r, info) || r.URL.Path == testcontrol.SettlePath || r.URL.Path == testcontrol.ResetPath || r.URL.Path == testcontrol.SnapshotPath
 	}
 	g.AggregatedDiscoveryGroupManager = aggregated.NewResourceManager("apis")
 	g.DisabledPostStartHooks.Insert(replacedPostStartHooks...)

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/faults"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
@@ -511,4 +512,131 @@ func storeNames(s cache.Store) string {
 func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
+}
+
+// Snapshot → change → restore brings every object back as it was, uids
+// and owner references included; a snapshot that does not parse changes
+// nothing.
+func TestSnapshotRestore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, _, client, tc := readyServer(t, ctx, func(o *Options) { o.SettleOnWrite = true })
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AppsV1().Deployments("app").Create(ctx, deployment("web", 2), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().ConfigMaps("app").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"a": "1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Services("app").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		t.Helper()
+		var out []string
+		add := func(kind string, m metav1.ObjectMeta, spec any) {
+			var owners []string
+			for _, o := range m.OwnerReferences {
+				owners = append(owners, o.Kind+"/"+o.Name+"/"+string(o.UID))
+			}
+			out = append(out, fmt.Sprintf("%s %s %s %v %v", kind, m.Name, m.UID, owners, spec))
+		}
+		if l, err := client.AppsV1().Deployments("app").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				add("deployment", o.ObjectMeta, *o.Spec.Replicas)
+			}
+		}
+		if l, err := client.AppsV1().ReplicaSets("app").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				add("replicaset", o.ObjectMeta, *o.Spec.Replicas)
+			}
+		}
+		if l, err := client.CoreV1().Pods("app").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				add("pod", o.ObjectMeta, o.Status.Phase)
+			}
+		}
+		if l, err := client.CoreV1().ConfigMaps("app").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				add("configmap", o.ObjectMeta, o.Data)
+			}
+		}
+		if l, err := client.CoreV1().Services("app").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				add("service", o.ObjectMeta, o.Spec.Ports)
+			}
+		}
+		return strings.Join(sorted(out), "\n")
+	}
+	before := state()
+	snap, err := tc.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := crds.Objects([]crds.Source{{Name: "snapshot", Data: snap}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, d := range docs {
+		kinds[d.GetKind()]++
+		if d.GetResourceVersion() != "" || d.GetManagedFields() != nil || d.GetUID() == "" {
+			t.Errorf("snapshot object %s %s/%s: resourceVersion %q, managedFields %v, uid %q", d.GetKind(), d.GetNamespace(), d.GetName(), d.GetResourceVersion(), d.GetManagedFields(), d.GetUID())
+		}
+	}
+	if kinds["Deployment"] != 1 || kinds["Pod"] != 2 || kinds["Namespace"] < 5 || kinds["CustomResourceDefinition"] != 8 || docs[0].GetKind() != "CustomResourceDefinition" {
+		t.Errorf("snapshot kinds %v, first %s", kinds, docs[0].GetKind())
+	}
+
+	// Changes: scale, edit, delete the service and the deployment's pods' owner.
+	d, err := client.AppsV1().Deployments("app").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Replicas = ptr.To[int32](4)
+	if _, err := client.AppsV1().Deployments("app").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.CoreV1().ConfigMaps("app").Delete(ctx, "settings", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.CoreV1().Services("app").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().ConfigMaps("app").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "new"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if state() == before {
+		t.Fatal("the changes changed nothing")
+	}
+
+	// A snapshot that does not parse, or names a kind nobody serves: 400,
+	// nothing changes.
+	for _, bad := range []string{"kind: [\n", "apiVersion: example.com/v9\nkind: Nothing\nmetadata:\n  name: x\n"} {
+		err := tc.Restore(ctx, []byte(bad))
+		if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "snapshot:1") {
+			t.Errorf("restore of %q: %v", bad, err)
+		}
+	}
+	changed := state()
+	if err := tc.Restore(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	if after := state(); after != before {
+		t.Errorf("after the restore:\n%s\nwant\n%s\n(changed: %s)", after, before, changed)
+	}
+	// The restored NodePort is taken again: another Service cannot have it.
+	svc, err := client.CoreV1().Services("app").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := svc.Spec.Ports[0].NodePort
+	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "other"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: port}}}}
+	if _, err := client.CoreV1().Services("app").Create(ctx, other, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("a second Service got the restored NodePort %d: %v", port, err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/klog/v2"
@@ -84,6 +85,32 @@ func (s *Server) takeBaseline() {
 		b.rules = s.nodes.kubelet.Rules()
 	}
 	s.baseline.Store(b)
+}
+
+// resyncNodePorts makes the NodePort allocations those of the Services in
+// the store, after the store was restored from a snapshot.
+func (s *Server) resyncNodePorts(ctx context.Context) error {
+	services, err := s.client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	alloc := s.config.Registry.NodePorts
+	var allocated []int
+	alloc.ForEach(func(p int) { allocated = append(allocated, p) })
+	for _, p := range allocated {
+		_ = alloc.Release(p)
+	}
+	for _, svc := range services.Items {
+		for _, p := range svc.Spec.Ports {
+			if p.NodePort != 0 {
+				_ = alloc.Allocate(int(p.NodePort))
+			}
+		}
+		if svc.Spec.HealthCheckNodePort != 0 {
+			_ = alloc.Allocate(int(svc.Spec.HealthCheckNodePort))
+		}
+	}
+	return nil
 }
 
 // Settle returns once the cluster is quiet (see pkg/settle), or a 504

@@ -22,6 +22,7 @@ import (
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Options configure a Backend. The zero value is usable: Complete fills the defaults.
@@ -138,6 +139,9 @@ type Backend struct {
 	// store writing under it maintains; see registerFieldIndexes.
 	fieldIndexes map[string]fieldIndexes
 	watchers     map[*watchChan]struct{}
+	// stores are the stores of each resource, the latest first (a
+	// restore encodes objects as they store them).
+	stores map[schema.GroupResource][]*store
 	// lastWrite is when the key space last changed (Unix nanoseconds).
 	lastWrite atomic.Int64
 	leases    leaseHeap
@@ -157,6 +161,7 @@ func NewBackend(opts Options) *Backend {
 		index:        map[indexKey]*btree.BTreeG[*item]{},
 		fieldIndexes: map[string]fieldIndexes{},
 		watchers:     map[*watchChan]struct{}{},
+		stores:       map[schema.GroupResource][]*store{},
 		stop:         make(chan struct{}),
 	}
 	b.doneTicks.Add(1)

@@ -133,6 +133,7 @@ func NewStore(b *Backend, c Config) (apistorage.Interface, error) {
 		s.attrFunc, s.attrFuncPC = c.AttrFunc, reflect.ValueOf(c.AttrFunc).Pointer()
 	}
 	s.setTransformer(c.Transformer)
+	b.registerStore(s)
 	return s, nil
 }
 

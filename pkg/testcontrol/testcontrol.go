@@ -33,6 +33,7 @@ const (
 	ResetPath         = "/mockernetes/v1/reset"
 	FaultsPath        = "/mockernetes/v1/faults"
 	RequestsPath      = "/mockernetes/v1/requests"
+	SnapshotPath      = "/mockernetes/v1/snapshot"
 )
 
 // Settings are the test-control switches; fields left out of a PUT keep
@@ -92,6 +93,22 @@ func (c *Client) Settle(ctx context.Context, timeout time.Duration) error {
 func (c *Client) Reset(ctx context.Context, req ResetRequest) error {
 	return c.do(ctx, http.MethodPost, ResetPath, nil, req, nil)
 }
+
+// Snapshot returns every object of the cluster as multi-document YAML.
+func (c *Client) Snapshot(ctx context.Context) ([]byte, error) {
+	var raw rawBody
+	err := c.do(ctx, http.MethodGet, SnapshotPath, nil, nil, &raw)
+	return raw, err
+}
+
+// Restore makes the cluster what snapshot (multi-document YAML or JSON)
+// describes, object for object.
+func (c *Client) Restore(ctx context.Context, snapshot []byte) error {
+	return c.do(ctx, http.MethodPut, SnapshotPath, nil, rawBody(snapshot), nil)
+}
+
+// rawBody is a body sent and received as it is, not as JSON.
+type rawBody []byte
 
 // Faults returns the fault rules in force, with their hit counts.
 func (c *Client) Faults(ctx context.Context) ([]faults.Rule, error) {
@@ -157,7 +174,9 @@ func (c *Client) SetPodBehaviours(ctx context.Context, rules []kubelet.Rule) err
 // *apierrors.StatusError its Status body describes.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if raw, ok := in.(rawBody); ok {
+		body = bytes.NewReader(raw)
+	} else if in != nil {
 		data, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -190,6 +209,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return &apierrors.StatusError{ErrStatus: status}
 		}
 		return fmt.Errorf("%s %s: %s: %s", method, path, res.Status, bytes.TrimSpace(data))
+	}
+	if raw, ok := out.(*rawBody); ok {
+		*raw = data
+		return nil
 	}
 	if out != nil {
 		return json.Unmarshal(data, out)

@@ -74,6 +74,36 @@ func TestControlCLI(t *testing.T) {
 	if out, _, err := cli("faults"); err != nil || strings.TrimSpace(out) != "faults: []" {
 		t.Errorf("faults after reset: %v %q", err, out)
 	}
+	// Snapshot → change → restore; the snapshot is what kubectl apply -f
+	// and serve --load take.
+	if _, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "in-snapshot"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap, stderr, err := cli("snapshot")
+	if err != nil || !strings.Contains(snap, "name: in-snapshot") {
+		t.Fatalf("snapshot: %v %s", err, stderr)
+	}
+	snapFile := filepath.Join(t.TempDir(), "snapshot.yaml")
+	if err := os.WriteFile(snapFile, []byte(snap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CoreV1().ConfigMaps("default").Delete(ctx, "in-snapshot", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := cli("restore", snapFile); err != nil {
+		t.Fatalf("restore: %v %s", err, stderr)
+	}
+	if _, err := c.CoreV1().ConfigMaps("default").Get(ctx, "in-snapshot", metav1.GetOptions{}); err != nil {
+		t.Errorf("after restore: %v", err)
+	}
+	if out, err := s.kubectl(t, kubectlBin, "", "apply", "-f", snapFile); err != nil {
+		t.Errorf("kubectl apply -f of a snapshot: %v %.2000s", err, out)
+	}
+	loaded := startTestServer(t, "--load", snapFile)
+	if _, err := loaded.client(t).CoreV1().ConfigMaps("default").Get(ctx, "in-snapshot", metav1.GetOptions{}); err != nil {
+		t.Errorf("a server started with --load of the snapshot: %v", err)
+	}
+
 	// Bad input: one line, non-zero exit.
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("faults:\n- verb: fetch\n  code: 500\n"), 0o644); err != nil {
