@@ -53,18 +53,21 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 		},
 	}, true)
 
-	var behaviours, manifests string
+	var clusterConfig, manifests string
 	reset := flags(&cobra.Command{
 		Use:   "reset",
 		Short: "Bring the cluster back to its state right after it was ready",
 		RunE: func(*cobra.Command, []string) error {
 			var req testcontrol.ResetRequest
-			if behaviours != "" {
-				f, err := readYAML[kubelet.File](behaviours)
+			if clusterConfig != "" {
+				f, err := kubelet.ReadFile(clusterConfig)
 				if err != nil {
 					return err
 				}
-				req.PodBehaviours = &f.PodBehaviours
+				req.Nodes = f.Nodes
+				if f.PodBehaviours != nil {
+					req.PodBehaviours = &f.PodBehaviours
+				}
 			}
 			if manifests != "" {
 				data, err := os.ReadFile(manifests)
@@ -80,7 +83,7 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 			return c.Reset(ctx, req)
 		},
 	}, false)
-	reset.Flags().StringVar(&behaviours, "pod-behaviours", "", "YAML file with podBehaviours (the shape of --cluster-config) to use from now on.")
+	reset.Flags().StringVar(&clusterConfig, "cluster-config", "", "YAML file with nodes and podBehaviours (the shape of serve --cluster-config) to use from now on.")
 	reset.Flags().StringVar(&manifests, "manifests", "", "File of manifests (YAML or JSON, several documents) to apply after the reset, as serve --load does.")
 
 	var set string

@@ -26,7 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -61,10 +60,9 @@ type Kubelet struct {
 	pods    corelisters.PodLister
 	synced  cache.InformerSynced
 	queue   workqueue.TypedRateLimitingInterface[string]
-	nodes   map[string]int // name → index
 	events  record.EventBroadcaster
-	// recorders are per node: events carry the node as their source host.
-	recorders map[string]record.EventRecorder
+	// set is the simulated nodes in force (replaced by SetNodes).
+	set atomic.Pointer[nodeSet]
 
 	// rules are the pod behaviour rules in force (replaced at run time
 	// through the admin API).
@@ -91,18 +89,13 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
-		nodes:     map[string]int{},
-		events:    broadcaster,
-		recorders: map[string]record.EventRecorder{},
-		nextIP:    map[string]int{},
-		since:     map[string]time.Time{},
+		events: broadcaster,
+		nextIP: map[string]int{},
+		since:  map[string]time.Time{},
 	}
 	rules := append([]Rule(nil), c.Rules...)
 	k.rules.Store(&rules)
-	for i, n := range c.Nodes {
-		k.nodes[n.Name] = i
-		k.recorders[n.Name] = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.Name})
-	}
+	k.set.Store(k.newNodeSet(c.Nodes))
 	enqueue := func(obj any) {
 		if p, ok := obj.(*corev1.Pod); ok && k.owns(p) {
 			if key, err := cache.MetaNamespaceKeyFunc(p); err == nil {
@@ -131,7 +124,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 }
 
 func (k *Kubelet) owns(p *corev1.Pod) bool {
-	_, ok := k.nodes[p.Spec.NodeName]
+	_, ok := k.nodes().index[p.Spec.NodeName]
 	return ok
 }
 
@@ -244,7 +237,7 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
 	if pod.Status.Phase == corev1.PodRunning {
 		for _, c := range pod.Spec.Containers {
-			k.recorders[pod.Spec.NodeName].Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+			k.recorder(pod.Spec.NodeName).Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 		}
 	}
 	for _, c := range pod.Spec.Containers {
@@ -265,7 +258,7 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
 func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	now := metav1.Now()
-	ip := hostIP(k.nodes[pod.Spec.NodeName])
+	ip := hostIP(k.nodes().index[pod.Spec.NodeName])
 	p.Status.Phase = corev1.PodPending
 	p.Status.StartTime = &now
 	p.Status.HostIP = ip
@@ -346,7 +339,7 @@ func (k *Kubelet) when(key string, recorded time.Time) time.Time {
 func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	p := pod.DeepCopy()
 	now := time.Now()
-	recorder := k.recorders[pod.Spec.NodeName]
+	recorder := k.recorder(pod.Spec.NodeName)
 	var events []func()
 	event := func(kind, reason, format string, args ...any) {
 		events = append(events, func() { recorder.Eventf(pod, kind, reason, format, args...) })
@@ -585,7 +578,7 @@ func (k *Kubelet) allocateIP(node string) string {
 	defer k.mu.Unlock()
 	n := k.nextIP[node]
 	k.nextIP[node] = n + 1
-	return fmt.Sprintf("10.244.%d.%d", k.nodes[node], 2+n%250)
+	return fmt.Sprintf("10.244.%d.%d", k.nodes().index[node], 2+n%250)
 }
 
 // runsToCompletion: pods of Jobs (restartPolicy Never or OnFailure) exit 0.

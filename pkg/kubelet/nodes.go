@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
 	taintutils "k8s.io/kubernetes/pkg/util/taints"
 	"k8s.io/utils/ptr"
 )
@@ -120,10 +122,65 @@ func (k *Kubelet) node(i int, spec NodeSpec) *corev1.Node {
 	}
 }
 
+// nodeSet is the simulated nodes in force: their specs, their index by
+// name (it numbers their addresses), and their event recorders (events
+// carry the node as their source host).
+type nodeSet struct {
+	specs     []NodeSpec
+	index     map[string]int
+	recorders map[string]record.EventRecorder
+}
+
+func (k *Kubelet) newNodeSet(specs []NodeSpec) *nodeSet {
+	set := &nodeSet{specs: specs, index: map[string]int{}, recorders: map[string]record.EventRecorder{}}
+	for i, n := range specs {
+		set.index[n.Name] = i
+		set.recorders[n.Name] = k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.Name})
+	}
+	return set
+}
+
+func (k *Kubelet) nodes() *nodeSet { return k.set.Load() }
+
+// recorder records the events of node's kubelet (a node removed meanwhile
+// still gets its own).
+func (k *Kubelet) recorder(node string) record.EventRecorder {
+	if r, ok := k.nodes().recorders[node]; ok {
+		return r
+	}
+	return k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node})
+}
+
+// Nodes returns the simulated nodes in force.
+func (k *Kubelet) Nodes() []NodeSpec { return k.nodes().specs }
+
+// SetNodes replaces the simulated nodes: nodes no longer named are deleted
+// (their leases go with them through their owner reference), new ones
+// registered. Pods bound to a node that went are no longer run.
+func (k *Kubelet) SetNodes(ctx context.Context, specs []NodeSpec) error {
+	if len(specs) == 0 {
+		return fmt.Errorf("nodes: at least one node is required")
+	}
+	if err := (File{Nodes: specs}).Validate(); err != nil {
+		return err
+	}
+	old := k.nodes()
+	k.set.Store(k.newNodeSet(specs))
+	for _, spec := range old.specs {
+		if _, kept := k.nodes().index[spec.Name]; kept {
+			continue
+		}
+		if err := k.client.CoreV1().Nodes().Delete(ctx, spec.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("node %s: %w", spec.Name, err)
+		}
+	}
+	return k.registerNodes(ctx)
+}
+
 // registerNodes creates the nodes (status included, as the kubelet's first
 // status update would set it) and their leases.
 func (k *Kubelet) registerNodes(ctx context.Context) error {
-	for i, spec := range k.config.Nodes {
+	for i, spec := range k.nodes().specs {
 		n := k.node(i, spec)
 		status := n.Status
 		created, err := k.client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
@@ -193,7 +250,7 @@ func (k *Kubelet) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			for _, spec := range k.config.Nodes {
+			for _, spec := range k.nodes().specs {
 				_ = k.renewLease(ctx, spec.Name)
 			}
 		}

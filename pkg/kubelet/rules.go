@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
 
@@ -71,10 +73,16 @@ func ReadFile(name string) (File, error) {
 
 // Validate checks node names and rules.
 func (f File) Validate() error {
+	if len(f.Nodes) > 250 {
+		return fmt.Errorf("nodes: %d nodes, at most 250", len(f.Nodes))
+	}
 	seen := map[string]bool{}
 	for i, n := range f.Nodes {
 		if n.Name == "" {
 			return fmt.Errorf("nodes[%d]: name is required", i)
+		}
+		if errs := validation.IsDNS1123Subdomain(n.Name); len(errs) > 0 {
+			return fmt.Errorf("nodes[%d].name: %q: %s", i, n.Name, strings.Join(errs, "; "))
 		}
 		if seen[n.Name] {
 			return fmt.Errorf("nodes[%d]: node %q appears twice", i, n.Name)

@@ -55,11 +55,12 @@ import (
 // with the kubelet server's paths, content types and errors
 // (pkg/kubelet/server); false if this Kubelet does not run that node.
 func (k *Kubelet) Handler(node string) (http.Handler, bool) {
-	i, ok := k.nodes[node]
+	set := k.nodes()
+	i, ok := set.index[node]
 	if !ok {
 		return nil, false
 	}
-	s := &nodeServer{k: k, name: node, index: i}
+	s := &nodeServer{k: k, name: node, index: i, spec: set.specs[i]}
 	// The kubelet's container: paths it does not know get net/http's 404,
 	// unknown ones under its web services go-restful's.
 	c := restful.NewContainer()
@@ -88,6 +89,7 @@ type nodeServer struct {
 	k     *Kubelet
 	name  string
 	index int
+	spec  NodeSpec
 }
 
 // pods are the pods bound to the node (the kubelet's pod manager's),
@@ -236,7 +238,7 @@ func logOptions(o *corev1.PodLogOptions) LogOptions {
 // eviction thresholds), held in the internal version and shown in v1beta1
 // again, as the kubelet's loadConfigFile and initConfigz do.
 func (s *nodeServer) configz(w http.ResponseWriter, _ *http.Request) {
-	node := s.k.node(s.index, s.k.config.Nodes[s.index])
+	node := s.k.node(s.index, s.spec)
 	in := &kubeletconfig.KubeletConfiguration{
 		ClusterDomain:      "cluster.local",
 		ClusterDNS:         []string{"10.96.0.10"},
@@ -345,7 +347,7 @@ func (s *nodeServer) summary(pods []*corev1.Pod, onlyCPUAndMemory bool) *statsap
 	now := time.Now()
 	t := metav1.NewTime(now)
 	boot := legacyregistry.GetProcessStart()
-	capacity := s.k.node(s.index, s.k.config.Nodes[s.index]).Status.Capacity
+	capacity := s.k.node(s.index, s.spec).Status.Capacity
 	disk, memory := uint64(capacity.StorageEphemeral().Value()), uint64(capacity.Memory().Value())
 	kubelet := usage{nanoCores: 40e6, workingSet: 96 << 20}.since(boot, now)
 	cri := usage{nanoCores: 25e6, workingSet: 64 << 20}.since(boot, now)
@@ -575,7 +577,7 @@ func (s *nodeServer) resourceMetrics() prometheus.Collector {
 // and the kubelet's labels; the containers' cgroups are those of the
 // cgroupfs driver the configuration shows, their IDs made up.
 func (s *nodeServer) cadvisorMetrics() prometheus.Collector {
-	node := s.k.node(s.index, s.k.config.Nodes[s.index])
+	node := s.k.node(s.index, s.spec)
 	pods := s.pods()
 	sum := s.summary(pods, true)
 	machine := []string{"boot_id", "machine_id", "system_uuid"}
@@ -726,7 +728,7 @@ func (r *NodeProxyREST) connect(node *corev1.Node, port, path string) (http.Hand
 		}
 		port = kubeletPort
 	} else if r.Kubelet != nil {
-		if _, ok := r.Kubelet.nodes[node.Name]; ok {
+		if _, ok := r.Kubelet.nodes().index[node.Name]; ok {
 			why = fmt.Sprintf("mockernetes answers only the kubelet's port %s of node %q", kubeletPort, node.Name)
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
@@ -17,6 +19,9 @@ import (
 
 func benchServer(b *testing.B, configure ...func(*Options)) (kubernetes.Interface, *testcontrol.Client) {
 	b.Helper()
+	// Upstream's log lines would land in the middle of the result lines.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	srv, _, rc := runServer(b, context.Background(), configure...)
 	if err := srv.WaitReady(b.Context()); err != nil {
 		b.Fatal(err)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/faults"
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
@@ -298,6 +299,60 @@ func TestReset(t *testing.T) {
 	}
 	if l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"}); err != nil || len(l.Items) != 1 || l.Items[0].Status.Phase != corev1.PodRunning {
 		t.Errorf("a deployment after the reset: %v %+v", err, l)
+	}
+
+	// A reset with other nodes: they run the pods from then on; the next
+	// reset brings the server's own back.
+	nodeNames := func() string {
+		l, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, n := range l.Items {
+			names = append(names, n.Name)
+		}
+		return strings.Join(sorted(names), " ")
+	}
+	if err := tc.Reset(ctx, testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{{Name: "worker-a"}, {Name: "worker-b", Labels: map[string]string{"disk": "ssd"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodeNames(); got != "worker-a worker-b" {
+		t.Errorf("nodes after a reset with nodes: %s", got)
+	}
+	d := deployment("ssd", 2)
+	d.Spec.Template.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Settle(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=ssd"}); err != nil || len(l.Items) != 2 ||
+		l.Items[0].Spec.NodeName != "worker-b" || l.Items[1].Status.Phase != corev1.PodRunning {
+		t.Errorf("pods on the new nodes: %v %+v", err, l)
+	}
+	if err := tc.Reset(ctx, testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{{Name: "Not A Name"}}}); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "nodes[0].name") {
+		t.Errorf("reset with a bad node: %v", err)
+	}
+	if got := nodeNames(); got != "worker-a worker-b" {
+		t.Errorf("nodes after a refused reset: %s", got)
+	}
+	if err := tc.Reset(ctx, testcontrol.ResetRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodeNames(); got != "node-1" {
+		t.Errorf("nodes after a plain reset: %s", got)
+	}
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, deployment("back", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Settle(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=back"}); err != nil || len(l.Items) != 1 ||
+		l.Items[0].Spec.NodeName != "node-1" || l.Items[0].Status.Phase != corev1.PodRunning {
+		t.Errorf("pods after the nodes came back: %v %+v", err, l)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 type baseline struct {
 	state     *storage.State
 	nodePorts api.RangeAllocation
+	nodes     []kubelet.NodeSpec
 	rules     []kubelet.Rule
 }
 
@@ -82,7 +83,7 @@ func (s *Server) takeBaseline() {
 		klog.ErrorS(err, "NodePort allocations not kept for reset")
 	}
 	if s.nodes != nil {
-		b.rules = s.nodes.kubelet.Rules()
+		b.nodes, b.rules = s.nodes.kubelet.Nodes(), s.nodes.kubelet.Rules()
 	}
 	s.baseline.Store(b)
 }
@@ -121,8 +122,9 @@ func (s *Server) Settle(ctx context.Context, timeout time.Duration) error {
 
 // Reset brings the cluster back to its baseline: every object as it was
 // when the server became ready (one new revision; open watches see the
-// changes, older resourceVersions are 410 Gone), NodePort allocations, pod
-// behaviour rules (or those of req), no faults and an empty request
+// changes, older resourceVersions are 410 Gone), NodePort allocations,
+// simulated nodes and pod behaviour rules (or those of req), no faults and
+// an empty request
 // history; then it applies req's manifests, if any. It returns once the
 // components have caught up (settled within timeout).
 func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Duration) error {
@@ -130,15 +132,24 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 	if b == nil {
 		return apierrors.NewServiceUnavailable("the server is not ready yet: nothing to reset to")
 	}
-	rules := b.rules
-	if req.PodBehaviours != nil {
+	nodes, rules := b.nodes, b.rules
+	if req.PodBehaviours != nil || len(req.Nodes) > 0 {
 		if s.nodes == nil {
-			return apierrors.NewBadRequest("podBehaviours: no nodes are simulated (--nodes 0 or --controllers none)")
+			return apierrors.NewBadRequest("nodes and podBehaviours: no nodes are simulated (--nodes 0 or --controllers none)")
 		}
-		if err := (kubelet.File{PodBehaviours: *req.PodBehaviours}).Validate(); err != nil {
+		f := kubelet.File{Nodes: req.Nodes}
+		if req.PodBehaviours != nil {
+			f.PodBehaviours = *req.PodBehaviours
+		}
+		if err := f.Validate(); err != nil {
 			return apierrors.NewBadRequest(err.Error())
 		}
-		rules = *req.PodBehaviours
+		if req.PodBehaviours != nil {
+			rules = *req.PodBehaviours
+		}
+		if len(req.Nodes) > 0 {
+			nodes = req.Nodes
+		}
 	}
 	var manifests *load.Manifests
 	if req.Manifests != "" {
@@ -157,6 +168,11 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 	}
 	if s.nodes != nil {
 		if err := s.nodes.kubelet.SetRules(rules); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		// The baseline's nodes are back in the store; other nodes are
+		// registered, the baseline's not asked for deleted.
+		if err := s.nodes.kubelet.SetNodes(ctx, nodes); err != nil {
 			return apierrors.NewInternalError(err)
 		}
 	}

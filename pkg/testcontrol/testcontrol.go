@@ -54,12 +54,15 @@ type RequestList struct {
 	Requests []history.Entry `json:"requests"`
 }
 
-// ResetRequest is the optional body of a reset: pod behaviour rules to use
-// from now on instead of the cluster config's, and manifests (YAML or JSON,
-// several documents) to apply after the reset, as --load does.
+// ResetRequest is the optional body of a reset: simulated nodes and pod
+// behaviour rules to use from now on instead of the cluster config's (the
+// shape of --cluster-config; a later reset without them returns to those
+// the server started with), and manifests (YAML or JSON, several
+// documents) to apply after the reset, as --load does.
 type ResetRequest struct {
-	PodBehaviours *[]kubelet.Rule `json:"podBehaviours,omitempty"`
-	Manifests     string          `json:"manifests,omitempty"`
+	Nodes         []kubelet.NodeSpec `json:"nodes,omitempty"`
+	PodBehaviours *[]kubelet.Rule    `json:"podBehaviours,omitempty"`
+	Manifests     string             `json:"manifests,omitempty"`
 }
 
 // Client talks to one server's test-control API.
