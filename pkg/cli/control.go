@@ -21,43 +21,42 @@ import (
 func controlCommands(stdout io.Writer) []*cobra.Command {
 	var kubeconfig string
 	var timeout time.Duration
-	client := func() (*testcontrol.Client, error) {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		rules.ExplicitPath = kubeconfig
-		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-		if err != nil {
-			return nil, err
-		}
-		return testcontrol.New(cfg)
-	}
-	flags := func(cmd *cobra.Command, withTimeout bool) *cobra.Command {
+	ctx := context.Background()
+	// command is one verb: its flags, and run called with a client of the
+	// server the kubeconfig names.
+	command := func(use, short string, args cobra.PositionalArgs, run func(c *testcontrol.Client, args []string) error) *cobra.Command {
+		cmd := &cobra.Command{Use: use, Short: short, Args: args,
+			RunE: func(_ *cobra.Command, args []string) error {
+				rules := clientcmd.NewDefaultClientConfigLoadingRules()
+				rules.ExplicitPath = kubeconfig
+				cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+				if err != nil {
+					return err
+				}
+				c, err := testcontrol.New(cfg)
+				if err != nil {
+					return err
+				}
+				return run(c, args)
+			}}
 		cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "Kubeconfig of the server (default: $KUBECONFIG, then ~/.kube/config).")
-		if withTimeout {
-			cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "How long to wait for the cluster to settle.")
-		}
-		cmd.Args = cobra.NoArgs
 		cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 		return cmd
 	}
-	ctx := context.Background()
+	noArgs := func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("no arguments expected, got %q", args)}
+		}
+		return nil
+	}
 
-	settle := flags(&cobra.Command{
-		Use:   "settle",
-		Short: "Wait until the cluster is quiet: controllers, scheduler and kubelet done",
-		RunE: func(*cobra.Command, []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			return c.Settle(ctx, timeout)
-		},
-	}, true)
+	settle := command("settle", "Wait until the cluster is quiet: controllers, scheduler and kubelet done", noArgs,
+		func(c *testcontrol.Client, _ []string) error { return c.Settle(ctx, timeout) })
+	settle.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "How long to wait for the cluster to settle.")
 
 	var clusterConfig, manifests string
-	reset := flags(&cobra.Command{
-		Use:   "reset",
-		Short: "Bring the cluster back to its state right after it was ready",
-		RunE: func(*cobra.Command, []string) error {
+	reset := command("reset", "Bring the cluster back to its state right after it was ready", noArgs,
+		func(c *testcontrol.Client, _ []string) error {
 			var req testcontrol.ResetRequest
 			if clusterConfig != "" {
 				f, err := kubelet.ReadFile(clusterConfig)
@@ -76,26 +75,16 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 				}
 				req.Manifests = string(data)
 			}
-			c, err := client()
-			if err != nil {
-				return err
-			}
 			return c.Reset(ctx, req)
-		},
-	}, false)
+		})
 	reset.Flags().StringVar(&clusterConfig, "cluster-config", "", "YAML file with nodes and podBehaviours (the shape of serve --cluster-config) to use from now on.")
 	reset.Flags().StringVar(&manifests, "manifests", "", "File of manifests (YAML or JSON, several documents) to apply after the reset, as serve --load does.")
 
 	var set string
 	var clear bool
-	faultsCmd := flags(&cobra.Command{
-		Use:   "faults",
-		Short: "Show, replace (--set FILE) or clear (--clear) the fault rules",
-		RunE: func(*cobra.Command, []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+	faults := command("faults", "Show, replace (--set FILE) or clear (--clear) the fault rules", noArgs,
+		func(c *testcontrol.Client, _ []string) error {
+			var err error
 			switch {
 			case clear:
 				err = c.ClearFaults(ctx)
@@ -114,20 +103,13 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 				return err
 			}
 			return printYAML(stdout, testcontrol.FaultList{Faults: rules})
-		},
-	}, false)
-	faultsCmd.Flags().StringVar(&set, "set", "", "YAML or JSON file with the rules ({faults: [...]}) to put in force.")
-	faultsCmd.Flags().BoolVar(&clear, "clear", false, "Remove every fault rule.")
+		})
+	faults.Flags().StringVar(&set, "set", "", "YAML or JSON file with the rules ({faults: [...]}) to put in force.")
+	faults.Flags().BoolVar(&clear, "clear", false, "Remove every fault rule.")
 
 	query := map[string]*string{}
-	requests := flags(&cobra.Command{
-		Use:   "requests",
-		Short: "Print the recorded API requests (filters: --verb, --resource, --namespace, ...)",
-		RunE: func(*cobra.Command, []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+	requests := command("requests", "Print the recorded API requests (filters: --verb, --resource, --namespace, ...)", noArgs,
+		func(c *testcontrol.Client, _ []string) error {
 			q := url.Values{}
 			for k, v := range query {
 				if *v != "" {
@@ -139,49 +121,35 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 				return err
 			}
 			return printYAML(stdout, testcontrol.RequestList{Requests: entries})
-		},
-	}, false)
+		})
 	for _, k := range []string{"verb", "apiGroup", "resource", "subresource", "namespace", "name", "userAgent", "user", "since", "internal"} {
 		query[k] = requests.Flags().String(k, "", "Only requests with this "+k+".")
 	}
-	snapshot := flags(&cobra.Command{
-		Use:   "snapshot",
-		Short: "Print every object of the cluster as multi-document YAML (for restore, --load, kubectl apply -f)",
-		RunE: func(*cobra.Command, []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+
+	snapshot := command("snapshot", "Print every object of the cluster as multi-document YAML (for restore, --load, kubectl apply -f)", noArgs,
+		func(c *testcontrol.Client, _ []string) error {
 			data, err := c.Snapshot(ctx)
 			if err != nil {
 				return err
 			}
 			_, err = stdout.Write(data)
 			return err
+		})
+	restore := command("restore FILE", "Make the cluster what a snapshot describes, object for object",
+		func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("restore takes one file, got %d arguments", len(args))}
+			}
+			return nil
 		},
-	}, false)
-	restore := flags(&cobra.Command{
-		Use:   "restore FILE",
-		Short: "Make the cluster what a snapshot describes, object for object",
-		RunE: func(_ *cobra.Command, args []string) error {
+		func(c *testcontrol.Client, args []string) error {
 			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			c, err := client()
-			if err != nil {
-				return err
-			}
 			return c.Restore(ctx, data)
-		},
-	}, false)
-	restore.Args = func(_ *cobra.Command, args []string) error {
-		if len(args) != 1 {
-			return usageError{fmt.Errorf("restore takes one file, got %d arguments", len(args))}
-		}
-		return nil
-	}
-	return []*cobra.Command{settle, reset, faultsCmd, requests, snapshot, restore}
+		})
+	return []*cobra.Command{settle, reset, faults, requests, snapshot, restore}
 }
 
 // readYAML reads a YAML or JSON file strictly (unknown fields are errors).
