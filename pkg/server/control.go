@@ -84,8 +84,10 @@ func (c *control) filter(next http.Handler) http.Handler {
 			}
 			c.history.Finish(e, rec.status(), time.Since(e.Time), text, truncated)
 		}()
-		if e.Internal && !c.longRunning(r, info) {
-			defer c.tracker.RequestStarted(e.UserAgent)()
+		// A component's work is resource requests; its health and
+		// discovery polls are not.
+		if e.Internal && info.IsResourceRequest && !c.longRunning(r, info) {
+			defer c.tracker.RequestStarted(e.Verb + " " + e.Path + " by " + e.UserAgent)()
 		}
 
 		if a, ok := c.faults.Match(faults.Request{Verb: e.Verb, APIGroup: e.APIGroup, Resource: e.Resource, Subresource: e.Subresource,

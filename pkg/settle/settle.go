@@ -47,7 +47,7 @@ type Tracker struct {
 
 	mu     sync.Mutex
 	queues []*queueState
-	// inflight counts the in-process components' requests by user agent.
+	// inflight counts the in-process components' requests in flight.
 	inflight map[string]int
 	// lastRequest is when an in-process request last ended (Unix ns).
 	lastRequest atomic.Int64
@@ -63,15 +63,16 @@ func New(store Store, quiet time.Duration) *Tracker {
 }
 
 // RequestStarted records an in-process component's request (not a watch or
-// another long-running one); call the returned function when it ends.
-func (t *Tracker) RequestStarted(userAgent string) (done func()) {
+// another long-running one), described for a time-out's message; call the
+// returned function when it ends.
+func (t *Tracker) RequestStarted(what string) (done func()) {
 	t.mu.Lock()
-	t.inflight[userAgent]++
+	t.inflight[what]++
 	t.mu.Unlock()
 	return func() {
 		t.mu.Lock()
-		if t.inflight[userAgent]--; t.inflight[userAgent] <= 0 {
-			delete(t.inflight, userAgent)
+		if t.inflight[what]--; t.inflight[what] <= 0 {
+			delete(t.inflight, what)
 		}
 		t.mu.Unlock()
 		t.lastRequest.Store(time.Now().UnixNano())
@@ -91,7 +92,7 @@ func (t *Tracker) Busy() []string {
 	}
 	t.mu.Lock()
 	for agent, n := range t.inflight {
-		busy = append(busy, fmt.Sprintf("%d in-process request(s) in flight from %q", n, agent))
+		busy = append(busy, fmt.Sprintf("%d in-process request(s) in flight: %s", n, agent))
 	}
 	for _, q := range t.queues {
 		if s := q.busy(); s != "" {

@@ -67,7 +67,7 @@ func TestBusy(t *testing.T) {
 	want("store written")
 	store.lastWrite.Store(0)
 	done := tr.RequestStarted("deployment-controller")
-	want(`1 in-process request(s) in flight from "deployment-controller"`)
+	want(`1 in-process request(s) in flight: deployment-controller`)
 	done()
 	want("in-process request ended")
 	store.drained.Store(false)
