@@ -72,11 +72,10 @@ func (m *Manifests) Apply(ctx context.Context, config *rest.Config) error {
 	if err := crds.Install(ctx, ext, dyn, m.crds); err != nil {
 		return err
 	}
-	disco, err := discovery.NewDiscoveryClientForConfig(config)
+	mapper, err := RESTMapper(config)
 	if err != nil {
 		return err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
 
 	var namespaces, others []crds.Object
 	for _, o := range m.objects {
@@ -120,6 +119,16 @@ func (m *Manifests) Apply(ctx context.Context, config *rest.Config) error {
 		}
 	}
 	return nil
+}
+
+// RESTMapper maps kinds to resources from the server's discovery, asked
+// when first needed (after the CRDs are in).
+func RESTMapper(config *rest.Config) (meta.RESTMapper, error) {
+	disco, err := discovery.NewDiscoveryClientForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)), nil
 }
 
 func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o crds.Object) error {

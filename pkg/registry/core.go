@@ -73,11 +73,8 @@ func newCoreProvider(c Config) (*coreProvider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster IP allocator: %w", err)
 	}
-	nodePorts := c.NodePorts
-	if nodePorts == nil {
-		if nodePorts, err = portallocator.NewInMemory(c.ServiceNodePortRange); err != nil {
-			return nil, fmt.Errorf("node port allocator: %w", err)
-		}
+	if c.NodePorts == nil {
+		return nil, errors.New("node port allocator is missing")
 	}
 	return &coreProvider{
 		Config: c,
@@ -91,7 +88,7 @@ func newCoreProvider(c Config) (*coreProvider, error) {
 			Informers:                   c.Informers,
 		},
 		clusterIPs: clusterIPs,
-		nodePorts:  nodePorts,
+		nodePorts:  c.NodePorts,
 		clusterIPRepr: ipallocatorcontroller.NewRepairIPAddress(
 			time.Minute, client,
 			c.Informers.Core().V1().Services(),

@@ -71,8 +71,8 @@ type Config struct {
 
 	ServiceClusterIPRange net.IPNet
 	ServiceNodePortRange  utilnet.PortRange
-	// NodePorts is the in-memory NodePort allocator (one of the range is
-	// made if nil); the server keeps it to restore it on reset.
+	// NodePorts is the in-memory NodePort allocator of that range; the
+	// server keeps it to follow the Services on reset and restore.
 	NodePorts *portallocator.PortAllocator
 
 	KubeletClientConfig kubeletclient.KubeletClientConfig

@@ -236,7 +236,6 @@ func (o *Options) Config() (_ *Config, err error) {
 		host = "127.0.0.1"
 	}
 	c.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
-
 	g.ExternalAddress = net.JoinHostPort(host, strconv.Itoa(port))
 	if err := state.writeKubeconfig(c.URL, ca.CertPEM, admin); err != nil {
 		return nil, err
@@ -259,7 +258,7 @@ func (o *Options) Config() (_ *Config, err error) {
 
 	// Every outbound connection goes through one gate (pkg/egress), handed
 	// to each dialing path as kube-apiserver hands its egress selector.
-	gate, err := newGate(o, clusterIPRange, net.JoinHostPort(host, strconv.Itoa(port)), port, c.Informer)
+	gate, err := newGate(o, clusterIPRange, host, port, c.Informer)
 	if err != nil {
 		return nil, err
 	}
@@ -351,9 +350,9 @@ func (o *Options) Config() (_ *Config, err error) {
 	}
 	// The transport of the proxy subresources and service-resolved
 	// webhooks dials through the gate, as kube-apiserver's dials through its
-	// egress selector.
-	// Its targets are cluster addresses: never reached through an HTTP
-	// proxy of the environment, which would connect past the gate.
+	// egress selector. Its targets are cluster addresses, never reached
+	// through an HTTP proxy of the environment (that would connect past the
+	// gate).
 	proxyTransport := controlplaneapiserver.CreateProxyTransport()
 	proxyTransport.DialContext = gate.ClusterDial()
 	proxyTransport.Proxy = nil

@@ -17,7 +17,7 @@ import (
 // node networks and the advertised address are simulated, as are the names
 // and addresses of Node objects; the `kubernetes` Service's endpoint
 // (advertise address, serving port) leads to the server's own listener.
-func newGate(o *Options, serviceRange net.IPNet, listener string, port int, factory informers.SharedInformerFactory) (*egress.Gate, error) {
+func newGate(o *Options, serviceRange net.IPNet, host string, port int, factory informers.SharedInformerFactory) (*egress.Gate, error) {
 	simulated := []*net.IPNet{&serviceRange}
 	for _, cidr := range []string{kubelet.PodNetwork, kubelet.NodeNetwork} {
 		_, n, err := netutils.ParseCIDRSloppy(cidr)
@@ -52,7 +52,7 @@ func newGate(o *Options, serviceRange net.IPNet, listener string, port int, fact
 			}
 			return false
 		},
-		Self: map[string]string{net.JoinHostPort(o.AdvertiseAddress.String(), strconv.Itoa(port)): listener},
+		Self: map[string]string{net.JoinHostPort(o.AdvertiseAddress.String(), strconv.Itoa(port)): net.JoinHostPort(host, strconv.Itoa(port))},
 		Dial: o.Dial,
 	}), nil
 }

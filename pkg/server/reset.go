@@ -12,7 +12,6 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/klog/v2"
-	api "k8s.io/kubernetes/pkg/apis/core"
 
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
@@ -21,13 +20,12 @@ import (
 )
 
 // baseline is the cluster right after the server became ready, which a
-// reset returns to: the store's key space, the NodePort allocations (kept
-// in memory, beside the store) and the pod behaviour rules.
+// reset returns to: the store's key space, the simulated nodes and the pod
+// behaviour rules.
 type baseline struct {
-	state     *storage.State
-	nodePorts api.RangeAllocation
-	nodes     []kubelet.NodeSpec
-	rules     []kubelet.Rule
+	state *storage.State
+	nodes []kubelet.NodeSpec
+	rules []kubelet.Rule
 }
 
 // baselineCheck is the readiness check that passes once the baseline is
@@ -79,17 +77,27 @@ func (s *Server) addBaseline() error {
 
 func (s *Server) takeBaseline() {
 	b := &baseline{state: s.config.Backend.State()}
-	if err := s.config.Registry.NodePorts.Snapshot(&b.nodePorts); err != nil {
-		klog.ErrorS(err, "NodePort allocations not kept for reset")
-	}
 	if s.nodes != nil {
 		b.nodes, b.rules = s.nodes.kubelet.Nodes(), s.nodes.kubelet.Rules()
 	}
 	s.baseline.Store(b)
 }
 
+// restore makes the store st, settling first (a controller's write in
+// flight would land after it), and the NodePort allocations, kept in memory
+// beside the store, those of the Services restored. The caller holds
+// resetMu.
+func (s *Server) restore(ctx context.Context, st *storage.State, timeout time.Duration) error {
+	_ = s.Settle(ctx, timeout)
+	s.config.Backend.Restore(st)
+	if err := s.resyncNodePorts(ctx); err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("NodePort allocations: %w", err))
+	}
+	return nil
+}
+
 // resyncNodePorts makes the NodePort allocations those of the Services in
-// the store, after the store was restored from a snapshot.
+// the store.
 func (s *Server) resyncNodePorts(ctx context.Context) error {
 	services, err := s.client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -124,8 +132,7 @@ func (s *Server) Settle(ctx context.Context, timeout time.Duration) error {
 // when the server became ready (one new revision; open watches see the
 // changes, older resourceVersions are 410 Gone), NodePort allocations,
 // simulated nodes and pod behaviour rules (or those of req), no faults and
-// an empty request
-// history; then it applies req's manifests, if any. It returns once the
+// an empty request history; then it applies req's manifests, if any. It returns once the
 // components have caught up (settled within timeout).
 func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Duration) error {
 	b := s.baseline.Load()
@@ -160,11 +167,8 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 	}
 	s.resetMu.Lock()
 	defer s.resetMu.Unlock()
-	// Work in flight (a controller's write) would land after the restore.
-	_ = s.Settle(ctx, timeout)
-	s.config.Backend.Restore(b.state)
-	if err := s.config.Registry.NodePorts.Restore(s.config.Registry.ServiceNodePortRange, b.nodePorts.Data); err != nil {
-		return apierrors.NewInternalError(fmt.Errorf("restoring NodePort allocations: %w", err))
+	if err := s.restore(ctx, b.state, timeout); err != nil {
+		return err
 	}
 	if s.nodes != nil {
 		if err := s.nodes.kubelet.SetRules(rules); err != nil {

@@ -19,13 +19,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mockernetes/mockernetes/pkg/crds"
+	"github.com/mockernetes/mockernetes/pkg/load"
 	"github.com/mockernetes/mockernetes/pkg/storage"
 )
 
@@ -119,11 +118,10 @@ func (s *Server) RestoreSnapshot(ctx context.Context, data []byte, timeout time.
 	if err != nil {
 		return apierrors.NewBadRequest(err.Error())
 	}
-	disco, err := discovery.NewDiscoveryClientForConfig(s.config.LoopbackClientConfig())
+	mapper, err := load.RESTMapper(s.config.LoopbackClientConfig())
 	if err != nil {
 		return err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
 	state := storage.NewState()
 	backend := s.config.Backend
 	for _, o := range objs {
@@ -174,10 +172,8 @@ func (s *Server) RestoreSnapshot(ctx context.Context, data []byte, timeout time.
 	}
 	s.resetMu.Lock()
 	defer s.resetMu.Unlock()
-	_ = s.Settle(ctx, timeout)
-	backend.Restore(state)
-	if err := s.resyncNodePorts(ctx); err != nil {
-		return apierrors.NewInternalError(err)
+	if err := s.restore(ctx, state, timeout); err != nil {
+		return err
 	}
 	return s.Settle(ctx, timeout)
 }
