@@ -42,6 +42,9 @@ type control struct {
 	longRunning   request.LongRunningRequestCheck
 }
 
+// controlUserAgent marks the requests the test-control API makes itself.
+const controlUserAgent = "mockernetes-test-control"
+
 var mutatingVerbs = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "deletecollection": true}
 
 // filter wraps the API handler, inside the generic filters (authentication,
@@ -86,7 +89,7 @@ func (c *control) filter(next http.Handler) http.Handler {
 		}()
 		// A component's work is resource requests; its health and
 		// discovery polls are not.
-		if e.Internal && info.IsResourceRequest && !c.longRunning(r, info) {
+		if e.Internal && info.IsResourceRequest && !c.longRunning(r, info) && e.UserAgent != controlUserAgent {
 			defer c.tracker.RequestStarted(e.Verb + " " + e.Path + " by " + e.UserAgent)()
 		}
 

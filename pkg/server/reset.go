@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -99,7 +100,7 @@ func (s *Server) restore(ctx context.Context, st *storage.State, timeout time.Du
 // resyncNodePorts makes the NodePort allocations those of the Services in
 // the store.
 func (s *Server) resyncNodePorts(ctx context.Context) error {
-	services, err := s.client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	services, err := s.controlClient.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
@@ -176,8 +177,10 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 		}
 		// The baseline's nodes are back in the store; other nodes are
 		// registered, the baseline's not asked for deleted.
-		if err := s.nodes.kubelet.SetNodes(ctx, nodes); err != nil {
-			return apierrors.NewInternalError(err)
+		if !equality.Semantic.DeepEqual(nodes, s.nodes.kubelet.Nodes()) {
+			if err := s.nodes.kubelet.SetNodes(ctx, nodes); err != nil {
+				return apierrors.NewInternalError(err)
+			}
 		}
 	}
 	s.config.control.faults.Clear()
@@ -189,6 +192,8 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 		if err := manifests.Apply(ctx, s.config.LoopbackClientConfig()); err != nil {
 			return apierrors.NewBadRequest("manifests: " + err.Error())
 		}
+		return s.Settle(ctx, timeout)
 	}
-	return s.Settle(ctx, timeout)
+	// The components catch up with a state they had settled on.
+	return settleError(s.config.control.tracker.SettleRestored(ctx, timeout))
 }

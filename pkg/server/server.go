@@ -20,6 +20,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/util/notfoundhandler"
 	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
 
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
@@ -31,6 +32,9 @@ type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 	config           *Config
 	client           kubernetes.Interface
+	// controlClient is the test-control API's own: its requests are part
+	// of a reset or restore, not work of the components settle waits for.
+	controlClient kubernetes.Interface
 	// openAPIBuilt is closed once the OpenAPI documents exist (the
 	// OpenAPI*VersionedService fields of GenericAPIServer are set).
 	openAPIBuilt <-chan struct{}
@@ -90,7 +94,13 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{GenericAPIServer: g, config: c.Config, client: client, nodes: simulated}
+	controlConfig := restclient.CopyConfig(c.Generic.LoopbackClientConfig)
+	controlConfig.UserAgent = controlUserAgent
+	controlClient, err := kubernetes.NewForConfig(controlConfig)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{GenericAPIServer: g, config: c.Config, client: client, controlClient: controlClient, nodes: simulated}
 	s.installOpenAPI(c, apiext.GenericAPIServer)
 	if err := s.addAPIExtensions(apiext); err != nil {
 		return nil, err

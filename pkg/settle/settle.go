@@ -30,6 +30,13 @@ import (
 // which a cluster whose queues are idle counts as settled.
 const DefaultQuiet = 20 * time.Millisecond
 
+// RestoredQuiet is the window after a write of the server's own that puts
+// back a state the components have already settled on (a reset): what
+// they do about it is catch up with deletions and put-backs, which the
+// drained watches, their queues and their requests show; the window only
+// covers handing the events to their informers.
+const RestoredQuiet = 5 * time.Millisecond
+
 // Store is what the tracker reads of the store.
 type Store interface {
 	LastWrite() time.Time
@@ -81,10 +88,13 @@ func (t *Tracker) RequestStarted(what string) (done func()) {
 
 // Busy returns what keeps the cluster from being settled now, nil if
 // nothing does.
-func (t *Tracker) Busy() []string {
+func (t *Tracker) Busy() []string { return t.busy(t.quiet) }
+
+// busy is Busy with writeQuiet as the window after the store's last write.
+func (t *Tracker) busy(writeQuiet time.Duration) []string {
 	var busy []string
 	now := time.Now()
-	if since := now.Sub(t.store.LastWrite()); since < t.quiet {
+	if since := now.Sub(t.store.LastWrite()); since < writeQuiet {
 		busy = append(busy, fmt.Sprintf("store written %v ago", since.Round(time.Microsecond)))
 	}
 	if since := now.Sub(time.Unix(0, t.lastRequest.Load())); since < t.quiet {
@@ -128,15 +138,26 @@ func (e *TimeoutError) Error() string {
 // Settle returns once the cluster is quiet, a *TimeoutError after timeout,
 // or ctx's error. On an already quiet cluster it returns at once.
 func (t *Tracker) Settle(ctx context.Context, timeout time.Duration) error {
+	return t.settle(ctx, timeout, t.quiet)
+}
+
+// SettleRestored is Settle after the server itself restored a state the
+// components had settled on (see RestoredQuiet): the window after that
+// write is shorter.
+func (t *Tracker) SettleRestored(ctx context.Context, timeout time.Duration) error {
+	return t.settle(ctx, timeout, min(t.quiet, RestoredQuiet))
+}
+
+func (t *Tracker) settle(ctx context.Context, timeout, writeQuiet time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	poll := time.NewTicker(time.Millisecond)
 	defer poll.Stop()
 	for {
-		busy := t.Busy()
+		busy := t.busy(writeQuiet)
 		if len(busy) == 0 {
 			// Look twice: an event being handed over between two
 			// components is seen by one of the two looks.
-			if busy = t.Busy(); len(busy) == 0 {
+			if busy = t.busy(writeQuiet); len(busy) == 0 {
 				return nil
 			}
 		}

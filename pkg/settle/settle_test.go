@@ -78,3 +78,23 @@ func TestBusy(t *testing.T) {
 		t.Errorf("settle after a request: %v in %v (the quiet window not waited)", err, time.Since(start))
 	}
 }
+
+// After a restore of the server's own, the window after the write is
+// RestoredQuiet; an in-process request still gets the whole window.
+func TestSettleRestored(t *testing.T) {
+	store := &fakeStore{}
+	store.drained.Store(true)
+	tr := New(store, time.Hour)
+	ctx := context.Background()
+	store.lastWrite.Store(time.Now().UnixNano())
+	if err := tr.Settle(ctx, 50*time.Millisecond); err == nil {
+		t.Error("settle within the quiet window after a write")
+	}
+	if err := tr.SettleRestored(ctx, time.Second); err != nil {
+		t.Errorf("settle after a restore: %v", err)
+	}
+	tr.RequestStarted("garbage-collector")()
+	if err := tr.SettleRestored(ctx, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "in-process request ended") {
+		t.Errorf("settle after a restore and a component's request: %v", err)
+	}
+}

@@ -116,12 +116,10 @@ func (b *Backend) State() *State {
 // since s keep their revision. The history before the new revision is
 // compacted: a watch or read at an older resourceVersion gets 410 Gone, and
 // its informer re-lists. It returns the new revision and the number of keys
-// changed.
+// changed; when none differs, nothing is written (the revision stays).
 func (b *Backend) Restore(s *State) (rev int64, changed int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.rev++
-	rev = b.rev
 	now := time.Now()
 	live := func(it *item) bool { return it.expires.IsZero() || it.expires.After(now) }
 
@@ -143,6 +141,12 @@ func (b *Backend) Restore(s *State) (rev int64, changed int) {
 		}
 		return true
 	})
+	if len(changes) == 0 {
+		// Nothing to restore: no revision, nothing for watches to see.
+		return b.rev, 0
+	}
+	b.rev++
+	rev = b.rev
 	for _, c := range changes {
 		key := ""
 		var next *item

@@ -133,6 +133,13 @@ func TestRestore(t *testing.T) {
 	if state.Len() != 3 {
 		t.Errorf("state changed: %d keys", state.Len())
 	}
+	// Restoring the state the store holds writes nothing.
+	now := s.b.State()
+	last := s.b.LastWrite()
+	if rev, changed := s.b.Restore(now); changed != 0 || rev != now.Revision() || s.b.Revision() != now.Revision() || !s.b.LastWrite().Equal(last) {
+		t.Errorf("restore of the current state: revision %d, %d changes, store at %d (was %d), last write moved: %v",
+			rev, changed, s.b.Revision(), now.Revision(), !s.b.LastWrite().Equal(last))
+	}
 }
 
 // Restore of a key space 1,000 objects away from its state (each
