@@ -14,7 +14,10 @@ VERSION_LDFLAGS := \
 	-X k8s.io/client-go/pkg/version.gitMajor=1 \
 	-X k8s.io/client-go/pkg/version.gitMinor=$(K8S_MINOR)
 
-.PHONY: build test bench run vet fmt kubectl clean
+PYTHON ?= python3
+VENV ?= .venv
+
+.PHONY: build test python-test bench bench-python run vet fmt kubectl clean
 
 # Compile every package and the two binaries under $(BIN)/.
 build:
@@ -40,6 +43,16 @@ test: vet
 	$(GO) build ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(RACE_PKGS))")
+	$(MAKE) python-test
+
+# The Python package in a virtualenv ($(VENV)), installed as users install
+# it: `pip install ./python` builds the wheel, whose build hook compiles the
+# server into it. Its tests then run on the wheel's binary, two pytest-xdist
+# workers with a server each.
+python-test:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check './python[test]'
+	cd python && ../$(VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests
 
 # The benchmarks recorded in docs/benchmarks.md.
 bench:
@@ -47,7 +60,12 @@ bench:
 	$(GO) test ./test/e2e -run '^$$' -bench StartToReady -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench 'PodsReady|DeploymentReady|DeploymentPods|CascadingDelete' -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench ListPods
-	$(GO) test ./pkg/server -run '^$$' -bench 'Reset1000|SettleQuiet|DeploymentOf3' -benchtime 20x
+	$(GO) test ./pkg/server -run '^$$' -bench 'Reset|SettleQuiet|DeploymentOf3' -benchtime 20x
+
+# The Python package's benchmark (one activation on a warm server); needs
+# the virtualenv `make python-test` sets up.
+bench-python:
+	$(VENV)/bin/python python/bench/activation.py
 
 # Serve in the foreground on https://127.0.0.1:6443 until Ctrl-C.
 run:
@@ -57,4 +75,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(VENV)
