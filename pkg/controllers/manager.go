@@ -164,6 +164,9 @@ func (m *Manager) Run(ctx context.Context) error {
 				return
 			}
 		}
+		if err := m.config.Tracker.Factory("kube-controller-manager", controllerCtx.InformerFactory, ctx.Done()); err != nil {
+			logger.Error(err, "Following the controllers' informers for settle")
+		}
 		// The garbage collector watches every resource, custom ones too,
 		// through metadata informers of its own; ready means it sees them.
 		if gb := controllerCtx.GraphBuilder; gb != nil {

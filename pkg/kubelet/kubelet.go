@@ -61,6 +61,8 @@ type Kubelet struct {
 	synced  cache.InformerSynced
 	queue   workqueue.TypedRateLimitingInterface[string]
 	events  record.EventBroadcaster
+	// written follows the events until they are written (for settle).
+	written *settle.Events
 	// set is the simulated nodes in force (replaced by SetNodes).
 	set atomic.Pointer[nodeSet]
 
@@ -86,6 +88,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		client:  client,
 		pods:    factory.Core().V1().Pods().Lister(),
 		synced:  factory.Core().V1().Pods().Informer().HasSynced,
+		written: c.Tracker.Events("kubelet"),
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
@@ -149,7 +152,7 @@ func (k *Kubelet) Ready() bool { return k.ready.Load() }
 func (k *Kubelet) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	defer k.queue.ShutDown()
-	k.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	k.events.StartRecordingToSink(k.written.Sink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")}))
 	defer k.events.Shutdown()
 	// Registration waits for the kube-node-lease namespace, which the
 	// server creates as it starts.

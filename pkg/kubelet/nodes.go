@@ -135,7 +135,7 @@ func (k *Kubelet) newNodeSet(specs []NodeSpec) *nodeSet {
 	set := &nodeSet{specs: specs, index: map[string]int{}, recorders: map[string]record.EventRecorder{}}
 	for i, n := range specs {
 		set.index[n.Name] = i
-		set.recorders[n.Name] = k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.Name})
+		set.recorders[n.Name] = k.written.Recorder(k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.Name}))
 	}
 	return set
 }
@@ -148,7 +148,7 @@ func (k *Kubelet) recorder(node string) record.EventRecorder {
 	if r, ok := k.nodes().recorders[node]; ok {
 		return r
 	}
-	return k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node})
+	return k.written.Recorder(k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node}))
 }
 
 // Nodes returns the simulated nodes in force.

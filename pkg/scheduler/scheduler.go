@@ -47,6 +47,8 @@ type Scheduler struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
 	events   record.EventBroadcaster
+	// written follows the events until they are written (for settle).
+	written *settle.Events
 }
 
 // New registers the scheduler's informers on factory (start it afterwards);
@@ -61,9 +63,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, t
 		queue: settle.Queue(tracker, "scheduler", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"})),
-		events:   broadcaster,
-		recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
+		events:  broadcaster,
+		written: tracker.Events("scheduler"),
 	}
+	s.recorder = s.written.Recorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}))
 	enqueue := func(obj any) {
 		if p, ok := obj.(*corev1.Pod); ok && pending(p) {
 			if key, err := cache.MetaNamespaceKeyFunc(p); err == nil {
@@ -112,7 +115,7 @@ func (s *Scheduler) requeuePending() {
 func (s *Scheduler) Run(ctx context.Context) {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	defer s.queue.ShutDown()
-	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+	s.events.StartRecordingToSink(s.written.Sink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")}))
 	defer s.events.Shutdown()
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, s.synced...) {
 		return

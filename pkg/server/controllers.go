@@ -16,6 +16,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/scheduler"
+	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // addControllers runs the selected kube-controller-manager controllers in
@@ -71,6 +72,7 @@ type nodes struct {
 	kubelet   *kubelet.Kubelet
 	scheduler *scheduler.Scheduler
 	factory   informers.SharedInformerFactory
+	tracker   *settle.Tracker
 }
 
 // newNodes prepares the simulated nodes (nil if there are none). They are
@@ -94,7 +96,7 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nodes{kubelet: k, scheduler: sched, factory: factory}, nil
+	return &nodes{kubelet: k, scheduler: sched, factory: factory, tracker: c.control.tracker}, nil
 }
 
 // addNodes holds readiness until the nodes are registered. The returned
@@ -113,6 +115,11 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 	}
 	return func(ctx context.Context) {
 		n.factory.Start(ctx.Done())
+		go func() {
+			if err := n.tracker.Factory("kubelet and scheduler", n.factory, ctx.Done()); err != nil {
+				klog.ErrorS(err, "Following the kubelet's and scheduler's informers for settle")
+			}
+		}()
 		go n.scheduler.Run(ctx)
 		if err := n.kubelet.Run(ctx); err != nil {
 			klog.ErrorS(err, "simulated kubelet stopped")

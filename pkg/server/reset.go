@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/klog/v2"
@@ -90,11 +91,20 @@ func (s *Server) takeBaseline() {
 // resetMu.
 func (s *Server) restore(ctx context.Context, st *storage.State, timeout time.Duration) error {
 	_ = s.Settle(ctx, timeout)
-	s.config.Backend.Restore(st)
+	s.config.Backend.Restore(st, restoreFirst...)
 	if err := s.resyncNodePorts(ctx); err != nil {
 		return apierrors.NewInternalError(fmt.Errorf("NodePort allocations: %w", err))
 	}
 	return nil
+}
+
+// restoreFirst are the workloads whose changes a restore makes before the
+// rest: their controllers then see an owner go or change before its pods
+// do, rather than replacing pods of an owner that is going too.
+var restoreFirst = []schema.GroupResource{
+	{Group: "apps", Resource: "deployments"}, {Group: "apps", Resource: "statefulsets"},
+	{Group: "apps", Resource: "daemonsets"}, {Group: "batch", Resource: "cronjobs"}, {Group: "batch", Resource: "jobs"},
+	{Group: "apps", Resource: "replicasets"}, {Resource: "replicationcontrollers"},
 }
 
 // resyncNodePorts makes the NodePort allocations those of the Services in

@@ -1,8 +1,9 @@
 // Package settle tells when a simulated cluster is quiet: nothing written
 // for a short window, no in-process component's request in flight, every
-// watch drained, and every work queue of the server's own components (the
+// watch drained, every work queue of the server's own components (the
 // simulated kubelet and scheduler, the namespace controller, the
-// provisioner) empty, idle and with no retry pending. Delays a test asked
+// provisioner) empty, idle and with no retry pending, and every event they
+// recorded written. Delays a test asked
 // for (a start or ready delay, a crash-loop back-off) are scheduled with
 // AddAfter and are not waited for.
 //
@@ -21,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/util/workqueue"
@@ -44,6 +46,8 @@ type Store interface {
 	// delivered every event (a client of the test that stopped reading its
 	// watch must not hold the cluster busy).
 	WatchesDrained(selected func(context.Context) bool) bool
+	// LastRevision is the revision of the last write to resource gr.
+	LastRevision(gr schema.GroupResource) int64
 }
 
 // Tracker follows one server's activity. The zero value is not usable: use
@@ -52,8 +56,10 @@ type Tracker struct {
 	store Store
 	quiet time.Duration
 
-	mu     sync.Mutex
-	queues []*queueState
+	mu        sync.Mutex
+	queues    []*queueState
+	events    []*Events
+	informers []*informerState
 	// inflight counts the in-process components' requests in flight.
 	inflight map[string]int
 	// lastRequest is when an in-process request last ended (Unix ns).
@@ -106,6 +112,16 @@ func (t *Tracker) busy(writeQuiet time.Duration) []string {
 	}
 	for _, q := range t.queues {
 		if s := q.busy(); s != "" {
+			busy = append(busy, s)
+		}
+	}
+	for _, e := range t.events {
+		if s := e.busy(now); s != "" {
+			busy = append(busy, s)
+		}
+	}
+	for _, st := range t.informers {
+		if s := st.busy(t.store, now); s != "" {
 			busy = append(busy, s)
 		}
 	}

@@ -8,12 +8,26 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
+	fcache "k8s.io/client-go/tools/cache/testing"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
 
 type fakeStore struct {
 	lastWrite atomic.Int64
 	drained   atomic.Bool
+	podsRev   atomic.Int64
+}
+
+func (f *fakeStore) LastRevision(gr schema.GroupResource) int64 {
+	if gr.Resource == "pods" {
+		return f.podsRev.Load()
+	}
+	return 0
 }
 
 func (f *fakeStore) LastWrite() time.Time { return time.Unix(0, f.lastWrite.Load()) }
@@ -96,5 +110,98 @@ func TestSettleRestored(t *testing.T) {
 	tr.RequestStarted("garbage-collector")()
 	if err := tr.SettleRestored(ctx, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "in-process request ended") {
 		t.Errorf("settle after a restore and a component's request: %v", err)
+	}
+}
+
+type nopSink struct{}
+
+func (nopSink) Create(e *corev1.Event) (*corev1.Event, error)          { return e, nil }
+func (nopSink) Update(e *corev1.Event) (*corev1.Event, error)          { return e, nil }
+func (nopSink) Patch(e *corev1.Event, _ []byte) (*corev1.Event, error) { return e, nil }
+
+// An event recorded keeps the cluster busy until the sink wrote it, or for
+// EventGrace if it never gets there (client-go dropped it).
+func TestEvents(t *testing.T) {
+	store := &fakeStore{}
+	store.drained.Store(true)
+	tr := New(store, time.Millisecond)
+	ev := tr.Events("kubelet")
+	rec := ev.Recorder(record.NewFakeRecorder(10))
+	sink := ev.Sink(nopSink{})
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
+
+	rec.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", "c")
+	rec.Event(pod, corev1.EventTypeNormal, "Pulled", "pulled")
+	if busy := strings.Join(tr.Busy(), "; "); !strings.Contains(busy, "2 event(s) of kubelet not yet written") {
+		t.Errorf("busy %q after two events", busy)
+	}
+	_, _ = sink.Create(&corev1.Event{})
+	_, _ = sink.Patch(&corev1.Event{}, nil)
+	_, _ = sink.Create(&corev1.Event{}) // a retry: not counted beyond what was recorded
+	if busy := tr.Busy(); len(busy) != 0 {
+		t.Errorf("busy after the writes: %v", busy)
+	}
+	rec.Eventf(pod, corev1.EventTypeNormal, "Killing", "x")
+	if busy := tr.Busy(); len(busy) == 0 {
+		t.Error("a retry counted for a later event")
+	}
+	// Dropped by the correlator: forgiven after the grace period.
+	ev.last.Store(time.Now().Add(-EventGrace).UnixNano())
+	if busy := tr.Busy(); len(busy) != 0 {
+		t.Errorf("busy past the grace period: %v", busy)
+	}
+	rec.Eventf(pod, corev1.EventTypeNormal, "Started", "again")
+	_, _ = sink.Create(&corev1.Event{})
+	if busy := tr.Busy(); len(busy) != 0 {
+		t.Errorf("a dropped event still counted: %v", busy)
+	}
+	var none *Events
+	if none.Recorder(rec) != rec || tr.Events("x") == nil {
+		t.Error("nil Events must wrap nothing")
+	}
+}
+
+// An informer behind the store's last write of its resource keeps the
+// cluster busy until its handlers got that write, or for InformerGrace when
+// nothing arrives.
+func TestInformer(t *testing.T) {
+	store := &fakeStore{}
+	store.drained.Store(true)
+	tr := New(store, time.Millisecond)
+	source := fcache.NewFakeControllerSource()
+	defer source.Shutdown()
+	informer := cache.NewSharedInformer(source, &corev1.Pod{}, 0)
+	if err := tr.Informer("scheduler", schema.GroupResource{Resource: "pods"}, informer); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go informer.RunWithContext(ctx)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
+	source.Add(pod.DeepCopy()) // resourceVersion 1
+	store.podsRev.Store(1)
+	store.lastWrite.Store(time.Now().UnixNano())
+	if err := tr.Settle(ctx, 10*time.Second); err != nil {
+		t.Fatalf("settle once the informer has the pod: %v", err)
+	}
+	// The store is ahead: busy, naming the informer, until it arrives.
+	store.podsRev.Store(3)
+	store.lastWrite.Store(time.Now().UnixNano())
+	if busy := strings.Join(tr.Busy(), "; "); !strings.Contains(busy, "informer scheduler of pods at resourceVersion 1, the store at 3") {
+		t.Errorf("busy %q", busy)
+	}
+	source.Modify(pod.DeepCopy()) // 2
+	source.Modify(pod.DeepCopy()) // 3
+	if err := tr.Settle(ctx, 10*time.Second); err != nil {
+		t.Fatalf("settle once the informer caught up: %v", err)
+	}
+	// A write it never gets: forgiven after the grace period.
+	store.podsRev.Store(10)
+	store.lastWrite.Store(time.Now().Add(-InformerGrace).UnixNano())
+	for _, st := range tr.informers {
+		st.arrived.Store(time.Now().Add(-InformerGrace).UnixNano())
+	}
+	if busy := tr.Busy(); len(busy) != 0 {
+		t.Errorf("busy past the grace period: %v", busy)
 	}
 }

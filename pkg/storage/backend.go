@@ -142,6 +142,10 @@ type Backend struct {
 	// stores are the stores of each resource, the latest first (a
 	// restore encodes objects as they store them).
 	stores map[schema.GroupResource][]*store
+	// resourceRev is the last revision that wrote a key of each resource;
+	// resourceOf caches which resources a key's directory belongs to.
+	resourceRev map[schema.GroupResource]int64
+	resourceOf  map[string][]schema.GroupResource
 	// lastWrite is when the key space last changed (Unix nanoseconds).
 	lastWrite atomic.Int64
 	leases    leaseHeap
@@ -162,6 +166,8 @@ func NewBackend(opts Options) *Backend {
 		fieldIndexes: map[string]fieldIndexes{},
 		watchers:     map[*watchChan]struct{}{},
 		stores:       map[schema.GroupResource][]*store{},
+		resourceRev:  map[schema.GroupResource]int64{},
+		resourceOf:   map[string][]schema.GroupResource{},
 		stop:         make(chan struct{}),
 	}
 	b.doneTicks.Add(1)
@@ -286,6 +292,42 @@ func (b *Backend) applyLocked(key string, cur, next *item) int64 {
 
 // putLocked changes key from cur to next (nil: deleted) at revision rev,
 // the current one: tree, index, lease, history and watchers.
+// resourcesOfLocked returns the resources whose stores keep key (two when
+// two groups share a resource's keys, as core and events.k8s.io Events
+// do): those whose key prefix is the longest that key starts with.
+func (b *Backend) resourcesOfLocked(key string) []schema.GroupResource {
+	dir := key[:strings.LastIndexByte(key, '/')+1]
+	if grs, ok := b.resourceOf[dir]; ok {
+		return grs
+	}
+	var grs []schema.GroupResource
+	longest := 0
+	for gr, stores := range b.stores {
+		for _, s := range stores {
+			switch p := s.keyPrefix; {
+			case !strings.HasPrefix(key, p) || len(p) < longest:
+			case len(p) > longest:
+				longest, grs = len(p), []schema.GroupResource{gr}
+			case !slices.Contains(grs, gr):
+				grs = append(grs, gr)
+			}
+		}
+	}
+	if len(b.resourceOf) > 10000 { // directories of namespaces long gone
+		clear(b.resourceOf)
+	}
+	b.resourceOf[dir] = grs
+	return grs
+}
+
+// LastRevision is the revision of the last write to a key of resource gr (0
+// if none since start).
+func (b *Backend) LastRevision(gr schema.GroupResource) int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.resourceRev[gr]
+}
+
 func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Time) {
 	if cur != nil {
 		b.unindexLocked(cur, next)
@@ -306,6 +348,9 @@ func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Tim
 		// decoded copy go; a reader that needs it decodes it again.
 		cur.decoded.Store(nil)
 		cur.fields.Store(nil)
+	}
+	for _, gr := range b.resourcesOfLocked(key) {
+		b.resourceRev[gr] = rev
 	}
 	ev := event{rev: rev, key: key, cur: next, prev: cur, at: now}
 	b.history = append(b.history, ev)

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ func (b *Backend) registerStore(s *store) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stores[s.groupResource] = append([]*store{s}, b.stores[s.groupResource]...)
+	clear(b.resourceOf)
 }
 
 // Put adds obj, an object of resource gr of the type its registry stores
@@ -117,7 +119,12 @@ func (b *Backend) State() *State {
 // compacted: a watch or read at an older resourceVersion gets 410 Gone, and
 // its informer re-lists. It returns the new revision and the number of keys
 // changed; when none differs, nothing is written (the revision stays).
-func (b *Backend) Restore(s *State) (rev int64, changed int) {
+//
+// The keys of the resources in first change first, in that order (within one
+// revision, watchers get the events in this order): a controller that sees
+// its own objects change before their dependents does not act on dependents
+// whose owner is about to change too.
+func (b *Backend) Restore(s *State, first ...schema.GroupResource) (rev int64, changed int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
@@ -144,6 +151,21 @@ func (b *Backend) Restore(s *State) (rev int64, changed int) {
 	if len(changes) == 0 {
 		// Nothing to restore: no revision, nothing for watches to see.
 		return b.rev, 0
+	}
+	if len(first) > 0 {
+		rank := func(c change) int {
+			key := c.cur
+			if key == nil {
+				key = c.next
+			}
+			for _, gr := range b.resourcesOfLocked(key.key) {
+				if i := slices.Index(first, gr); i >= 0 {
+					return i
+				}
+			}
+			return len(first)
+		}
+		slices.SortStableFunc(changes, func(a, b change) int { return rank(a) - rank(b) })
 	}
 	b.rev++
 	rev = b.rev

@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	apitesting "k8s.io/apimachinery/pkg/api/apitesting"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/apis/example"
+	examplev1 "k8s.io/apiserver/pkg/apis/example/v1"
 	apistorage "k8s.io/apiserver/pkg/storage"
 )
 
@@ -59,9 +62,19 @@ func TestRestore(t *testing.T) {
 	}
 	defer w.Stop()
 
+	pods := schema.GroupResource{Resource: "pods"}
+	if got := s.b.LastRevision(pods); got != before {
+		t.Errorf("last revision of pods %d, want %d", got, before)
+	}
+	if got := s.b.LastRevision(schema.GroupResource{Resource: "nodes"}); got != 0 {
+		t.Errorf("last revision of nodes %d, want 0 (never written)", got)
+	}
 	rev, changed := s.b.Restore(state)
 	if rev != before+1 || changed != 3 {
 		t.Errorf("restored at revision %d with %d changes, want %d with 3", rev, changed, before+1)
+	}
+	if got := s.b.LastRevision(pods); got != rev {
+		t.Errorf("last revision of pods after the restore %d, want %d", got, rev)
 	}
 	// The open watch sees the changes, each at the new revision.
 	var events []string
@@ -164,5 +177,48 @@ func BenchmarkRestore1000(b *testing.B) {
 		if _, changed := s.b.Restore(state); changed != 1000 {
 			b.Fatalf("%d changes", changed)
 		}
+	}
+}
+
+// The resources a restore is told to take first change first; the rest by
+// key.
+func TestRestoreOrder(t *testing.T) {
+	ctx, pods := testSetup(t)
+	nodesStore, err := NewStore(pods.b, Config{
+		Codec:          apitesting.TestCodec(codecs, examplev1.SchemeGroupVersion),
+		NewFunc:        func() runtime.Object { return &example.Pod{} },
+		NewListFunc:    func() runtime.Object { return &example.PodList{} },
+		ResourcePrefix: "/zz-nodes/",
+		GroupResource:  schema.GroupResource{Resource: "nodes"},
+		AttrFunc:       apistorage.DefaultClusterScopedAttr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := pods.b.State()
+	out := &example.Pod{}
+	for _, name := range []string{"b", "a"} {
+		if err := pods.Create(ctx, "/pods/ns/"+name, &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}, out, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := nodesStore.Create(ctx, "/zz-nodes/"+name, &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}}, out, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, changed := pods.b.Restore(state, schema.GroupResource{Resource: "nodes"})
+	if changed != 4 {
+		t.Fatalf("%d changes, want 4", changed)
+	}
+	var keys []string
+	for _, e := range pods.b.history {
+		if e.rev == rev {
+			keys = append(keys, e.key)
+		}
+	}
+	if want := []string{"/zz-nodes/a", "/zz-nodes/b", "/pods/ns/a", "/pods/ns/b"}; fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Errorf("restore order %v, want %v", keys, want)
+	}
+	if pods.b.LastRevision(schema.GroupResource{Resource: "nodes"}) != rev {
+		t.Error("the last revision of nodes is not the restore's")
 	}
 }

@@ -147,14 +147,7 @@ def test_events(mock_k8s):
         metadata=client.V1ObjectMeta(name="evented"),
         spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="nginx:1.27")])))
     p = core.read_namespaced_pod("evented", "default")
-    # The components record events on their own goroutines, as on a real
-    # cluster (settle covers them unless the machine is very busy): follow
-    # them with a watch until the kubelet's Started is there.
-    w = watch.Watch()
-    for _ in w.stream(core.list_namespaced_event, "default", field_selector=f"involvedObject.uid={p.metadata.uid}",
-                      timeout_seconds=10):
-        if "Started" in [e.reason for e in mock_k8s.events("default", involved_object=p)]:
-            w.stop()
+    # Settle-on-write waited for the scheduler's and kubelet's events too.
     reasons = [e.reason for e in mock_k8s.events("default", involved_object=p)]
     assert reasons[:1] == ["Scheduled"] and "Started" in reasons, reasons
     assert reasons.index("Pulled") < reasons.index("Started")

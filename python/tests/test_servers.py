@@ -209,3 +209,37 @@ def test_xdist_workers_have_their_own_servers(pytester):
     assert len(seen) == 2, seen
     (a,), (b,) = seen.values()
     assert a != b, "each worker has its own server"
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_servers_end_with_the_process(how):
+    """At interpreter exit the servers are stopped; on Linux also when the
+    process is killed."""
+    script = textwrap.dedent("""
+        import sys, time
+        from mockernetes import mock_kubernetes
+        with mock_kubernetes() as m:
+            print(m._server.process.pid, flush=True)
+        if sys.argv[1] == "kill":
+            time.sleep(60)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script, how], stdout=subprocess.PIPE, text=True)
+    pid = int(p.stdout.readline())
+    assert _alive(pid)
+    if how == "kill":
+        p.kill()
+    p.wait(60)
+    p.stdout.close()
+    import time
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), f"server {pid} outlived its process ({how})"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -47,21 +47,19 @@ class Control:
 
     def api(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
             accept: str = "application/json", timeout: float = 60.0) -> Any:
-        """A request to the Kubernetes API itself; raises ApiError on failure."""
+        """A request to the Kubernetes API itself; raises MockernetesError on failure."""
         headers = dict(self._headers)
         headers["Accept"] = accept
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        r = self._http.request(method, self.host + path, body=data, headers=headers, timeout=timeout, retries=False)
+        try:
+            r = self._http.request(method, self.host + path, body=data, headers=headers, timeout=timeout, retries=False)
+        except urllib3.exceptions.HTTPError as e:
+            raise MockernetesError(f"{method} {path}: {e}") from e
         if r.status >= 300:
-            message = r.data.decode(errors="replace")
-            try:
-                message = json.loads(message).get("message", message)
-            except ValueError:
-                pass
-            raise MockernetesError(f"{method} {path}: {r.status}: {message}")
+            raise MockernetesError(f"{method} {path}: {r.status}: {_message(r)}")
         return json.loads(r.data) if r.data else None
 
     def request(self, method: str, path: str, query: Optional[Dict[str, Any]] = None,
@@ -84,14 +82,9 @@ class Control:
         except urllib3.exceptions.HTTPError as e:
             raise MockernetesError(f"mockernetes: {method} {PREFIX}{path}: {e}") from e
         if r.status >= 300:
-            message = r.data.decode(errors="replace")
-            try:
-                message = json.loads(message).get("message", message)
-            except ValueError:
-                pass
             if r.status == 504 and path == "/settle":
-                raise SettleTimeout(message)
-            raise MockernetesError(f"mockernetes: {method} {PREFIX}{path}: {r.status}: {message}")
+                raise SettleTimeout(_message(r))
+            raise MockernetesError(f"mockernetes: {method} {PREFIX}{path}: {r.status}: {_message(r)}")
         if raw:
             return r.data.decode()
         if not r.data:
@@ -146,3 +139,12 @@ class Control:
 
     def restore(self, snapshot: str) -> None:
         self.request("PUT", "/snapshot", body=snapshot)
+
+
+def _message(r) -> str:
+    """The message of a Status body, else the body."""
+    text = r.data.decode(errors="replace")
+    try:
+        return json.loads(text).get("message", text)
+    except (ValueError, AttributeError):
+        return text
