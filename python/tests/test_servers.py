@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 import mockernetes._binary
@@ -144,6 +144,8 @@ def test_another_cluster_by_url(mockernetes_server):
             assert m.host == url
             core = client.CoreV1Api()
             assert core.read_namespaced_config_map("applied", "default").data == {"a": "1"}
+            config.load_kube_config()  # KUBECONFIG names the URL too
+            assert client.Configuration.get_default_copy().host == url
             for call in (m.reset, m.settle, m.snapshot, lambda: m.add_fault(code=500), m.requests):
                 with pytest.raises(NotSupported, match="needs a Mockernetes server"):
                     call()

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -98,6 +99,15 @@ class Server:
             c = k8s_client.Configuration(host=server.rstrip("/"))
             s._configuration = c
             s.host = c.host
+            # A kubeconfig for it too, for KUBECONFIG and load_kube_config().
+            s.state_dir = tempfile.mkdtemp(prefix="mockernetes-py-")
+            s.kubeconfig = os.path.join(s.state_dir, "kubeconfig")
+            with open(s.kubeconfig, "w") as f:
+                yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "mockernetes",
+                                "clusters": [{"name": "mockernetes", "cluster": {"server": s.host}}],
+                                "users": [{"name": "mockernetes", "user": {}}],
+                                "contexts": [{"name": "mockernetes",
+                                              "context": {"cluster": "mockernetes", "user": "mockernetes"}}]}, f)
         else:
             if not os.path.isfile(server):
                 raise ServerStartError(f"mockernetes: server={server!r} is neither a URL nor a kubeconfig file")
@@ -126,7 +136,7 @@ class Server:
 
     @property
     def serviceaccount_dir(self) -> Optional[str]:
-        if self.state_dir is None:
+        if self.state_dir is None or self.external:
             return None
         return os.path.join(self.state_dir, "serviceaccount")
 
@@ -247,8 +257,9 @@ class Pool:
 
     def stop_all(self) -> None:
         with self._lock:
-            servers = list(self._servers.values())
+            servers = list(self._servers.values()) + list(self._external.values())
             self._servers.clear()
+            self._external.clear()
         for s in servers:
             s.stop()
         if self._files_dir:
