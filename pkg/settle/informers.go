@@ -74,11 +74,16 @@ func (t *Tracker) Informer(name string, gr schema.GroupResource, informer cache.
 }
 
 // busy says how far the informer is behind the store, "" if it is not (or
-// if nothing arrived for InformerGrace since the store's write).
-func (st *informerState) busy(store Store, now time.Time) string {
+// if nothing arrived for InformerGrace since the store's write). Once it
+// caught up, the quiet window runs from the last arrival: that is when the
+// informer's other handlers (the controllers') start on it.
+func (st *informerState) busy(store Store, now time.Time, quiet time.Duration) string {
 	rev := store.LastRevision(st.gr)
 	seen := st.seen.Load()
 	if seen >= rev {
+		if since := now.Sub(time.Unix(0, st.arrived.Load())); since < quiet {
+			return fmt.Sprintf("informer %s of %s handed an event %v ago", st.name, st.gr, since.Round(time.Microsecond))
+		}
 		return ""
 	}
 	since := max(st.arrived.Load(), store.LastWrite().UnixNano())

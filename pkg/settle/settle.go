@@ -121,7 +121,7 @@ func (t *Tracker) busy(writeQuiet time.Duration) []string {
 		}
 	}
 	for _, st := range t.informers {
-		if s := st.busy(t.store, now); s != "" {
+		if s := st.busy(t.store, now, writeQuiet); s != "" {
 			busy = append(busy, s)
 		}
 	}

@@ -195,6 +195,13 @@ func TestInformer(t *testing.T) {
 	if err := tr.Settle(ctx, 10*time.Second); err != nil {
 		t.Fatalf("settle once the informer caught up: %v", err)
 	}
+	// Caught up, the window runs from the arrival (the controllers'
+	// handlers start on it then).
+	tr.quiet = time.Hour
+	if busy := strings.Join(tr.Busy(), "; "); !strings.Contains(busy, "informer scheduler of pods handed an event") {
+		t.Errorf("busy %q right after an arrival", busy)
+	}
+	tr.quiet = time.Millisecond
 	// A write it never gets: forgiven after the grace period.
 	store.podsRev.Store(10)
 	store.lastWrite.Store(time.Now().Add(-InformerGrace).UnixNano())
