@@ -144,7 +144,8 @@ type Backend struct {
 	stores map[schema.GroupResource][]*store
 	// resourceRev is the last revision that wrote a key of each resource;
 	// resourceOf caches which resources a key's directory belongs to.
-	resourceRev map[schema.GroupResource]int64
+	// (read without the lock: settle asks for it every millisecond).
+	resourceRev sync.Map // schema.GroupResource → *atomic.Int64
 	resourceOf  map[string][]schema.GroupResource
 	// lastWrite is when the key space last changed (Unix nanoseconds).
 	lastWrite atomic.Int64
@@ -166,7 +167,6 @@ func NewBackend(opts Options) *Backend {
 		fieldIndexes: map[string]fieldIndexes{},
 		watchers:     map[*watchChan]struct{}{},
 		stores:       map[schema.GroupResource][]*store{},
-		resourceRev:  map[schema.GroupResource]int64{},
 		resourceOf:   map[string][]schema.GroupResource{},
 		stop:         make(chan struct{}),
 	}
@@ -323,9 +323,10 @@ func (b *Backend) resourcesOfLocked(key string) []schema.GroupResource {
 // LastRevision is the revision of the last write to a key of resource gr (0
 // if none since start).
 func (b *Backend) LastRevision(gr schema.GroupResource) int64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.resourceRev[gr]
+	if r, ok := b.resourceRev.Load(gr); ok {
+		return r.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Time) {
@@ -350,7 +351,11 @@ func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Tim
 		cur.fields.Store(nil)
 	}
 	for _, gr := range b.resourcesOfLocked(key) {
-		b.resourceRev[gr] = rev
+		r, ok := b.resourceRev.Load(gr)
+		if !ok {
+			r, _ = b.resourceRev.LoadOrStore(gr, new(atomic.Int64))
+		}
+		r.(*atomic.Int64).Store(rev)
 	}
 	ev := event{rev: rev, key: key, cur: next, prev: cur, at: now}
 	b.history = append(b.history, ev)
