@@ -3,10 +3,8 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	restclient "k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 
+	"github.com/mockernetes/mockernetes/pkg/logging"
 	"github.com/mockernetes/mockernetes/pkg/server"
 )
 
@@ -99,10 +96,11 @@ kubeconfig and print the line that exports it. Stops on SIGINT or SIGTERM.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Complete()
 			if errs := opts.Validate(); len(errs) > 0 {
 				return usageError{errs[0]}
 			}
-			setupLogging(stderr, verbosity)
+			logging.Setup(stderr, verbosity)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, opts, stdout, stderr)
@@ -171,52 +169,6 @@ func serve(ctx context.Context, opts *server.Options, stdout, stderr io.Writer) 
 
 // shutdownGrace bounds the wait for a graceful HTTP shutdown on a signal.
 const shutdownGrace = 500 * time.Millisecond
-
-// setupLogging keeps the upstream components quiet by default: only their
-// errors reach stderr. Loopback clients' API warnings are
-// dropped as kube-apiserver drops them.
-func setupLogging(stderr io.Writer, verbosity int) {
-	restclient.SetDefaultWarningHandler(restclient.NoWarnings{})
-	flags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(flags)
-	if verbosity >= 0 {
-		_ = flags.Set("v", fmt.Sprint(verbosity))
-		klog.SetOutput(stderr)
-		return
-	}
-	_ = flags.Set("logtostderr", "false")
-	_ = flags.Set("alsologtostderr", "false")
-	_ = flags.Set("stderrthreshold", "FATAL")
-	// klog writes a line to its own severity's writer and every lower one:
-	// only the ERROR writer is kept, so errors print once and the upstream
-	// start-up warnings (API versions skipped, ...) stay out of the way.
-	klog.SetOutputBySeverity("INFO", io.Discard)
-	klog.SetOutputBySeverity("WARNING", io.Discard)
-	klog.SetOutputBySeverity("ERROR", dropLines{stderr, benignErrors})
-	klog.SetOutputBySeverity("FATAL", io.Discard)
-}
-
-// benignErrors are upstream error lines that are not errors here: the
-// ReplicaSet and other controllers requeue an object until their informer
-// has seen their own last write, and say so at error level. Against an
-// in-memory store a controller's next sync often comes before its watch
-// event, so this line would print on most writes. -v 0 and above show it.
-var benignErrors = []string{"is not as new as written version"}
-
-// dropLines writes every log line except those containing one of drop.
-type dropLines struct {
-	w    io.Writer
-	drop []string
-}
-
-func (d dropLines) Write(p []byte) (int, error) {
-	for _, s := range d.drop {
-		if bytes.Contains(p, []byte(s)) {
-			return len(p), nil
-		}
-	}
-	return d.w.Write(p)
-}
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")

@@ -38,6 +38,7 @@ const (
 	FaultsPath        = testcontrol.FaultsPath
 	RequestsPath      = testcontrol.RequestsPath
 	SnapshotPath      = testcontrol.SnapshotPath
+	BaselinePath      = testcontrol.BaselinePath
 )
 
 // maxAdminBody bounds what the admin API reads of a body; a snapshot may
@@ -59,6 +60,16 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 			http.MethodPut: s.putSettings,
 		},
 		ResetPath: {http.MethodPost: s.serveReset},
+		BaselinePath: {http.MethodPost: func(w http.ResponseWriter, r *http.Request) error {
+			timeout, err := timeoutParam(r, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			if err := s.TakeBaseline(r.Context(), timeout); err != nil {
+				return err
+			}
+			return writeJSON(w, http.StatusOK, success("baseline taken"))
+		}},
 		SnapshotPath: {
 			http.MethodGet: func(w http.ResponseWriter, r *http.Request) error {
 				data, err := s.Snapshot(r.Context())

@@ -2,11 +2,12 @@ package server
 
 import (
 	"context"
-	restful "github.com/emicklei/go-restful/v3"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
 
+	restful "github.com/emicklei/go-restful/v3"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1beta1"
 	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
@@ -186,7 +187,12 @@ func (s *Server) addAPIExtensions(apiext *apiextensionsapiserver.CustomResourceD
 	}
 	return s.GenericAPIServer.AddPostStartHook("mockernetes-install-crds", func(ctx genericapiserver.PostStartHookContext) error {
 		if err := crds.Install(context.Context(ctx), client, dyn, s.config.CRDs); err != nil {
-			return err
+			// A hook's error ends the process (klog.Fatal); the caller gets
+			// this one from WaitReady instead, and readiness never passes.
+			err = fmt.Errorf("installing the CRDs: %w", err)
+			s.failed.Store(&err)
+			<-ctx.Done()
+			return nil
 		}
 		close(installed)
 		return nil

@@ -19,8 +19,10 @@ import (
 	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
 	"k8s.io/apimachinery/pkg/api/meta"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
@@ -29,6 +31,7 @@ import (
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/filters"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/apiserver/pkg/util/openapi"
@@ -56,6 +59,7 @@ import (
 	"github.com/mockernetes/mockernetes/manifests"
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/crds"
+	"github.com/mockernetes/mockernetes/pkg/egress"
 	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/load"
@@ -100,6 +104,13 @@ type Config struct {
 
 	// control is the test control around the API handler.
 	control *control
+	// conns are the listener's connections, closed once a shutdown has
+	// drained the requests.
+	conns *connTracker
+	// ca signs the serving certificate and the users' client certificates.
+	ca          *pki.CA
+	servingCert pki.KeyPair
+	admin       pki.KeyPair
 
 	closeOnce sync.Once
 	// cleanup undoes what NewConfig created (temporary state directory,
@@ -107,163 +118,224 @@ type Config struct {
 	cleanup []func()
 }
 
-// CompletedConfig is a Config with the upstream defaults filled in.
-type CompletedConfig struct {
+// completedConfig is a Config with the upstream defaults filled in.
+type completedConfig struct {
 	*Config
 	generic       genericapiserver.CompletedConfig
 	apiExtensions apiextensionsapiserver.CompletedConfig
 }
 
-// Config turns validated options into a Config: state directory and
-// credentials, listener, authentication, authorization, admission, storage.
-// On error everything created so far is released.
+// CompletedConfig can only be made by Config.Complete, so New never sees a
+// config whose upstream parts were not completed.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// Config builds the server's Config from options that Complete and
+// Validate went through, in the steps kube-apiserver's BuildGenericConfig
+// takes: inputs, state and credentials, serving, the shared informers and
+// egress, OpenAPI, storage, authentication and authorization, admission,
+// registries. On error everything created so far is released.
 func (o *Options) Config() (_ *Config, err error) {
-	if errs := o.Validate(); len(errs) > 0 {
-		return nil, utilerrors.NewAggregate(errs)
+	if !o.validated {
+		return nil, errors.New("server options: call Complete and Validate before Config")
 	}
-	c := &Config{AdvertiseAddress: o.AdvertiseAddress}
+	b := &configBuilder{o: o, c: &Config{AdvertiseAddress: o.AdvertiseAddress}}
 	defer func() {
 		if err != nil {
-			c.Close()
+			b.c.Close()
 		}
 	}()
+	for _, step := range []func() error{
+		b.inputs,
+		b.stateAndCredentials,
+		b.serving,
+		b.informersAndEgress,
+		b.openAPI,
+		b.storage,
+		b.authentication,
+		b.admission,
+		b.registries,
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	return b.c, nil
+}
 
-	// Files first: one that does not parse stops the server before
-	// anything is created or listens.
+// configBuilder carries what one step of Options.Config makes for the
+// later ones.
+type configBuilder struct {
+	o *Options
+	c *Config
+	g *genericapiserver.Config
+
+	cluster        kubelet.File
+	clusterIPRange net.IPNet
+	nodePorts      utilnet.PortRange
+	version        *pinnedVersion
+	saKey          []byte
+	host           string
+	port           int
+	client         kubernetes.Interface
+	gate           *egress.Gate
+	storageFactory *serverstorage.DefaultStorageFactory
+	allowAll       allowAll
+	tokens         serviceaccount.TokenGenerator
+	proxyTransport *http.Transport
+	resolver       webhook.ServiceResolver
+	selection      controllers.Selection
+}
+
+// inputs reads the files first: one that does not parse stops the server
+// before anything is created or listens.
+func (b *configBuilder) inputs() error {
+	o, c := b.o, b.c
+	var err error
 	if c.CRDs, err = readCRDs(o); err != nil {
-		return nil, err
+		return err
 	}
 	loadSources, err := crds.ReadPaths(o.Load)
 	if err != nil {
-		return nil, fmt.Errorf("--load: %w", err)
+		return fmt.Errorf("--load: %w", err)
 	}
 	if c.Load, err = load.Parse(loadSources); err != nil {
-		return nil, fmt.Errorf("--load %w", err)
+		return fmt.Errorf("--load %w", err)
 	}
 	// Their CRDs are installed with the others, before the controllers
 	// start (the garbage collector's first discovery sees them).
 	c.CRDs = append(c.CRDs, c.Load.CRDs()...)
-	var cluster kubelet.File
 	if o.ClusterConfig != "" {
-		if cluster, err = kubelet.ReadFile(o.ClusterConfig); err != nil {
-			return nil, fmt.Errorf("--cluster-config %w", err)
+		if b.cluster, err = kubelet.ReadFile(o.ClusterConfig); err != nil {
+			return fmt.Errorf("--cluster-config %w", err)
 		}
 	}
+	if len(o.NodeSpecs) > 0 {
+		b.cluster.Nodes = o.NodeSpecs
+	}
+	b.cluster.PodBehaviours = append(b.cluster.PodBehaviours, o.PodBehaviours...)
+	b.clusterIPRange, _ = o.clusterIPRange() // validated
+	b.nodePorts, _ = o.nodePortRange()
+	b.c.ServiceIP, err = firstIP(b.clusterIPRange)
+	return err
+}
 
-	// Files first: the upstream authenticators read their CA, token and key
-	// files from disk.
+// stateAndCredentials writes the state directory: CA, serving and admin
+// certificates, the admin token and the service-account key, which the
+// upstream authenticators read from disk.
+func (b *configBuilder) stateAndCredentials() error {
+	o, c := b.o, b.c
 	state, removeState, err := newState(o.StateDir, o.Kubeconfig)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.cleanup = append(c.cleanup, removeState)
 	c.State = state
-
-	clusterIPRange, _ := o.clusterIPRange()
-	nodePorts, _ := o.nodePortRange()
-	serviceIP, err := firstIP(clusterIPRange)
-	if err != nil {
-		return nil, err
+	if c.ca, err = state.loadOrNewCA(); err != nil {
+		return err
 	}
-	c.ServiceIP = serviceIP
-
-	ca, err := state.loadOrNewCA()
-	if err != nil {
-		return nil, err
-	}
-	servingIPs := []net.IP{o.BindAddress, serviceIP, o.AdvertiseAddress, net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	servingIPs := []net.IP{o.BindAddress, c.ServiceIP, o.AdvertiseAddress, net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	if o.BindAddress.IsUnspecified() {
 		servingIPs = servingIPs[1:]
 	}
-	serving, err := ca.ServingCert([]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}, servingIPs)
-	if err != nil {
-		return nil, err
+	if c.servingCert, err = c.ca.ServingCert([]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}, servingIPs); err != nil {
+		return err
 	}
-	admin, err := ca.ClientCert("kubernetes-admin", "system:masters")
-	if err != nil {
-		return nil, err
+	if c.admin, err = c.ca.ClientCert("kubernetes-admin", "system:masters"); err != nil {
+		return err
 	}
-	saKey, err := pki.NewSigningKey()
-	if err != nil {
-		return nil, err
+	if b.saKey, err = pki.NewSigningKey(); err != nil {
+		return err
 	}
-	if err := state.writeCredentials(ca.KeyPair, serving, admin, saKey); err != nil {
-		return nil, err
-	}
+	return state.writeCredentials(c.ca.KeyPair, c.servingCert, c.admin, b.saKey)
+}
 
-	// The generic server, set up as kube-apiserver's BuildGenericConfig does.
-	version := newPinnedVersion(KubernetesVersion())
+// serving makes the generic server's config, the listener, the loopback
+// client and the kubeconfig.
+func (b *configBuilder) serving() error {
+	o, c := b.o, b.c
+	b.version = newPinnedVersion(KubernetesVersion())
 	g := genericapiserver.NewConfig(legacyscheme.Codecs)
-	g.EffectiveVersion = version
+	b.g = g
+	g.EffectiveVersion = b.version
 	g.MergedResourceConfig = registry.DefaultResourceConfig()
 	g.PublicAddress = o.AdvertiseAddress
 
 	// The listener is made here: upstream's options skip serving on port 0.
 	listener, _, err := genericoptions.CreateListener("tcp", net.JoinHostPort(o.BindAddress.String(), strconv.Itoa(o.Port)), net.ListenConfig{})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	c.conns = trackConns(listener)
+	listener = c.conns
 	c.cleanup = append(c.cleanup, func() { _ = listener.Close() })
 	servingOpts := genericoptions.NewSecureServingOptions()
 	servingOpts.BindAddress = o.BindAddress
 	servingOpts.Listener = listener
-	servingOpts.ServerCert.GeneratedCert, err = dynamiccertificates.NewStaticCertKeyContent("serving-cert", serving.CertPEM, serving.KeyPEM)
-	if err != nil {
-		return nil, err
+	if servingOpts.ServerCert.GeneratedCert, err = dynamiccertificates.NewStaticCertKeyContent("serving-cert", c.servingCert.CertPEM, c.servingCert.KeyPEM); err != nil {
+		return err
 	}
 	if err := servingOpts.ApplyTo(&g.SecureServing); err != nil {
-		return nil, err
+		return err
 	}
 	// The loopback client, as SecureServingOptionsWithLoopback sets it up
 	// (an SNI certificate for its fake server name, a random token), with
 	// an ECDSA certificate from the cluster CA: upstream's RSA self-signed
 	// one costs 80 ms of start-up.
-	loopback, err := ca.ServingCert([]string{genericapiserver.LoopbackClientServerNameOverride}, nil)
+	loopback, err := c.ca.ServingCert([]string{genericapiserver.LoopbackClientServerNameOverride}, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	loopbackSNI, err := dynamiccertificates.NewStaticSNICertKeyContent("loopback", loopback.CertPEM, loopback.KeyPEM, genericapiserver.LoopbackClientServerNameOverride)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.SecureServing.SNICerts = append([]dynamiccertificates.SNICertKeyContentProvider{loopbackSNI}, g.SecureServing.SNICerts...)
-	if g.LoopbackClientConfig, err = g.SecureServing.NewLoopbackClientConfig(uuid.NewString(), ca.CertPEM); err != nil {
-		return nil, err
+	if g.LoopbackClientConfig, err = g.SecureServing.NewLoopbackClientConfig(uuid.NewString(), c.ca.CertPEM); err != nil {
+		return err
 	}
-	port := listener.Addr().(*net.TCPAddr).Port
-	host := o.BindAddress.String()
+	b.port = listener.Addr().(*net.TCPAddr).Port
+	b.host = o.BindAddress.String()
 	if o.BindAddress.IsUnspecified() {
-		host = "127.0.0.1"
+		b.host = "127.0.0.1"
 	}
-	c.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
-	g.ExternalAddress = net.JoinHostPort(host, strconv.Itoa(port))
-	if err := state.writeKubeconfig(c.URL, ca.CertPEM, admin); err != nil {
-		return nil, err
+	c.URL = "https://" + net.JoinHostPort(b.host, strconv.Itoa(b.port))
+	g.ExternalAddress = net.JoinHostPort(b.host, strconv.Itoa(b.port))
+	if err := c.State.writeKubeconfig(c.URL, c.ca.CertPEM, c.admin); err != nil {
+		return err
 	}
-
 	// Loopback clients speak protobuf, uncompressed, as kube-apiserver's do.
 	g.LoopbackClientConfig.ContentConfig.ContentType = "application/vnd.kubernetes.protobuf"
 	g.LoopbackClientConfig.DisableCompression = true
-	client, err := kubernetes.NewForConfig(g.LoopbackClientConfig)
-	if err != nil {
-		return nil, err
-	}
+	b.client, err = kubernetes.NewForConfig(g.LoopbackClientConfig)
+	return err
+}
+
+// informersAndEgress makes the shared informers of the admission plugins,
+// authenticators and registries, and the one gate every outbound
+// connection goes through (pkg/egress), handed to each dialing path as
+// kube-apiserver hands its egress selector.
+func (b *configBuilder) informersAndEgress() error {
 	trim := func(obj interface{}) (interface{}, error) {
 		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
 			accessor.SetManagedFields(nil)
 		}
 		return obj, nil
 	}
-	c.Informer = informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithTransform(trim))
-
-	// Every outbound connection goes through one gate (pkg/egress), handed
-	// to each dialing path as kube-apiserver hands its egress selector.
-	gate, err := newGate(o, clusterIPRange, host, port, c.Informer)
-	if err != nil {
-		return nil, err
+	b.c.Informer = informers.NewSharedInformerFactoryWithOptions(b.client, 10*time.Minute, informers.WithTransform(trim))
+	var err error
+	if b.gate, err = newGate(b.o, b.clusterIPRange, b.host, b.port, b.c.Informer); err != nil {
+		return err
 	}
-	g.EgressSelector = gate.Selector()
+	b.g.EgressSelector = b.gate.Selector()
+	return nil
+}
 
+// openAPI sets up the OpenAPI documents, discovery and which requests are
+// long-running.
+func (b *configBuilder) openAPI() error {
+	g := b.g
 	getOpenAPIDefinitions := openapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
 	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme, apiextensionsapiserver.Scheme)
 	g.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(getOpenAPIDefinitions, namer)
@@ -277,27 +349,31 @@ func (o *Options) Config() (_ *Config, err error) {
 	// Settle and reset bound themselves (their ?timeout= is theirs, not
 	// the request deadline upstream reads from that parameter).
 	g.LongRunningFunc = func(r *http.Request, info *apirequest.RequestInfo) bool {
-		return longRunning(r, info) || r.URL.Path == testcontrol.SettlePath || r.URL.Path == testcontrol.ResetPath || r.URL.Path == testcontrol.SnapshotPath
+		return longRunning(r, info) || r.URL.Path == testcontrol.SettlePath || r.URL.Path == testcontrol.ResetPath || r.URL.Path == testcontrol.SnapshotPath || r.URL.Path == testcontrol.BaselinePath
 	}
 	g.AggregatedDiscoveryGroupManager = aggregated.NewResourceManager("apis")
 	g.DisabledPostStartHooks.Insert(replacedPostStartHooks...)
 	g.SkipOpenAPIInstallation = true // installOpenAPI builds the v2 spec off the start-up path
+	return nil
+}
 
-	// Storage: kube-apiserver's storage factory (codecs, storage versions,
-	// key prefixes), with the in-memory backend in place of etcd.
-	storageFactoryConfig := kubeapiserver.NewStorageFactoryConfigEffectiveVersion(version)
+// storage is kube-apiserver's storage factory (codecs, storage versions,
+// key prefixes) with the in-memory backend in place of etcd, and the test
+// control that watches the backend.
+func (b *configBuilder) storage() error {
+	o, c, g := b.o, b.c, b.g
+	storageFactoryConfig := kubeapiserver.NewStorageFactoryConfigEffectiveVersion(b.version)
 	storageFactoryConfig.APIResourceConfig = g.MergedResourceConfig
-	storageFactoryConfig.DefaultResourceEncoding.SetEffectiveVersion(version)
-	storageFactory, err := storageFactoryConfig.Complete(genericoptions.NewEtcdOptions(storagebackend.NewDefaultConfig("/registry", nil))).New()
-	if err != nil {
-		return nil, err
+	storageFactoryConfig.DefaultResourceEncoding.SetEffectiveVersion(b.version)
+	var err error
+	if b.storageFactory, err = storageFactoryConfig.Complete(genericoptions.NewEtcdOptions(storagebackend.NewDefaultConfig("/registry", nil))).New(); err != nil {
+		return err
 	}
 	// Lists are handed to the registries read-only, as kube-apiserver's
 	// watch cache hands them out: the registries and handlers only encode
 	// listed objects, and a large LIST costs what it costs there.
 	c.Backend = storage.NewBackend(storage.Options{BookmarkInterval: time.Minute, ReadOnlyLists: true})
-	backend := c.Backend
-	c.cleanup = append(c.cleanup, backend.Close)
+	c.cleanup = append(c.cleanup, c.Backend.Close)
 	c.control = &control{
 		history:     history.New(o.RequestHistorySize, o.RequestHistoryBodies),
 		tracker:     settle.New(c.Backend, 0),
@@ -306,108 +382,123 @@ func (o *Options) Config() (_ *Config, err error) {
 	c.control.settleOnWrite.Store(o.SettleOnWrite)
 	c.control.writeTimeout.Store(int64(o.SettleOnWriteTimeout))
 	g.RESTOptionsGetter = &storage.RESTOptionsGetter{
-		StorageFactory:          storageFactory,
+		StorageFactory:          b.storageFactory,
 		Backend:                 c.Backend,
 		EnableGarbageCollection: true,
 		DeleteCollectionWorkers: 1,
 	}
+	return nil
+}
 
-	// Authentication: admin client certificates from the cluster CA, the
-	// admin bearer token, service-account tokens. Anonymous requests are
-	// refused, as kube-apiserver refuses them under AlwaysAllow.
+// authentication accepts admin client certificates from the cluster CA,
+// the admin bearer token and service-account tokens; anonymous requests
+// are refused, as kube-apiserver refuses them under AlwaysAllow, which is
+// the authorizer.
+func (b *configBuilder) authentication() error {
+	c, g := b.c, b.g
 	authn := kubeoptions.NewBuiltInAuthenticationOptions().WithClientCert().WithTokenFile().WithServiceAccounts()
-	authn.ClientCert.ClientCA = state.CAFile
-	authn.TokenFile.TokenFile = state.TokenFile
-	authn.ServiceAccounts.KeyFiles = []string{state.ServiceAccountKeyFile}
+	authn.ClientCert.ClientCA = c.State.CAFile
+	authn.TokenFile.TokenFile = c.State.TokenFile
+	authn.ServiceAccounts.KeyFiles = []string{c.State.ServiceAccountKeyFile}
 	authn.ServiceAccounts.Issuers = []string{ServiceAccountIssuer}
 	authn.ServiceAccounts.Lookup = true
 	drained := wait.ContextForChannel(g.DrainedNotify())
-	if err := authn.ApplyTo(drained, &g.Authentication, g.SecureServing, g.EgressSelector, g.OpenAPIConfig, g.OpenAPIV3Config, client, c.Informer, g.APIServerID); err != nil {
-		return nil, fmt.Errorf("authentication: %w", err)
+	if err := authn.ApplyTo(drained, &g.Authentication, g.SecureServing, g.EgressSelector, g.OpenAPIConfig, g.OpenAPIV3Config, b.client, c.Informer, g.APIServerID); err != nil {
+		return fmt.Errorf("authentication: %w", err)
 	}
 	clientCA, err := authn.ClientCert.GetClientCAContentProvider()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.AuthTrust = clusterauthenticationtrust.ClusterAuthenticationInfo{ClientCA: clientCA}
 	allowAll := authorizerfactory.NewAlwaysAllowAuthorizer()
 	g.Authorization.Authorizer = allowAll
 	g.RuleResolver = allowAll
+	b.allowAll = allowAll
 
-	signingKey, err := keyutil.ParsePrivateKeyPEM(saKey)
+	signingKey, err := keyutil.ParsePrivateKeyPEM(b.saKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	tokens, err := serviceaccount.JWTTokenGenerator(ServiceAccountIssuer, signingKey)
-	if err != nil {
-		return nil, err
-	}
+	b.tokens, err = serviceaccount.JWTTokenGenerator(ServiceAccountIssuer, signingKey)
+	return err
+}
 
-	// Admission: kube-apiserver's plugins, order and default-on set.
-	endpointSlices, err := proxy.NewEndpointSliceIndexerGetter(c.Informer.Discovery().V1().EndpointSlices())
-	if err != nil {
-		return nil, err
-	}
+// admission is kube-apiserver's chain: its plugins, order and default-on
+// set, with the proxy transport and service resolver of webhooks dialing
+// through the egress gate.
+func (b *configBuilder) admission() error {
+	o, c, g := b.o, b.c, b.g
 	// The transport of the proxy subresources and service-resolved
 	// webhooks dials through the gate, as kube-apiserver's dials through its
 	// egress selector. Its targets are cluster addresses, never reached
 	// through an HTTP proxy of the environment (that would connect past the
 	// gate).
-	proxyTransport := controlplaneapiserver.CreateProxyTransport()
-	proxyTransport.DialContext = gate.ClusterDial()
-	proxyTransport.Proxy = nil
+	b.proxyTransport = controlplaneapiserver.CreateProxyTransport()
+	b.proxyTransport.DialContext = b.gate.ClusterDial()
+	b.proxyTransport.Proxy = nil
 	resolver := aggregatorapiserver.NewClusterIPServiceResolver(c.Informer.Core().V1().Services().Lister())
 	if loopback, err := url.Parse(g.LoopbackClientConfig.Host); err == nil {
 		resolver = aggregatorapiserver.NewLoopbackServiceResolver(resolver, loopback)
 	}
-	resolver = gate.Resolver(resolver)
+	b.resolver = b.gate.Resolver(resolver)
 	kubeInitializers, err := (&kubeadmission.Config{}).New()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	genericInitializers, err := (&controlplaneadmission.Config{
 		ExternalInformers:    c.Informer,
 		LoopbackClientConfig: g.LoopbackClientConfig,
-		APIResourceConfig:    storageFactory.APIResourceConfigSource,
-	}).New(proxyTransport, g.EgressSelector, resolver, g.TracerProvider)
+		APIResourceConfig:    b.storageFactory.APIResourceConfigSource,
+	}).New(b.proxyTransport, g.EgressSelector, b.resolver, g.TracerProvider)
 	if err != nil {
-		return nil, fmt.Errorf("admission initializers: %w", err)
+		return fmt.Errorf("admission initializers: %w", err)
 	}
 	dynamicClient, err := dynamic.NewForConfig(g.LoopbackClientConfig)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	admission := kubeoptions.NewAdmissionOptions()
 	admission.GenericAdmission.EnablePlugins = o.EnableAdmissionPlugins
 	admission.GenericAdmission.DisablePlugins = o.DisableAdmissionPlugins
-	selection, _ := controllers.Select(o.Controllers) // validated
-	if !selection.Enabled(names.ServiceAccountController) && !slices.Contains(o.EnableAdmissionPlugins, serviceAccountAdmission) {
+	b.selection, _ = controllers.Select(o.Controllers) // validated
+	if !b.selection.Enabled(names.ServiceAccountController) && !slices.Contains(o.EnableAdmissionPlugins, serviceAccountAdmission) {
 		admission.GenericAdmission.DisablePlugins = append(slices.Clone(o.DisableAdmissionPlugins), serviceAccountAdmission)
 	}
 	if errs := admission.Validate(); len(errs) > 0 {
-		return nil, utilerrors.NewAggregate(errs)
+		return utilerrors.NewAggregate(errs)
 	}
-	if err := admission.ApplyTo(g, c.Informer, client, dynamicClient, utilfeature.DefaultFeatureGate, version,
+	if err := admission.ApplyTo(g, c.Informer, b.client, dynamicClient, utilfeature.DefaultFeatureGate, b.version,
 		append(genericInitializers, kubeInitializers...)...); err != nil {
-		return nil, fmt.Errorf("admission: %w", err)
+		return fmt.Errorf("admission: %w", err)
 	}
-
 	// Privileged containers are allowed, as kubeadm and kind configure
 	// kube-apiserver (its own default is off). Process-wide and set once
 	// upstream; every server here wants the same value.
 	capabilities.Setup(true, 0)
+	return nil
+}
 
+// registries configures what New installs: the upstream registries, the
+// CRD server behind them, the controllers and the simulated kubelet, and
+// the handler chain with the test control inside it.
+func (b *configBuilder) registries() error {
+	o, c, g := b.o, b.c, b.g
+	endpointSlices, err := proxy.NewEndpointSliceIndexerGetter(c.Informer.Discovery().V1().EndpointSlices())
+	if err != nil {
+		return err
+	}
 	c.Generic = g
-	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: selection, RootCAFile: state.CAFile, Tracker: c.control.tracker}
+	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: b.selection, RootCAFile: c.State.CAFile, Tracker: c.control.tracker}
 	nodes := kubelet.DefaultNodes(o.Nodes)
-	if len(cluster.Nodes) > 0 {
-		nodes = cluster.Nodes
+	if len(b.cluster.Nodes) > 0 {
+		nodes = b.cluster.Nodes
 	}
-	if !selection.None() && len(nodes) > 0 {
-		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker}
+	if !b.selection.None() && len(nodes) > 0 {
+		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: b.cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker}
 	}
-	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, resolver,
-		webhook.NewDefaultAuthenticationInfoResolverWrapper(proxyTransport, g.EgressSelector, g.LoopbackClientConfig, g.TracerProvider))
+	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, b.resolver,
+		webhook.NewDefaultAuthenticationInfoResolverWrapper(b.proxyTransport, g.EgressSelector, g.LoopbackClientConfig, g.TracerProvider))
 	// The test control sits inside upstream's filters (after
 	// authentication, request info, priority and fairness), around the
 	// whole handler: built-in APIs, CRDs and the admin API. The CRD
@@ -416,31 +507,31 @@ func (o *Options) Config() (_ *Config, err error) {
 	g.BuildHandlerChainFunc = func(h http.Handler, gc *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(c.control.filter(h), gc)
 	}
-	nodePortAllocator, err := portallocator.NewInMemory(nodePorts)
+	nodePortAllocator, err := portallocator.NewInMemory(b.nodePorts)
 	if err != nil {
-		return nil, fmt.Errorf("node port allocator: %w", err)
+		return fmt.Errorf("node port allocator: %w", err)
 	}
 	kubeletClient := registry.DefaultKubeletClientConfig()
 	kubeletClient.Lookup = g.EgressSelector.Lookup
 	c.Registry = registry.Config{
-		StorageFactory:        storageFactory,
+		StorageFactory:        b.storageFactory,
 		LoopbackClientConfig:  g.LoopbackClientConfig,
 		Informers:             c.Informer,
 		Authenticator:         g.Authentication.Authenticator,
 		APIAudiences:          g.Authentication.APIAudiences,
-		Authorizer:            allowAll,
-		RuleResolver:          allowAll,
-		ServiceAccountIssuer:  tokens,
+		Authorizer:            b.allowAll,
+		RuleResolver:          b.allowAll,
+		ServiceAccountIssuer:  b.tokens,
 		EventTTL:              o.EventTTL,
-		ServiceClusterIPRange: clusterIPRange,
-		ServiceNodePortRange:  nodePorts,
+		ServiceClusterIPRange: b.clusterIPRange,
+		ServiceNodePortRange:  b.nodePorts,
 		NodePorts:             nodePortAllocator,
 		KubeletClientConfig:   kubeletClient,
 		PodLogs:               c.Kubelet.Logs,
-		ProxyTransport:        proxyTransport,
+		ProxyTransport:        b.proxyTransport,
 		EndpointSliceGetter:   endpointSlices,
 	}
-	return c, nil
+	return nil
 }
 
 // Close releases what Config created (listener, store, temporary state
@@ -455,11 +546,11 @@ func (c *Config) Close() {
 
 // Complete fills in the upstream defaults.
 func (c *Config) Complete() CompletedConfig {
-	return CompletedConfig{Config: c, generic: c.Generic.Complete(c.Informer), apiExtensions: c.APIExtensions.Complete()}
+	return CompletedConfig{&completedConfig{Config: c, generic: c.Generic.Complete(c.Informer), apiExtensions: c.APIExtensions.Complete()}}
 }
 
 // readCRDs parses the --crds manifests and, unless turned off, the embedded
-// Gateway API CRDs.
+// Gateway API CRDs, and adds the CRDs given as values.
 func readCRDs(o *Options) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	sources, err := crds.ReadPaths(o.CRDs)
 	if err != nil {
@@ -472,7 +563,14 @@ func readCRDs(o *Options) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		}
 		sources = append(gateway, sources...)
 	}
-	return crds.Parse(sources)
+	parsed, err := crds.Parse(sources)
+	if err != nil {
+		return nil, err
+	}
+	for _, crd := range o.CustomResourceDefinitions {
+		parsed = append(parsed, crd.DeepCopy())
+	}
+	return parsed, nil
 }
 
 // GatewayAPIVersion is the release of the embedded Gateway API CRDs.
@@ -596,4 +694,10 @@ func (s State) writeCredentials(ca, serving, admin pki.KeyPair, saKey []byte) er
 		}
 	}
 	return nil
+}
+
+// allowAll is the AlwaysAllow authorizer, which is also its rule resolver.
+type allowAll interface {
+	authorizer.Authorizer
+	authorizer.RuleResolver
 }

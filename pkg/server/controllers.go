@@ -51,8 +51,8 @@ func (s *Server) addControllers(simulated *nodes) error {
 		return err
 	}
 	return s.GenericAPIServer.AddPostStartHook("mockernetes-start-controllers", func(ctx genericapiserver.PostStartHookContext) error {
-		go runNodes(ctx)
-		go func() {
+		s.goComponent(ctx, runNodes)
+		s.goComponent(ctx, func(ctx context.Context) {
 			select {
 			case <-s.crdsInstalled:
 			case <-ctx.Done():
@@ -61,9 +61,25 @@ func (s *Server) addControllers(simulated *nodes) error {
 			if err := m.Run(ctx); err != nil {
 				klog.ErrorS(err, "controllers stopped")
 			}
-		}()
+		})
 		return nil
 	})
+}
+
+// goComponent runs fn, a component that writes through the API
+// (controllers, scheduler, kubelets), until the server stops. Run stops
+// the components and waits for them before the HTTP server shuts down, so
+// that none of them meets a closing server halfway through its work.
+func (s *Server) goComponent(hookCtx context.Context, fn func(context.Context)) {
+	ctx, cancel := context.WithCancel(s.components)
+	stop := context.AfterFunc(hookCtx, cancel)
+	s.componentsRunning.Add(1)
+	go func() {
+		defer s.componentsRunning.Done()
+		defer cancel()
+		defer stop()
+		fn(ctx)
+	}()
 }
 
 // nodes are the simulated nodes: their kubelets and the scheduler, on an

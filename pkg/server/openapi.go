@@ -13,7 +13,7 @@ import (
 // the background: they are the largest cost of start-up (~230 ms of CPU on
 // two cores) and readiness need not wait for them. Requests that arrive
 // earlier wait for the build. The routes are final when this runs.
-func (s *Server) installOpenAPI(c CompletedConfig, apiext *genericapiserver.GenericAPIServer) {
+func (s *Server) installOpenAPI(c *completedConfig, apiext *genericapiserver.GenericAPIServer) {
 	g := s.GenericAPIServer
 	specRoutes := openAPIRoutes(g, apiext)
 	built := mux.NewPathRecorderMux("openapi")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	netutils "k8s.io/utils/net"
 
@@ -14,10 +15,13 @@ import (
 
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/history"
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
 
-// Options are the user-facing settings of one server, validated into a
-// Config. The zero value is not useful: start from NewOptions.
+// Options are the user-facing settings of one server. As in
+// k8s.io/sample-apiserver they go Complete → Validate → Config: NewOptions
+// gives the CLI's defaults, and a zero value after Complete is the same
+// server without simulated nodes or the Gateway API CRDs.
 type Options struct {
 	// BindAddress is the address the API server listens on (127.0.0.1).
 	BindAddress net.IP
@@ -66,6 +70,13 @@ type Options struct {
 	// ClusterConfig is a YAML file describing the nodes (replacing Nodes)
 	// and pod behaviour rules (kubelet.File).
 	ClusterConfig string
+	// NodeSpecs and PodBehaviours are a cluster config given as values
+	// (the Go library's); NodeSpecs replaces Nodes and ClusterConfig's
+	// nodes, PodBehaviours adds to ClusterConfig's rules. Not flags.
+	NodeSpecs     []kubelet.NodeSpec
+	PodBehaviours []kubelet.Rule
+	// CustomResourceDefinitions are installed with CRDs' files. Not a flag.
+	CustomResourceDefinitions []*apiextensionsv1.CustomResourceDefinition
 
 	// SettleOnWrite makes every write from outside the server answer only
 	// once the cluster has settled (bounded by SettleOnWriteTimeout).
@@ -75,6 +86,9 @@ type Options struct {
 	// /mockernetes/v1/requests; RequestHistoryBodies keeps their bodies.
 	RequestHistorySize   int
 	RequestHistoryBodies bool
+
+	// validated is set by a Validate that found no problem.
+	validated bool
 
 	// Dial, if set, opens every outbound connection the server makes once
 	// the egress gate let it through (pkg/egress); tests use it to see them.
@@ -113,6 +127,35 @@ func NewOptions() *Options {
 	}
 }
 
+// Complete fills what is unset in o with kube-apiserver's defaults, so a
+// zero Options can be validated and used.
+func (o *Options) Complete() {
+	if o.BindAddress == nil {
+		o.BindAddress = netutils.ParseIPSloppy("127.0.0.1")
+	}
+	if o.AdvertiseAddress == nil {
+		o.AdvertiseAddress = netutils.ParseIPSloppy(DefaultAdvertiseAddress)
+	}
+	if o.ServiceClusterIPRange == "" {
+		o.ServiceClusterIPRange = DefaultServiceClusterIPRange
+	}
+	if o.ServiceNodePortRange == "" {
+		o.ServiceNodePortRange = DefaultServiceNodePortRange
+	}
+	if o.EventTTL == 0 {
+		o.EventTTL = DefaultEventTTL
+	}
+	if len(o.Controllers) == 0 {
+		o.Controllers = []string{"*"}
+	}
+	if o.SettleOnWriteTimeout == 0 {
+		o.SettleOnWriteTimeout = DefaultSettleOnWriteTimeout
+	}
+	if o.RequestHistorySize == 0 {
+		o.RequestHistorySize = history.DefaultSize
+	}
+}
+
 // AddFlags registers the options as `mockernetes serve` flags.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IPVar(&o.BindAddress, "bind-address", o.BindAddress, "IP address to serve HTTPS on.")
@@ -137,8 +180,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.GatewayAPI, "gateway-api", o.GatewayAPI, "Install the Gateway API standard-channel CRDs ("+GatewayAPIVersion()+").")
 }
 
-// Validate returns every problem with the options.
+// Validate returns every problem with the options; Config needs a
+// Validate that found none.
 func (o *Options) Validate() []error {
+	errs := o.validate()
+	o.validated = len(errs) == 0
+	return errs
+}
+
+func (o *Options) validate() []error {
 	var errs []error
 	if o.BindAddress == nil {
 		errs = append(errs, fmt.Errorf("--bind-address is required"))
@@ -166,6 +216,9 @@ func (o *Options) Validate() []error {
 	}
 	if o.RequestHistorySize < 1 || o.RequestHistorySize > 1000000 {
 		errs = append(errs, fmt.Errorf("--request-history-size %d is not between 1 and 1000000", o.RequestHistorySize))
+	}
+	if err := (kubelet.File{Nodes: o.NodeSpecs, PodBehaviours: o.PodBehaviours}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: %w", err))
 	}
 	if o.EventTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--event-ttl must be positive, got %v", o.EventTTL))

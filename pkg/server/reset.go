@@ -77,6 +77,23 @@ func (s *Server) addBaseline() error {
 	})
 }
 
+// TakeBaseline makes the cluster as it is now, once settled, what a reset
+// returns to (nodes and pod behaviour rules included): for a caller that
+// installs its own objects after the server was ready, as the Go library
+// installs a suite's CRDs and webhooks.
+func (s *Server) TakeBaseline(ctx context.Context, timeout time.Duration) error {
+	if s.baseline.Load() == nil {
+		return apierrors.NewServiceUnavailable("the server is not ready yet")
+	}
+	s.resetMu.Lock()
+	defer s.resetMu.Unlock()
+	if err := s.Settle(ctx, timeout); err != nil {
+		return err
+	}
+	s.takeBaseline()
+	return nil
+}
+
 func (s *Server) takeBaseline() {
 	b := &baseline{state: s.config.Backend.State()}
 	if s.nodes != nil {

@@ -2,8 +2,8 @@
 // server carrying every built-in Kubernetes API group from the upstream
 // registries (pkg/registry) on the in-memory store (pkg/storage), with
 // kube-apiserver's authentication, admission chain and bootstrap objects.
-// It follows k8s.io/sample-apiserver: Options → Config → CompletedConfig →
-// Server. Nothing here is process-global, so several servers can run in one
+// It follows k8s.io/sample-apiserver: Options (Complete, Validate) →
+// Config → CompletedConfig → New → Run. Nothing here is process-global, so several servers can run in one
 // process.
 package server
 
@@ -21,6 +21,7 @@ import (
 	"k8s.io/apiserver/pkg/util/notfoundhandler"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
 
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
@@ -47,17 +48,45 @@ type Server struct {
 	baseline atomic.Pointer[baseline]
 	// resetMu keeps two resets from interleaving.
 	resetMu sync.Mutex
+	// components is the context of the components goComponent runs;
+	// stopComponents ends it, and componentsRunning counts them.
+	components        context.Context
+	stopComponents    context.CancelFunc
+	componentsRunning sync.WaitGroup
 	// failed is why the server cannot become ready (the --load manifests
 	// did not apply), nil while nothing failed.
 	failed atomic.Pointer[error]
 }
 
-// New builds the server: the generic server with kube-apiserver's
-// not-found handler behind it, every built-in API group, and the bootstrap
-// controllers. Nothing listens until Run.
+// New builds the server from a completed config. Nothing listens until
+// Run. When Run starts serving, the start-up sequence is:
+//
+//  1. Upstream's post-start hooks: the generic server's (informers
+//     started) and the registries' (RBAC bootstrap policy, priority
+//     classes, flow-control defaults, IP repair).
+//  2. OpenAPI: the documents are built in the background; openAPIBuilt
+//     closes once they exist (requests for them wait until then), and the
+//     CRD OpenAPI controllers start after it.
+//  3. CRDs: mockernetes-install-crds installs the preloaded CRDs and waits
+//     until they are served; crdsInstalled closes then (at once with none).
+//  4. Nodes and controllers: mockernetes-start-controllers starts the
+//     simulated kubelets and scheduler at once, and the
+//     kube-controller-manager controllers once crdsInstalled is closed, so
+//     the garbage collector's first discovery sees the CRDs. Readiness
+//     waits for their informers, the nodes and the default ServiceAccounts.
+//  5. Bootstrap objects: system namespaces, the default ServiceCIDR, the
+//     `kubernetes` Service and its endpoints, the
+//     extension-apiserver-authentication ConfigMap; readiness waits for
+//     them.
+//  6. Baseline: once every other readiness check passes, the --load
+//     manifests are applied, the cluster settles and the reset baseline is
+//     taken. /readyz answers 200 from then on.
+//  7. Shutdown: a pre-shutdown hook ends every watch so that the HTTP
+//     server drains at once; Run then releases the store and the state
+//     directory.
 func (c CompletedConfig) New() (*Server, error) {
-	// The chain kube-apiserver builds, without the aggregator: built-in
-	// APIs → CustomResourceDefinitions → not found.
+	// The handler chain kube-apiserver builds, without the aggregator:
+	// built-in APIs → CustomResourceDefinitions → not found.
 	notFound := notfoundhandler.New(c.generic.Serializer, genericapifilters.NoMuxAndDiscoveryIncompleteKey)
 	apiext, err := c.apiExtensions.New(genericapiserver.NewEmptyDelegateWithCustomHandler(notFound))
 	if err != nil {
@@ -67,6 +96,8 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The simulated nodes come before the API groups: nodes/proxy and pod
+	// logs are answered by their kubelets.
 	simulated, err := newNodes(c.Config)
 	if err != nil {
 		return nil, err
@@ -79,9 +110,8 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Upstream's installer: per-group storage, dropping kinds not served at
-	// this version, post-start hooks of the providers (RBAC bootstrap
-	// policy, priority classes, flow-control defaults, IP repair).
+	// 1. Upstream's installer: per-group storage, dropping kinds not served
+	// at this version, and the providers' post-start hooks.
 	cp := &controlplaneapiserver.Server{
 		GenericAPIServer:        g,
 		APIResourceConfigSource: c.Generic.MergedResourceConfig,
@@ -101,27 +131,34 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{GenericAPIServer: g, config: c.Config, client: client, controlClient: controlClient, nodes: simulated}
-	s.installOpenAPI(c, apiext.GenericAPIServer)
+	s.components, s.stopComponents = context.WithCancel(context.Background())
+	// 2. OpenAPI, built in the background.
+	s.installOpenAPI(c.completedConfig, apiext.GenericAPIServer)
+	// 3. The CRD server's discovery and OpenAPI, and the preloaded CRDs.
 	if err := s.addAPIExtensions(apiext); err != nil {
 		return nil, err
 	}
+	// 4. Nodes and controllers.
 	if err := s.addControllers(simulated); err != nil {
 		return nil, err
 	}
+	// The admin API (/mockernetes/v1): test control and pod behaviours.
 	var k *kubelet.Kubelet
 	if simulated != nil {
 		k = simulated.kubelet
 	}
 	s.installAdmin(k)
+	// 5. Bootstrap objects.
 	if err := s.addBootstrap(); err != nil {
 		return nil, err
 	}
+	// 6. --load and the reset baseline.
 	if err := s.addBaseline(); err != nil {
 		return nil, err
 	}
-	// Ending every watch when shutdown starts lets the HTTP server drain at
-	// once: otherwise an open watch holds it until ShutdownTimeout (60 s).
-	// Reads and writes keep working on a closed backend.
+	// 7. Ending every watch when shutdown starts lets the HTTP server drain
+	// at once: otherwise an open watch holds it until ShutdownTimeout
+	// (60 s). Reads and writes keep working on a closed backend.
 	if err := g.AddPreShutdownHook("mockernetes-end-watches", func() error {
 		c.Backend.Close()
 		return nil
@@ -141,7 +178,48 @@ func (s *Server) State() State { return s.config.State }
 // (if temporary) the state directory.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.config.Close()
-	return s.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+	// The components stop first, then the HTTP server (see goComponent).
+	serving, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		s.stopComponents()
+		s.waitComponents(componentsStopTimeout)
+		stopServing()
+	}()
+	go func() {
+		select {
+		case <-s.config.Generic.DrainedNotify():
+			s.config.conns.closeAll()
+		case <-done:
+		}
+	}()
+	err := s.GenericAPIServer.PrepareRun().RunWithContext(serving)
+	s.stopComponents()
+	s.waitComponents(componentsStopTimeout)
+	return err
+}
+
+// componentsStopTimeout bounds the wait for the components to stop
+// (kube-controller-manager's controllers get 10 s).
+const componentsStopTimeout = 15 * time.Second
+
+func (s *Server) waitComponents(timeout time.Duration) {
+	stopped := make(chan struct{})
+	go func() {
+		s.componentsRunning.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(timeout):
+		klog.InfoS("Components still running after the server stopped", "timeout", timeout)
+	}
 }
 
 // Close releases the store and the temporary state directory without
@@ -151,18 +229,19 @@ func (s *Server) Close() { s.config.Close() }
 
 // WaitReady blocks until /readyz answers 200 (every post-start hook done:
 // bootstrap objects created, informers synced, --load applied, the reset
-// baseline taken), ctx ends, or the --load manifests failed to apply.
+// baseline taken), ctx ends, or the CRDs or --load manifests failed to
+// apply.
 func (s *Server) WaitReady(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var code int
 		res := s.client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code)
-		if code == http.StatusOK && res.Error() == nil {
-			return nil
-		}
 		if err := s.failed.Load(); err != nil {
 			return *err
+		}
+		if code == http.StatusOK && res.Error() == nil {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -27,6 +27,10 @@ func runServer(t testing.TB, ctx context.Context, configure ...func(*Options)) (
 	for _, f := range configure {
 		f(o)
 	}
+	o.Complete()
+	if errs := o.Validate(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
 	cfg, err := o.Config()
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ const (
 	FaultsPath        = "/mockernetes/v1/faults"
 	RequestsPath      = "/mockernetes/v1/requests"
 	SnapshotPath      = "/mockernetes/v1/snapshot"
+	BaselinePath      = "/mockernetes/v1/baseline"
 )
 
 // Settings are the test-control switches; fields left out of a PUT keep
@@ -95,6 +96,13 @@ func (c *Client) Settle(ctx context.Context, timeout time.Duration) error {
 // ready; req may carry new pod behaviour rules.
 func (c *Client) Reset(ctx context.Context, req ResetRequest) error {
 	return c.do(ctx, http.MethodPost, ResetPath, nil, req, nil)
+}
+
+// TakeBaseline makes the cluster as it is now, once settled, what later
+// resets return to: for a suite that installs its CRDs, webhooks or
+// shared objects once, after the server was ready.
+func (c *Client) TakeBaseline(ctx context.Context, timeout time.Duration) error {
+	return c.do(ctx, http.MethodPost, BaselinePath, url.Values{"timeout": {timeout.String()}}, nil, nil)
 }
 
 // Snapshot returns every object of the cluster as multi-document YAML.
