@@ -38,7 +38,7 @@ vet:
 # kubelet), then the rest, including test/e2e, which builds the server and
 # kubectl and runs them as processes (the build step first, so that the e2e
 # set-up only links).
-RACE_PKGS := ./pkg/storage/... ./pkg/server/...
+RACE_PKGS := ./pkg/storage/... ./pkg/server/... ./pkg/envtest/...
 test: vet
 	$(GO) build ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
@@ -61,6 +61,7 @@ bench:
 	$(GO) test ./test/e2e -run '^$$' -bench 'PodsReady|DeploymentReady|DeploymentPods|CascadingDelete' -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench ListPods
 	$(GO) test ./pkg/server -run '^$$' -bench 'Reset|SettleQuiet|DeploymentOf3' -benchtime 20x
+	$(GO) test ./pkg/envtest -run '^$$' -bench . -benchtime 10x
 
 # The Python package's benchmark (one activation on a warm server); needs
 # the virtualenv `make python-test` sets up.

@@ -117,32 +117,13 @@ kubeconfig and print the line that exports it. Stops on SIGINT or SIGTERM.`,
 // runs until ctx ends.
 func serve(ctx context.Context, opts *server.Options, stdout, stderr io.Writer) error {
 	start := time.Now()
-	cfg, err := opts.Config()
+	srv, err := opts.NewServer()
 	if err != nil {
 		return err
 	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		cfg.Close()
+	done, err := srv.Start(ctx, time.Minute)
+	if err != nil && ctx.Err() == nil {
 		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-
-	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	ready := make(chan error, 1)
-	go func() { ready <- srv.WaitReady(readyCtx) }()
-	select {
-	case err := <-done:
-		if err == nil {
-			err = errors.New("server stopped before it was ready")
-		}
-		return err
-	case err := <-ready:
-		if err != nil && ctx.Err() == nil {
-			return err
-		}
 	}
 	if ctx.Err() == nil {
 		fmt.Fprintf(stderr, "mockernetes: Kubernetes %s ready at %s in %.3fs\n", server.KubernetesVersion(), srv.URL(), time.Since(start).Seconds())

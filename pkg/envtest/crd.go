@@ -58,3 +58,17 @@ func mergeCRDs(s1, s2 []*apiextensionsv1.CustomResourceDefinition) []*apiextensi
 	}
 	return merged
 }
+
+// What envtest has for finding and downloading binaries: kept so that
+// suites referring to them compile; nothing here reads them.
+var (
+	// DefaultBinaryAssetsIndexURL is envtest's index of binaries.
+	DefaultBinaryAssetsIndexURL = crenvtest.DefaultBinaryAssetsIndexURL
+	// SetupEnvtestDefaultBinaryAssetsDirectory is where setup-envtest
+	// keeps binaries.
+	SetupEnvtestDefaultBinaryAssetsDirectory = crenvtest.SetupEnvtestDefaultBinaryAssetsDirectory
+	// DefaultKubeAPIServerFlags are envtest's kube-apiserver flags.
+	//
+	// Deprecated: as in envtest; use APIServer.Configure() instead.
+	DefaultKubeAPIServerFlags = crenvtest.DefaultKubeAPIServerFlags //nolint:staticcheck
+)

@@ -145,14 +145,20 @@ type Environment struct {
 
 	srv     *server.Server
 	stop    context.CancelFunc
-	done    chan error
+	done    <-chan error
 	control *testcontrol.Client
 }
 
 // Start starts the server (or connects to the existing cluster), installs
 // the CRDs and webhooks, and returns the admin configuration. What Start
 // installed is what Reset returns to.
-func (te *Environment) Start() (*rest.Config, error) {
+func (te *Environment) Start() (_ *rest.Config, err error) {
+	defer func() {
+		// A server this Start started does not outlive its failure.
+		if err != nil && te.srv != nil {
+			_ = te.stopServer()
+		}
+	}()
 	te.CRDInstallOptions.CRDs = mergeCRDs(te.CRDInstallOptions.CRDs, te.CRDs)
 	te.CRDInstallOptions.Paths = mergePaths(te.CRDInstallOptions.Paths, te.CRDDirectoryPaths)
 	te.CRDInstallOptions.ErrorIfPathMissing = te.ErrorIfCRDPathMissing
@@ -185,7 +191,6 @@ func (te *Environment) Start() (*rest.Config, error) {
 	if te.Scheme == nil {
 		te.Scheme = scheme.Scheme
 	}
-	var err error
 	if te.control, err = testcontrol.New(te.Config); err != nil {
 		return nil, err
 	}
@@ -260,25 +265,17 @@ func (te *Environment) startServer() error {
 	if errs := opts.Validate(); len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	cfg, err := opts.Config()
+	srv, err := opts.NewServer()
 	if err != nil {
 		return err
 	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		cfg.Close()
-		return err
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
 	timeout := apiServer.StartTimeout
 	if timeout == 0 {
 		timeout = te.ControlPlaneStartTimeout
 	}
-	readyCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := srv.WaitReady(readyCtx); err != nil {
+	ctx, stop := context.WithCancel(context.Background())
+	done, err := srv.Start(ctx, timeout)
+	if err != nil {
 		stop()
 		<-done
 		return err
@@ -309,6 +306,11 @@ func (te *Environment) Stop() error {
 	if te.useExistingCluster() || te.srv == nil {
 		return nil
 	}
+	return te.stopServer()
+}
+
+// stopServer stops the in-process server and waits for Run to return.
+func (te *Environment) stopServer() error {
 	timeout := te.ControlPlane.GetAPIServer().StopTimeout
 	if timeout == 0 {
 		timeout = te.ControlPlaneStopTimeout

@@ -153,8 +153,6 @@ func (s *Server) addAPIExtensions(apiext *apiextensionsapiserver.CustomResourceD
 	// apiextensions' own post-start hook starts these only for a server
 	// that installs its OpenAPI itself; here the documents are the outer
 	// server's, built in the background (installOpenAPI).
-	v2 := openapicontroller.NewController(crdInformer)
-	v3 := openapiv3controller.NewController(crdInformer)
 	if err := s.GenericAPIServer.AddPostStartHook("mockernetes-crd-openapi", func(ctx genericapiserver.PostStartHookContext) error {
 		go func() {
 			select {
@@ -162,6 +160,9 @@ func (s *Server) addAPIExtensions(apiext *apiextensionsapiserver.CustomResourceD
 			case <-ctx.Done():
 				return
 			}
+			// Made only now: their work queues end only when they run.
+			v2 := openapicontroller.NewController(crdInformer)
+			v3 := openapiv3controller.NewController(crdInformer)
 			g := s.GenericAPIServer
 			go v2.Run(g.StaticOpenAPISpec, g.OpenAPIVersionedService, ctx.Done())
 			go v3.Run(g.OpenAPIV3VersionedService, ctx.Done())

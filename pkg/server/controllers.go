@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -136,9 +137,11 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 				klog.ErrorS(err, "Following the kubelet's and scheduler's informers for settle")
 			}
 		}()
-		go n.scheduler.Run(ctx)
+		var scheduling sync.WaitGroup
+		scheduling.Go(func() { n.scheduler.Run(ctx) })
 		if err := n.kubelet.Run(ctx); err != nil {
 			klog.ErrorS(err, "simulated kubelet stopped")
 		}
+		scheduling.Wait()
 	}, nil
 }

@@ -168,6 +168,46 @@ func (c CompletedConfig) New() (*Server, error) {
 	return s, nil
 }
 
+// NewServer is Config, Complete and New in one: the server of options
+// that Complete and Validate went through. What Config made is released if
+// New fails.
+func (o *Options) NewServer() (*Server, error) {
+	cfg, err := o.Config()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := cfg.Complete().New()
+	if err != nil {
+		cfg.Close()
+		return nil, err
+	}
+	return srv, nil
+}
+
+// Start runs the server in the background until ctx ends and returns once
+// it is ready, with the channel that receives Run's result. An error means
+// it did not get ready within timeout, or failed, or stopped: unless the
+// channel already holds Run's result, the server still runs until ctx ends.
+func (s *Server) Start(ctx context.Context, timeout time.Duration) (<-chan error, error) {
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	readyCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ready := make(chan error, 1)
+	go func() { ready <- s.WaitReady(readyCtx) }()
+	select {
+	case err := <-ran:
+		if err == nil {
+			err = errors.New("server stopped before it was ready")
+		}
+		stopped := make(chan error, 1)
+		stopped <- err
+		return stopped, err
+	case err := <-ready:
+		return ran, err
+	}
+}
+
 // URL is the https address of the server.
 func (s *Server) URL() string { return s.config.URL }
 

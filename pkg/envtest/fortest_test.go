@@ -1,0 +1,93 @@
+package envtest
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Each ForTest test finds the cluster fresh: the object the other one made
+// is gone, whichever runs first. The two run one after the other, on one
+// shared server.
+func TestForTestIsolation(t *testing.T) {
+	var hosts []string
+	for _, name := range []string{"first", "second"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := ForTest(t, WithCRDDirectoryPaths("testdata/crds"))
+			hosts = append(hosts, cfg.Host)
+			c := kubernetes.NewForConfigOrDie(cfg)
+			ctx := context.Background()
+			cms, err := c.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "made-by"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cms.Items) != 0 {
+				t.Errorf("the cluster is not fresh: %d ConfigMaps of earlier tests", len(cms.Items))
+			}
+			if _, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: name, Labels: map[string]string{"made-by": name},
+			}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if len(hosts) == 2 && hosts[0] != hosts[1] {
+		t.Errorf("two servers for one set of options: %v", hosts)
+	}
+}
+
+// Parallel tests each hold a server of their own; ClientForTest's
+// controller-runtime client reads what the test wrote.
+func TestForTestParallel(t *testing.T) {
+	for _, name := range []string{"a", "b", "c"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := ClientForTest(t)
+			ctx := context.Background()
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "only", Namespace: "default"}, Data: map[string]string{"test": name}}
+			if err := c.Create(ctx, cm); err != nil {
+				t.Fatalf("another parallel test's object is here: %v", err)
+			}
+			var got corev1.ConfigMap
+			if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "only"}, &got); err != nil || got.Data["test"] != name {
+				t.Errorf("read back: %v %v", err, got.Data)
+			}
+			env := EnvironmentForTest(t)
+			if err := env.Settle(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestForTestSettleOnWrite(t *testing.T) {
+	c := kubernetes.NewForConfigOrDie(ForTest(t, WithControllers("*"), WithSettleOnWrite()))
+	ctx := context.Background()
+	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("web", 2), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning {
+			running++
+		}
+	}
+	if running != 2 {
+		t.Errorf("right after the create: %d of %d pods Running", running, len(pods.Items))
+	}
+	if err := c.AppsV1().Deployments("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after the delete: %v", err)
+	}
+}
