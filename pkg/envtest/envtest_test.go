@@ -90,6 +90,26 @@ func TestEnvtestDefaults(t *testing.T) {
 		t.Errorf("AddUser's identity: %+v", got)
 	}
 
+	// The bootstrap objects are as kube-apiserver makes them: the default
+	// ServiceCIDR becomes Ready, with no Warning event on the way.
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		cidr, err := c.NetworkingV1().ServiceCIDRs().Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range cidr.Status.Conditions {
+			if cond.Type == "Ready" && cond.Status == metav1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Errorf("the default ServiceCIDR's Ready condition: %v", err)
+	}
+	if events, err := c.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"}); err != nil || len(events.Items) != 0 {
+		t.Errorf("Warning events of a fresh cluster: %v %v", err, events)
+	}
+
 	// No controllers, as envtest: a Deployment gets no ReplicaSet.
 	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("web", 1), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

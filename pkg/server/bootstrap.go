@@ -46,12 +46,22 @@ func (s *Server) addBootstrap() error {
 		return err
 	}
 
+	// Upstream's Start blocks until the default ServiceCIDR exists, at least
+	// one 100 ms informer poll; mockernetes-bootstrap creates that object at
+	// once and waits for a ClusterIP from it, so the controller (which then
+	// only sets its Ready condition) runs aside, once the object exists:
+	// started before, it would create the object too, find it already there
+	// and report an empty ServiceCIDR as inconsistent in a Warning event.
+	serviceCIDRCreated := make(chan struct{})
 	if err := s.GenericAPIServer.AddPostStartHook("start-kubernetes-service-cidr-controller", func(ctx genericapiserver.PostStartHookContext) error {
-		// Upstream's Start blocks until the default ServiceCIDR exists, at
-		// least one 100 ms informer poll; mockernetes-bootstrap creates
-		// that object at once and waits for a ClusterIP from it, so the
-		// controller (which then only sets its Ready condition) runs aside.
-		go defaultservicecidr.NewController(c.Registry.ServiceClusterIPRange, net.IPNet{}, s.client).Start(ctx)
+		go func() {
+			select {
+			case <-serviceCIDRCreated:
+			case <-ctx.Done():
+				return
+			}
+			defaultservicecidr.NewController(c.Registry.ServiceClusterIPRange, net.IPNet{}, s.client).Start(ctx)
+		}()
 		return nil
 	}); err != nil {
 		return err
@@ -126,6 +136,7 @@ func (s *Server) addBootstrap() error {
 		}); err != nil {
 			return fmt.Errorf("bootstrap: default ServiceCIDR: %v (last error: %v)", err, last)
 		}
+		close(serviceCIDRCreated)
 		if err := poll(func(context.Context) (bool, error) {
 			last = kubernetesService.UpdateKubernetesService(true)
 			return last == nil, nil
