@@ -3,8 +3,8 @@
 // registries (pkg/registry) on the in-memory store (pkg/storage), with
 // kube-apiserver's authentication, admission chain and bootstrap objects.
 // It follows k8s.io/sample-apiserver: Options (Complete, Validate) →
-// Config → CompletedConfig → New → Run. Nothing here is process-global, so several servers can run in one
-// process.
+// Config → CompletedConfig → New → Run. Nothing here is process-global, so
+// several servers can run in one process.
 package server
 
 import (
@@ -81,9 +81,10 @@ type Server struct {
 //  6. Baseline: once every other readiness check passes, the --load
 //     manifests are applied, the cluster settles and the reset baseline is
 //     taken. /readyz answers 200 from then on.
-//  7. Shutdown: a pre-shutdown hook ends every watch so that the HTTP
-//     server drains at once; Run then releases the store and the state
-//     directory.
+//  7. Shutdown: the components (controllers, scheduler, kubelets) stop
+//     and are waited for; then a pre-shutdown hook ends every watch so
+//     that the HTTP server drains at once, the connections left are
+//     closed, and Run releases the store and the state directory.
 func (c CompletedConfig) New() (*Server, error) {
 	// The handler chain kube-apiserver builds, without the aggregator:
 	// built-in APIs → CustomResourceDefinitions → not found.
