@@ -71,7 +71,7 @@ type APIServer struct {
 	// Kubernetes since 1.20.
 	InsecureServing *ListenAddr
 	// Path and Args would name and configure a kube-apiserver binary:
-	// accepted and ignored.
+	// accepted and ignored, except --authorization-mode in Args.
 	Path string
 	Args []string
 	// CertDir, if set, is where the server writes its CA, certificates and
@@ -89,8 +89,9 @@ type APIServer struct {
 	args *Arguments
 }
 
-// Configure returns the flags a kube-apiserver would be started with;
-// they are accepted and ignored (there is no binary).
+// Configure returns the flags a kube-apiserver would be started with.
+// There is no binary: only authorization-mode is honoured, the others are
+// accepted and ignored.
 func (s *APIServer) Configure() *Arguments {
 	if s.args == nil {
 		s.args = EmptyArguments()
@@ -124,9 +125,9 @@ func (f *ControlPlane) RESTClientConfig() (*rest.Config, error) {
 }
 
 // AddUser provisions a user: a client certificate of the server's CA for
-// user.Name in user.Groups, on a copy of baseConfig. The server authorizes
-// every authenticated request (AlwaysAllow), where envtest runs RBAC:
-// a user outside system:masters is not refused anything yet.
+// user.Name in user.Groups, on a copy of baseConfig. The server runs RBAC
+// with kube-apiserver's bootstrap roles, as envtest's does: the user may do
+// what its bindings (or system:masters) allow.
 func (f *ControlPlane) AddUser(user User, baseConfig *rest.Config) (*AuthenticatedUser, error) {
 	if f.server == nil {
 		return nil, errors.New("envtest: the control plane is not running (call Start first)")

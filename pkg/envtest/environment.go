@@ -234,6 +234,7 @@ func (te *Environment) startServer() error {
 
 	opts := &server.Options{
 		StateDir:                  apiServer.CertDir,
+		AuthorizationModes:        authorizationModes(apiServer),
 		Controllers:               te.controllers(),
 		NodeSpecs:                 te.Nodes,
 		PodBehaviours:             te.PodBehaviours,
@@ -357,6 +358,28 @@ func (te *Environment) Settle() error {
 		return errors.New("envtest: Settle before Start")
 	}
 	return te.control.Settle(context.Background(), settleTimeout)
+}
+
+// authorizationModes are envtest's: RBAC, unless the API server's
+// arguments say otherwise (the one argument honoured).
+func authorizationModes(apiServer *APIServer) []string {
+	if apiServer.args != nil {
+		if arg := apiServer.args.Get("authorization-mode"); arg != nil {
+			var modes []string
+			for _, v := range arg.Get(nil) {
+				modes = append(modes, strings.Split(v, ",")...)
+			}
+			if len(modes) > 0 {
+				return modes
+			}
+		}
+	}
+	for _, a := range apiServer.Args {
+		if v, ok := strings.CutPrefix(a, "--authorization-mode="); ok {
+			return strings.Split(v, ",")
+		}
+	}
+	return []string{"RBAC"}
 }
 
 func (te *Environment) controllers() []string {

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,7 +20,10 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 var widgets = schema.GroupVersionResource{Group: "test.mockernetes.io", Version: "v1", Resource: "widgets"}
@@ -88,6 +92,41 @@ func TestEnvtestDefaults(t *testing.T) {
 	}
 	if got := review.Status.UserInfo; got.Username != "alice" || !strings.Contains(strings.Join(got.Groups, ","), "dev") {
 		t.Errorf("AddUser's identity: %+v", got)
+	}
+
+	// RBAC, as envtest's kube-apiserver runs it: alice may do what her
+	// group is bound to, and is refused the rest with upstream's 403.
+	alice := kubernetes.NewForConfigOrDie(user.Config())
+	if _, err := alice.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) ||
+		err.Error() != `pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default"` {
+		t.Errorf("alice lists pods without a binding: %v", err)
+	}
+	// (Not the `view` ClusterRole: without the controllers, as in envtest,
+	// no clusterrole-aggregation controller fills in its rules.)
+	if _, err := c.RbacV1().Roles("default").Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RbacV1().RoleBindings("default").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "dev-pod-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "pod-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "dev"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := alice.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Errorf("alice, bound to pod-reader, lists pods: %v", err)
+	}
+	if _, err := alice.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("alice, bound to pod-reader, creates a config map: %v", err)
+	}
+	if err := testcontrolFor(t, user.Config()).Settle(ctx, time.Second); !apierrors.IsForbidden(err) {
+		t.Errorf("alice settles through the test-control API: %v", err)
 	}
 
 	// The bootstrap objects are as kube-apiserver makes them: the default
@@ -249,5 +288,47 @@ func TestUseExistingCluster(t *testing.T) {
 	}
 	if _, err := dyn.Resource(widgets).Namespace("default").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("the CRD of the second Start after a reset: %v", err)
+	}
+}
+
+func testcontrolFor(t *testing.T, cfg *rest.Config) *testcontrol.Client {
+	t.Helper()
+	c, err := testcontrol.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Anonymous requests under RBAC are system:anonymous, allowed what
+// system:public-info-viewer grants; authorization-mode set through
+// APIServer.Configure() is honoured.
+func TestAuthorizationModes(t *testing.T) {
+	noLeaks(t)
+	rbac := &Environment{}
+	start(t, rbac)
+	anonymous := &rest.Config{Host: rbac.Config.Host, TLSClientConfig: rest.TLSClientConfig{CAData: rbac.Config.CAData}}
+	anon := kubernetes.NewForConfigOrDie(anonymous)
+	if _, err := anon.Discovery().ServerVersion(); err != nil {
+		t.Errorf("anonymous /version: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := anon.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `User "system:anonymous" cannot list resource "pods"`) {
+		t.Errorf("anonymous pods: %v", err)
+	}
+
+	allow := &Environment{}
+	allow.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "AlwaysAllow")
+	start(t, allow)
+	bob, err := allow.AddUser(User{Name: "bob"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubernetes.NewForConfigOrDie(bob.Config()).CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("bob under AlwaysAllow: %v", err)
+	}
+	anonymous.Host, anonymous.CAData = allow.Config.Host, allow.Config.CAData
+	if _, err := kubernetes.NewForConfigOrDie(anonymous).CoreV1().Pods("").List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Errorf("anonymous under AlwaysAllow: %v", err)
 	}
 }

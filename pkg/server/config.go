@@ -22,8 +22,6 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apiserver/pkg/authorization/authorizer"
-	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -181,7 +179,6 @@ type configBuilder struct {
 	client         kubernetes.Interface
 	gate           *egress.Gate
 	storageFactory *serverstorage.DefaultStorageFactory
-	allowAll       allowAll
 	tokens         serviceaccount.TokenGenerator
 	proxyTransport *http.Transport
 	resolver       webhook.ServiceResolver
@@ -390,13 +387,17 @@ func (b *configBuilder) storage() error {
 	return nil
 }
 
-// authentication accepts admin client certificates from the cluster CA,
-// the admin bearer token and service-account tokens; anonymous requests
-// are refused, as kube-apiserver refuses them under AlwaysAllow, which is
-// the authorizer.
+// authentication accepts client certificates from the cluster CA, the
+// admin bearer token and service-account tokens; anonymous requests are
+// refused under AlwaysAllow and are system:anonymous under the other modes,
+// as kube-apiserver has it. Authorization is kube-apiserver's, by
+// --authorization-mode (system:masters always allowed).
 func (b *configBuilder) authentication() error {
-	c, g := b.c, b.g
-	authn := kubeoptions.NewBuiltInAuthenticationOptions().WithClientCert().WithTokenFile().WithServiceAccounts()
+	c, g, o := b.c, b.g, b.o
+	authz := kubeoptions.NewBuiltInAuthorizationOptions()
+	authz.Modes = o.AuthorizationModes
+	authn := kubeoptions.NewBuiltInAuthenticationOptions().WithAnonymous().WithClientCert().WithTokenFile().WithServiceAccounts()
+	authn.ApplyAuthorization(authz)
 	authn.ClientCert.ClientCA = c.State.CAFile
 	authn.TokenFile.TokenFile = c.State.TokenFile
 	authn.ServiceAccounts.KeyFiles = []string{c.State.ServiceAccountKeyFile}
@@ -411,10 +412,13 @@ func (b *configBuilder) authentication() error {
 		return err
 	}
 	c.AuthTrust = clusterauthenticationtrust.ClusterAuthenticationInfo{ClientCA: clientCA}
-	allowAll := authorizerfactory.NewAlwaysAllowAuthorizer()
-	g.Authorization.Authorizer = allowAll
-	g.RuleResolver = allowAll
-	b.allowAll = allowAll
+	authzConfig, err := authz.ToAuthorizationConfig(c.Informer)
+	if err != nil {
+		return fmt.Errorf("authorization: %w", err)
+	}
+	if g.Authorization.Authorizer, g.RuleResolver, err = authzConfig.New(drained, g.APIServerID); err != nil {
+		return fmt.Errorf("authorization: %w", err)
+	}
 
 	signingKey, err := keyutil.ParsePrivateKeyPEM(b.saKey)
 	if err != nil {
@@ -519,8 +523,8 @@ func (b *configBuilder) registries() error {
 		Informers:             c.Informer,
 		Authenticator:         g.Authentication.Authenticator,
 		APIAudiences:          g.Authentication.APIAudiences,
-		Authorizer:            b.allowAll,
-		RuleResolver:          b.allowAll,
+		Authorizer:            g.Authorization.Authorizer,
+		RuleResolver:          g.RuleResolver,
 		ServiceAccountIssuer:  b.tokens,
 		EventTTL:              o.EventTTL,
 		ServiceClusterIPRange: b.clusterIPRange,
@@ -694,10 +698,4 @@ func (s State) writeCredentials(ca, serving, admin pki.KeyPair, saKey []byte) er
 		}
 	}
 	return nil
-}
-
-// allowAll is the AlwaysAllow authorizer, which is also its rule resolver.
-type allowAll interface {
-	authorizer.Authorizer
-	authorizer.RuleResolver
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	netutils "k8s.io/utils/net"
 
+	"k8s.io/kubernetes/pkg/kubeapiserver/authorizer/modes"
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
 
 	"github.com/mockernetes/mockernetes/pkg/controllers"
@@ -46,6 +48,12 @@ type Options struct {
 	ServiceNodePortRange string
 	// EventTTL is how long events are kept (kube-apiserver: 1h).
 	EventTTL time.Duration
+
+	// AuthorizationModes are kube-apiserver's --authorization-mode values,
+	// in order (AlwaysAllow, RBAC, Node, AlwaysDeny); default AlwaysAllow.
+	// With any mode but AlwaysAllow, anonymous requests are authenticated
+	// as system:anonymous, as kube-apiserver's --anonymous-auth default.
+	AuthorizationModes []string
 
 	// EnableAdmissionPlugins and DisableAdmissionPlugins adjust
 	// kube-apiserver's default admission chain, as its flags of that name do.
@@ -119,6 +127,7 @@ func NewOptions() *Options {
 		ServiceClusterIPRange: DefaultServiceClusterIPRange,
 		ServiceNodePortRange:  DefaultServiceNodePortRange,
 		EventTTL:              DefaultEventTTL,
+		AuthorizationModes:    []string{modes.ModeAlwaysAllow},
 		GatewayAPI:            true,
 		Controllers:           []string{"*"},
 		Nodes:                 1,
@@ -145,6 +154,9 @@ func (o *Options) Complete() {
 	if o.EventTTL == 0 {
 		o.EventTTL = DefaultEventTTL
 	}
+	if len(o.AuthorizationModes) == 0 {
+		o.AuthorizationModes = []string{modes.ModeAlwaysAllow}
+	}
 	if len(o.Controllers) == 0 {
 		o.Controllers = []string{"*"}
 	}
@@ -166,6 +178,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "CIDR from which Service ClusterIPs are allocated.")
 	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "Port range reserved for NodePort Services, e.g. 30000-32767.")
 	fs.DurationVar(&o.EventTTL, "event-ttl", o.EventTTL, "How long events are retained.")
+	fs.StringSliceVar(&o.AuthorizationModes, "authorization-mode", o.AuthorizationModes, "Ordered list of authorization modes, as kube-apiserver's: "+strings.Join(modes.AuthorizationModeChoices, ", ")+" (Webhook is not offered). With RBAC the bootstrap roles apply and anonymous requests are system:anonymous.")
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "Admission plugins to enable in addition to kube-apiserver's default ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to run, as kube-controller-manager's --controllers: '*' runs the default set (deployment, replicaset, garbagecollector, namespace, disruption, serviceaccount, ...), 'foo' adds one, '-foo' removes one; 'none' runs none, as envtest.")
@@ -222,6 +235,13 @@ func (o *Options) validate() []error {
 	}
 	if o.EventTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--event-ttl must be positive, got %v", o.EventTTL))
+	}
+	if slices.Contains(o.AuthorizationModes, modes.ModeWebhook) {
+		errs = append(errs, fmt.Errorf("--authorization-mode %s is not offered", modes.ModeWebhook))
+	} else {
+		authz := kubeoptions.NewBuiltInAuthorizationOptions()
+		authz.Modes = o.AuthorizationModes
+		errs = append(errs, authz.Validate()...)
 	}
 	admission := kubeoptions.NewAdmissionOptions()
 	registered := map[string]bool{}

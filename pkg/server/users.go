@@ -8,9 +8,8 @@ import (
 
 // UserConfig returns a copy of base (nil: an empty config) that reaches
 // this server as user, member of groups, by a client certificate the
-// cluster CA signs: the identities envtest's AddUser provisions. The
-// server authorizes every authenticated request (AlwaysAllow), so a
-// user's groups do not yet limit what it may do.
+// cluster CA signs: the identities envtest's AddUser provisions. What the
+// user may do is up to the authorization modes (under RBAC, its bindings).
 func (s *Server) UserConfig(user string, groups []string, base *restclient.Config) (*restclient.Config, error) {
 	if user == "" {
 		return nil, errors.New("a user needs a name")

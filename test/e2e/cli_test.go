@@ -62,6 +62,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"serve", "--port", "70000"}, 2, "--port 70000 is not between 0 and 65535"},
 		{[]string{"serve", "--service-cluster-ip-range", "10.96.0.0/99"}, 2, "--service-cluster-ip-range"},
 		{[]string{"serve", "--disable-admission-plugins", "NoSuchPlugin"}, 2, `admission plugin "NoSuchPlugin" is unknown`},
+		{[]string{"serve", "--authorization-mode", "Bogus"}, 2, `authorization-mode "Bogus" is not a valid mode`},
+		{[]string{"serve", "--authorization-mode", "Webhook"}, 2, "--authorization-mode Webhook is not offered"},
 		{[]string{"serve", "extra"}, 2, "serve takes no arguments"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"serve", "--port", port}, 1, "address already in use"},
