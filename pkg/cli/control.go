@@ -17,7 +17,7 @@ import (
 )
 
 // controlCommands are the verbs that drive a running server's test-control
-// API: settle, reset, faults, requests, snapshot, restore.
+// API: settle, reset, faults, requests, snapshot, restore, kubeconfig.
 func controlCommands(stdout io.Writer) []*cobra.Command {
 	var kubeconfig string
 	var timeout time.Duration
@@ -149,7 +149,23 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 			}
 			return c.Restore(ctx, data)
 		})
-	return []*cobra.Command{settle, reset, faults, requests, snapshot, restore}
+	var user string
+	var groups []string
+	kubeconfigCmd := command("kubeconfig --user NAME [--group GROUP]...", "Print a kubeconfig for any user and groups (a client certificate of the cluster's CA)", noArgs,
+		func(c *testcontrol.Client, _ []string) error {
+			if user == "" {
+				return usageError{fmt.Errorf("--user is required")}
+			}
+			data, err := c.Kubeconfig(ctx, user, groups...)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(data)
+			return err
+		})
+	kubeconfigCmd.Flags().StringVar(&user, "user", "", "The user's name.")
+	kubeconfigCmd.Flags().StringArrayVar(&groups, "group", nil, "A group of the user; repeatable.")
+	return []*cobra.Command{settle, reset, faults, requests, snapshot, restore, kubeconfigCmd}
 }
 
 // readYAML reads a YAML or JSON file strictly (unknown fields are errors).

@@ -39,6 +39,7 @@ const (
 	RequestsPath      = testcontrol.RequestsPath
 	SnapshotPath      = testcontrol.SnapshotPath
 	BaselinePath      = testcontrol.BaselinePath
+	KubeconfigPath    = testcontrol.KubeconfigPath
 )
 
 // maxAdminBody bounds what the admin API reads of a body; a snapshot may
@@ -60,6 +61,19 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 			http.MethodPut: s.putSettings,
 		},
 		ResetPath: {http.MethodPost: s.serveReset},
+		KubeconfigPath: {http.MethodPost: func(w http.ResponseWriter, r *http.Request) error {
+			var req testcontrol.KubeconfigRequest
+			if err := decodeBody(r, &req); err != nil {
+				return err
+			}
+			data, err := s.Kubeconfig(req.User, req.Groups)
+			if err != nil {
+				return apierrors.NewBadRequest(err.Error())
+			}
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write(data)
+			return nil
+		}},
 		BaselinePath: {http.MethodPost: func(w http.ResponseWriter, r *http.Request) error {
 			timeout, err := timeoutParam(r, 10*time.Second)
 			if err != nil {

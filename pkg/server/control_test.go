@@ -514,6 +514,16 @@ func TestFaultsAndHistory(t *testing.T) {
 	if code, out := rawAdmin(t, rc, http.MethodPut, testcontrol.SettingsPath, `{"settleOnWrite":"yes"}`); code != http.StatusBadRequest || !strings.Contains(out, "settleOnWrite") {
 		t.Errorf("PUT settings: %d %s", code, out)
 	}
+	for body, field := range map[string]string{
+		`{"user":"alice","group":["dev"]}`: `unknown field \"group\"`,
+		`{"groups":["dev"]}`:               "user",
+		`{"user":"alice","groups":[""]}`:   "groups[0]",
+		`{"user":"alice","groups":"dev"}`:  "groups",
+	} {
+		if code, out := rawAdmin(t, rc, http.MethodPost, testcontrol.KubeconfigPath, body); code != http.StatusBadRequest || !strings.Contains(out, field) {
+			t.Errorf("POST kubeconfig %s: %d %s", body, code, out)
+		}
+	}
 	if code, out := rawAdmin(t, rc, http.MethodGet, "/mockernetes/v1/nothing", ""); code != http.StatusNotFound || !strings.Contains(out, `"kind":"Status"`) {
 		t.Errorf("unknown admin path: %d %s", code, out)
 	}

@@ -35,6 +35,7 @@ const (
 	RequestsPath      = "/mockernetes/v1/requests"
 	SnapshotPath      = "/mockernetes/v1/snapshot"
 	BaselinePath      = "/mockernetes/v1/baseline"
+	KubeconfigPath    = "/mockernetes/v1/kubeconfig"
 )
 
 // Settings are the test-control switches; fields left out of a PUT keep
@@ -64,6 +65,13 @@ type ResetRequest struct {
 	Nodes         []kubelet.NodeSpec `json:"nodes,omitempty"`
 	PodBehaviours *[]kubelet.Rule    `json:"podBehaviours,omitempty"`
 	Manifests     string             `json:"manifests,omitempty"`
+}
+
+// KubeconfigRequest asks for a kubeconfig of a user in groups (a client
+// certificate of the cluster CA), for tests of what that user may do.
+type KubeconfigRequest struct {
+	User   string   `json:"user"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Client talks to one server's test-control API.
@@ -103,6 +111,14 @@ func (c *Client) Reset(ctx context.Context, req ResetRequest) error {
 // shared objects once, after the server was ready.
 func (c *Client) TakeBaseline(ctx context.Context, timeout time.Duration) error {
 	return c.do(ctx, http.MethodPost, BaselinePath, url.Values{"timeout": {timeout.String()}}, nil, nil)
+}
+
+// Kubeconfig returns a kubeconfig (YAML) that reaches the server as user,
+// member of groups.
+func (c *Client) Kubeconfig(ctx context.Context, user string, groups ...string) ([]byte, error) {
+	var raw rawBody
+	err := c.do(ctx, http.MethodPost, KubeconfigPath, nil, KubeconfigRequest{User: user, Groups: groups}, &raw)
+	return raw, err
 }
 
 // Snapshot returns every object of the cluster as multi-document YAML.
