@@ -135,3 +135,22 @@ func TestDefaultAdmissionPlugins(t *testing.T) {
 		}
 	})
 }
+
+// --disable-admission-plugins and --enable-admission-plugins change the
+// chain as kube-apiserver's flags do.
+func TestAdmissionPluginFlags(t *testing.T) {
+	s := startTestServer(t, "--disable-admission-plugins", "PodSecurity,LimitRanger", "--enable-admission-plugins", "AlwaysPullImages", "--controllers", "none")
+	c := s.client(t)
+	ctx := t.Context()
+	createNamespace(t, c, "restricted", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	privileged := pod("priv", nil)
+	yes := true
+	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes}
+	p, err := c.CoreV1().Pods("restricted").Create(ctx, privileged, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a privileged pod with PodSecurity disabled: %v", err)
+	}
+	if p.Spec.Containers[0].ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("AlwaysPullImages enabled: the pull policy is %q", p.Spec.Containers[0].ImagePullPolicy)
+	}
+}

@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,10 +19,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/pki"
 )
 
-// Admission webhooks served by the test, called by their URL with the
-// real AdmissionReview: a mutation (and its reinvocation), a denial, the
+// Admission webhooks served by the test, called by their URL (and once
+// through an ExternalName Service naming localhost) with the real
+// AdmissionReview, their matchConditions honoured: a mutation (and its reinvocation), a denial, the
 // failure policies against a webhook that is down, a timeout, and a dry
 // run, which reaches a webhook whose side effects are None on dry run
 // marked as such and stores nothing. (Webhooks with side effects on dry
@@ -36,7 +39,7 @@ func TestAdmissionWebhooks(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[string]int{}
 	var dryRuns []bool
-	hook := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var review admissionv1.AdmissionReview
 		if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -68,8 +71,31 @@ func TestAdmissionWebhooks(t *testing.T) {
 		review.Response = resp
 		_ = json.NewEncoder(w).Encode(review)
 	}))
+	// A certificate for the URL (127.0.0.1) and for the Service form
+	// (hook.default.svc, the name the API server checks).
+	ca, err := pki.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.ServingCert([]string{"hook.default.svc"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(serving.CertPEM, serving.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	hook.StartTLS()
 	defer hook.Close()
-	caBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hook.Certificate().Raw})
+	caBundle := ca.CertPEM
+	// The Service form: an ExternalName Service naming localhost, which is
+	// where the test's webhook listens.
+	hookPort := hook.Listener.Addr().(*net.TCPAddr).Port
+	if _, err := c.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "hook"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	down, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -106,10 +132,16 @@ func TestAdmissionWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	none, onDryRun := admissionregistrationv1.SideEffectClassNone, admissionregistrationv1.SideEffectClassNoneOnDryRun
+	deny := validating("deny.example.com", hook.URL, "/deny", "deny", admissionregistrationv1.Fail, none, 10)
+	deny.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "not-skipped", Expression: `!object.metadata.name.startsWith("skip-")`}}
+	viaService := validating("service.example.com", "", "", "service", admissionregistrationv1.Fail, none, 10)
+	viaService.ClientConfig = admissionregistrationv1.WebhookClientConfig{CABundle: caBundle,
+		Service: &admissionregistrationv1.ServiceReference{Namespace: "default", Name: "hook", Path: ptr.To("/deny"), Port: ptr.To(int32(hookPort))}}
 	if _, err := c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "validate"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			validating("deny.example.com", hook.URL, "/deny", "deny", admissionregistrationv1.Fail, none, 10),
+			deny,
+			viaService,
 			validating("down-fail.example.com", downURL, "/", "down-fail", admissionregistrationv1.Fail, none, 10),
 			validating("down-ignore.example.com", downURL, "/", "down-ignore", admissionregistrationv1.Ignore, none, 10),
 			validating("slow.example.com", hook.URL, "/slow", "slow", admissionregistrationv1.Fail, none, 1),
@@ -146,6 +178,13 @@ func TestAdmissionWebhooks(t *testing.T) {
 	_, err = create("denied", "deny", metav1.CreateOptions{})
 	if want := `admission webhook "deny.example.com" denied the request: no config maps named denied`; !apierrors.IsForbidden(err) || err.Error() != want {
 		t.Errorf("validating webhook: %v, want %q", err, want)
+	}
+	if _, err := create("skip-me", "deny", metav1.CreateOptions{}); err != nil {
+		t.Errorf("a request the deny webhook's matchConditions exclude: %v", err)
+	}
+	_, err = create("via-service", "service", metav1.CreateOptions{})
+	if want := `admission webhook "service.example.com" denied the request: no config maps named via-service`; !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("a webhook called through an ExternalName Service: %v, want %q", err, want)
 	}
 	_, err = create("down", "down-fail", metav1.CreateOptions{})
 	if !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), `failed calling webhook "down-fail.example.com": failed to call webhook: Post "`+downURL+`/?timeout=10s"`) || !strings.Contains(err.Error(), "connection refused") {
