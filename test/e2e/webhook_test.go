@@ -137,11 +137,21 @@ func TestAdmissionWebhooks(t *testing.T) {
 	viaService := validating("service.example.com", "", "", "service", admissionregistrationv1.Fail, none, 10)
 	viaService.ClientConfig = admissionregistrationv1.WebhookClientConfig{CABundle: caBundle,
 		Service: &admissionregistrationv1.ServiceReference{Namespace: "default", Name: "hook", Path: ptr.To("/deny"), Port: ptr.To(int32(hookPort))}}
+	// Selected by namespace: every config map of a labelled namespace.
+	byNamespace := validating("namespace.example.com", hook.URL, "/deny", "", admissionregistrationv1.Fail, none, 10)
+	byNamespace.ObjectSelector = nil
+	byNamespace.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"guarded": "yes"}}
+	for name, labels := range map[string]map[string]string{"guarded": {"guarded": "yes"}, "open": nil} {
+		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "validate"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			deny,
 			viaService,
+			byNamespace,
 			validating("down-fail.example.com", downURL, "/", "down-fail", admissionregistrationv1.Fail, none, 10),
 			validating("down-ignore.example.com", downURL, "/", "down-ignore", admissionregistrationv1.Ignore, none, 10),
 			validating("slow.example.com", hook.URL, "/slow", "slow", admissionregistrationv1.Fail, none, 1),
@@ -181,6 +191,16 @@ func TestAdmissionWebhooks(t *testing.T) {
 	}
 	if _, err := create("skip-me", "deny", metav1.CreateOptions{}); err != nil {
 		t.Errorf("a request the deny webhook's matchConditions exclude: %v", err)
+	}
+	inNamespace := func(ns string) error {
+		_, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm"}}, metav1.CreateOptions{})
+		return err
+	}
+	if err := inNamespace("guarded"); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `admission webhook "namespace.example.com" denied the request`) {
+		t.Errorf("a config map in the namespace the webhook selects: %v", err)
+	}
+	if err := inNamespace("open"); err != nil {
+		t.Errorf("a config map in another namespace: %v", err)
 	}
 	_, err = create("via-service", "service", metav1.CreateOptions{})
 	if want := `admission webhook "service.example.com" denied the request: no config maps named via-service`; !apierrors.IsForbidden(err) || err.Error() != want {
