@@ -157,13 +157,18 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer controllerCtx.InformerFactory.Shutdown()
 	controllerCtx.ObjectOrMetadataInformerFactory.Start(ctx.Done())
 	close(controllerCtx.InformersStarted)
+	// Upstream's controllers wait for their informers by polling every
+	// 100 ms. Started once the informers have synced, they pass their first
+	// check and run their workers at once; started before, a write in the
+	// gap would sit in a queue no worker reads yet, which settle cannot
+	// see.
+	for _, synced := range controllerCtx.InformerFactory.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			return nil // ctx ended
+		}
+	}
 
 	go func() {
-		for _, synced := range controllerCtx.InformerFactory.WaitForCacheSync(ctx.Done()) {
-			if !synced {
-				return
-			}
-		}
 		if err := m.config.Tracker.Factory("kube-controller-manager", controllerCtx.InformerFactory, ctx.Done()); err != nil {
 			logger.Error(err, "Following the controllers' informers for settle")
 		}

@@ -10,16 +10,13 @@ import (
 	"fmt"
 	"io"
 
-	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 )
 
 // Setup sends the upstream components' logs to w: at verbosity >= 0 every
 // line up to that klog -v level; below 0 only their error lines, without
-// the benign ones. Loopback clients' API warnings are dropped as
-// kube-apiserver drops them.
+// the benign ones.
 func Setup(w io.Writer, verbosity int) {
-	restclient.SetDefaultWarningHandler(restclient.NoWarnings{})
 	flags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(flags)
 	if verbosity >= 0 {

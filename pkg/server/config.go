@@ -302,9 +302,12 @@ func (b *configBuilder) serving() error {
 	if err := c.State.writeKubeconfig(c.URL, c.ca.CertPEM, c.admin); err != nil {
 		return err
 	}
-	// Loopback clients speak protobuf, uncompressed, as kube-apiserver's do.
+	// Loopback clients speak protobuf, uncompressed, as kube-apiserver's do,
+	// and drop the API's warnings as kube-apiserver's (the process-wide
+	// default handler is the embedding program's, e.g. a test's).
 	g.LoopbackClientConfig.ContentConfig.ContentType = "application/vnd.kubernetes.protobuf"
 	g.LoopbackClientConfig.DisableCompression = true
+	g.LoopbackClientConfig.WarningHandler = restclient.NoWarnings{}
 	b.client, err = kubernetes.NewForConfig(g.LoopbackClientConfig)
 	return err
 }

@@ -29,15 +29,19 @@ import (
 )
 
 // DefaultQuiet is the window without writes or in-process requests after
-// which a cluster whose queues are idle counts as settled.
-const DefaultQuiet = 20 * time.Millisecond
+// which a cluster whose queues are idle counts as settled: the time an
+// upstream controller may take from its informer's event to the request it
+// causes. Code built with the race detector runs several times slower, so
+// there the windows are raceSlowdown times as long (a test suite run with
+// -race has the library in-process, instrumented too).
+const DefaultQuiet = 20 * time.Millisecond * raceSlowdown
 
 // RestoredQuiet is the window after a write of the server's own that puts
 // back a state the components have already settled on (a reset): what
 // they do about it is catch up with deletions and put-backs, which the
 // drained watches, their queues and their requests show; the window only
 // covers handing the events to their informers.
-const RestoredQuiet = 5 * time.Millisecond
+const RestoredQuiet = 5 * time.Millisecond * raceSlowdown
 
 // Store is what the tracker reads of the store.
 type Store interface {

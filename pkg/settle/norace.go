@@ -1,0 +1,5 @@
+//go:build !race
+
+package settle
+
+const raceSlowdown = 1
