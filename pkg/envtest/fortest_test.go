@@ -3,11 +3,12 @@ package envtest
 import (
 	"context"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -65,29 +66,36 @@ func TestForTestParallel(t *testing.T) {
 	}
 }
 
-func TestForTestSettleOnWrite(t *testing.T) {
-	c := kubernetes.NewForConfigOrDie(ForTest(t, WithControllers("*"), WithSettleOnWrite()))
+// ForTest's options reach the server: the controllers run and
+// settle-on-write is on (what settle-on-write guarantees is pkg/server's
+// TestSettleOnWrite).
+func TestForTestOptions(t *testing.T) {
+	env := EnvironmentForTest(t, WithControllers("*"), WithSettleOnWrite())
 	ctx := context.Background()
-	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("web", 2), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	settings, err := env.Control().Settings(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	running := 0
-	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodRunning {
-			running++
-		}
+	if settings.SettleOnWrite == nil || !*settings.SettleOnWrite {
+		t.Errorf("settings: settleOnWrite %v", settings.SettleOnWrite)
 	}
-	if running != 2 {
-		t.Errorf("right after the create: %d of %d pods Running", running, len(pods.Items))
-	}
-	if err := c.AppsV1().Deployments("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+	c := kubernetes.NewForConfigOrDie(env.Config)
+	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("web", 2), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("after the delete: %v", err)
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running == 2, nil
+	}); err != nil {
+		t.Errorf("the Deployment's pods Running: %v", err)
 	}
 }
