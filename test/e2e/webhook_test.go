@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +16,12 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
@@ -312,5 +317,66 @@ func TestAdmissionPolicies(t *testing.T) {
 		return last == nil && cm.Labels["owner"] == "platform", nil
 	}); err != nil {
 		t.Errorf("the mutating policy's label: %v %v", last, cm)
+	}
+}
+
+// matchPolicy: a webhook registered for v1 of a resource served in v1 and
+// v2 is called for a v2 request when Equivalent, not when Exact.
+func TestWebhookMatchPolicy(t *testing.T) {
+	s := startTestServer(t, "--controllers", "none")
+	c := s.client(t)
+	ctx := t.Context()
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "gadgets.example.com"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
+				{Name: "v1", Served: true, Storage: true, Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}},
+				{Name: "v2", Served: true, Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}},
+			},
+		},
+	}
+	if _, err := apiextensionsclient.NewForConfigOrDie(s.restConfig(t)).ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hook := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var review admissionv1.AdmissionReview
+		_ = json.NewDecoder(r.Body).Decode(&review)
+		review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: false,
+			Result: &metav1.Status{Message: "seen as " + review.Request.Kind.Version, Code: http.StatusForbidden}}
+		_ = json.NewEncoder(w).Encode(review)
+	}))
+	defer hook.Close()
+	caBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hook.Certificate().Raw})
+	webhook := func(name string, policy admissionregistrationv1.MatchPolicyType) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{Name: name + ".example.com", MatchPolicy: &policy,
+			ClientConfig:   admissionregistrationv1.WebhookClientConfig{URL: ptr.To(hook.URL), CABundle: caBundle},
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"case": name}},
+			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"example.com"}, APIVersions: []string{"v1"}, Resources: []string{"gadgets"}}}},
+			SideEffects: ptr.To(admissionregistrationv1.SideEffectClassNone), AdmissionReviewVersions: []string{"v1"}}
+	}
+	if _, err := c.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "match-policy"},
+		Webhooks:   []admissionregistrationv1.ValidatingWebhook{webhook("exact", admissionregistrationv1.Exact), webhook("equivalent", admissionregistrationv1.Equivalent)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := s.dynamic(t).Resource(schema.GroupVersionResource{Group: "example.com", Version: "v2", Resource: "gadgets"}).Namespace("default")
+	create := func(name string) error {
+		_, err := v2.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "example.com/v2", "kind": "Gadget",
+			"metadata": map[string]any{"name": name, "labels": map[string]any{"case": name}}}}, metav1.CreateOptions{})
+		return err
+	}
+	var last error
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = create("equivalent")
+		return last != nil && strings.Contains(last.Error(), `admission webhook "equivalent.example.com" denied the request: seen as v1`), nil
+	}); err != nil {
+		t.Errorf("a v2 request through an Equivalent webhook for v1: %v", last)
+	}
+	if err := create("exact"); err != nil {
+		t.Errorf("a v2 request and an Exact webhook for v1: %v", err)
 	}
 }
