@@ -123,6 +123,9 @@ func serve(ctx context.Context, opts *server.Options, stdout, stderr io.Writer) 
 	}
 	done, err := srv.Start(ctx, time.Minute)
 	if err != nil && ctx.Err() == nil {
+		// The server stops as the process exits: what its components say
+		// about being stopped halfway would bury this error.
+		logging.Discard()
 		return err
 	}
 	if ctx.Err() == nil {

@@ -73,3 +73,12 @@ func (d dropLines) Write(p []byte) (int, error) {
 	}
 	return d.w.Write(p)
 }
+
+// Discard drops every further log line: for a process that is about to
+// exit with an error of its own (the components' reports of being stopped
+// halfway through their start would only bury it).
+func Discard() {
+	for _, severity := range []string{"INFO", "WARNING", "ERROR", "FATAL"} {
+		klog.SetOutputBySeverity(severity, io.Discard)
+	}
+}
