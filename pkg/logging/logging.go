@@ -43,12 +43,17 @@ func Setup(w io.Writer, verbosity int) {
 //     informer has seen their own last write, and say so at error level.
 //     Against an in-memory store a controller's next sync often comes
 //     before its watch event, so this line would print on most writes;
-//   - a stopping server's informers report their watches cancelled;
+//   - a stopping server's components report what its stop cancelled:
+//     watches, requests, waits for caches (the garbage collector's
+//     included: its informers read the in-process store, so they fail to
+//     sync only when the server stops);
 //   - the controllers of a second server in the process find their
 //     metrics registered (Prometheus' registry is process-wide).
 var benignErrors = [][]string{
 	{"is not as new as written version"},
-	{"Failed to watch", "context canceled"},
+	{"context canceled"},
+	{"Unable to sync caches"},
+	{"timed out waiting for dependency graph builder sync during GC sync"},
 	{"unable to register metrics", "duplicate metrics collector registration attempted"},
 }
 
