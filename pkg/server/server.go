@@ -227,11 +227,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-ctx.Done():
+			s.stopComponents()
+			s.waitComponents(componentsStopTimeout)
+			stopServing()
 		case <-done:
 		}
-		s.stopComponents()
-		s.waitComponents(componentsStopTimeout)
-		stopServing()
 	}()
 	go func() {
 		select {
