@@ -139,15 +139,17 @@ func (f *ControlPlane) AddUser(user User, baseConfig *rest.Config) (*Authenticat
 	return &AuthenticatedUser{cfg: cfg, plane: f}, nil
 }
 
-// KubeCtl is a kubectl for the admin user.
+// KubeCtl is a kubectl for the admin user; nil when the server is not
+// running (as envtest's before Start), never a kubectl that would reach
+// whatever cluster the environment's default kubeconfig names.
 func (f *ControlPlane) KubeCtl() *KubeCtl {
 	u, err := f.AddUser(User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		return &KubeCtl{Path: f.kubectlPath()}
+		return nil
 	}
 	k, err := u.Kubectl()
 	if err != nil {
-		return &KubeCtl{Path: f.kubectlPath()}
+		return nil
 	}
 	return k
 }
