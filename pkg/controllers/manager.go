@@ -42,7 +42,11 @@ import (
 type Config struct {
 	// Kubeconfig is the server's loopback client configuration.
 	Kubeconfig *restclient.Config
-	Selection  Selection
+	// UserAgent is the base of the controllers' user agents, to which each
+	// appends its name, as kube-controller-manager's do (its first word is
+	// the field manager of their writes). Empty: client-go's default.
+	UserAgent string
+	Selection Selection
 	// RootCAFile is the cluster CA published in every namespace as the
 	// kube-root-ca.crt ConfigMap.
 	RootCAFile string
@@ -106,7 +110,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	// No client-side throttling: the defaults (20 QPS) slow garbage
 	// collection and namespace deletion to a crawl.
 	kubeconfig.QPS, kubeconfig.Burst = -1, 0
-	root := clientbuilder.SimpleControllerClientBuilder{ClientConfig: kubeconfig}
+	root := clientBuilder{config: kubeconfig, userAgent: m.config.UserAgent}
+	if root.userAgent == "" {
+		root.userAgent = restclient.DefaultKubernetesUserAgent()
+	}
 
 	// Upstream's CreateControllerContext polls /healthz once a second;
 	// polling here first lets its first poll succeed.

@@ -40,12 +40,16 @@ type CA struct {
 }
 
 // NewCA creates a self-signed cluster CA named like kubeadm's ("kubernetes").
-func NewCA() (*CA, error) {
+func NewCA() (*CA, error) { return NewNamedCA("kubernetes") }
+
+// NewNamedCA creates a self-signed CA with the given common name (kubeadm
+// names the front proxy's "front-proxy-ca").
+func NewNamedCA(commonName string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "kubernetes"}, key)
+	cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: commonName}, key)
 	if err != nil {
 		return nil, fmt.Errorf("self-signed CA: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	"k8s.io/kubernetes/pkg/features"
+	"k8s.io/kubernetes/pkg/registry/core/componentstatus"
 	endpointsstore "k8s.io/kubernetes/pkg/registry/core/endpoint/storage"
 	limitrangestore "k8s.io/kubernetes/pkg/registry/core/limitrange/storage"
 	nodestore "k8s.io/kubernetes/pkg/registry/core/node/storage"
@@ -251,6 +252,9 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 	if enabled("persistentvolumeclaims") {
 		storage["persistentvolumeclaims"] = pvcs
 		storage["persistentvolumeclaims/status"] = pvcStatus
+	}
+	if enabled("componentstatuses") && p.ComponentStatuses != nil {
+		storage["componentstatuses"] = componentstatus.NewStorage(p.ComponentStatuses)
 	}
 	if len(storage) > 0 {
 		info.VersionedResourcesStorageMap["v1"] = storage

@@ -35,6 +35,7 @@ import (
 	batchrest "k8s.io/kubernetes/pkg/registry/batch/rest"
 	certificatesrest "k8s.io/kubernetes/pkg/registry/certificates/rest"
 	coordinationrest "k8s.io/kubernetes/pkg/registry/coordination/rest"
+	"k8s.io/kubernetes/pkg/registry/core/componentstatus"
 	discoveryrest "k8s.io/kubernetes/pkg/registry/discovery/rest"
 	eventsrest "k8s.io/kubernetes/pkg/registry/events/rest"
 	flowcontrolrest "k8s.io/kubernetes/pkg/registry/flowcontrol/rest"
@@ -86,6 +87,10 @@ type Config struct {
 	Kubelet             *kubelet.Kubelet
 	ProxyTransport      *http.Transport
 	EndpointSliceGetter proxy.EndpointSliceGetter
+	// ComponentStatuses are the components componentstatuses reports on
+	// (kube-apiserver dials its scheduler's, controller manager's and etcd's
+	// health endpoints); nil serves no componentstatuses.
+	ComponentStatuses func() map[string]componentstatus.Server
 }
 
 // DefaultResourceConfig is the set of group versions kube-apiserver 1.37

@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 
 	restful "github.com/emicklei/go-restful/v3"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -15,18 +13,14 @@ import (
 	apiextensionsoptions "k8s.io/apiextensions-apiserver/pkg/cmd/server/options"
 	openapicontroller "k8s.io/apiextensions-apiserver/pkg/controller/openapi"
 	openapiv3controller "k8s.io/apiextensions-apiserver/pkg/controller/openapiv3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/version"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/storage"
@@ -61,109 +55,27 @@ func newAPIExtensionsConfig(kube *genericapiserver.Config, informers informers.S
 	}
 }
 
-// crdGroups lists the groups of established CRDs in the legacy /apis
-// discovery document. kube-apiserver gets that from kube-aggregator (an
-// APIService per CRD group version); without the aggregator the built-in
-// server's group list is kept in step with the CRDs here. Aggregated
-// discovery needs nothing: both servers share one resource manager.
-type crdGroups struct {
-	mu      sync.Mutex
-	lister  func() ([]*apiextensionsv1.CustomResourceDefinition, error)
-	manager interface {
-		AddGroup(metav1.APIGroup)
-		RemoveGroup(string)
-	}
-	listed map[string]bool
-}
-
-func (s *Server) watchCRDGroups(informer cache.SharedIndexInformer, list func() ([]*apiextensionsv1.CustomResourceDefinition, error)) error {
-	groups := &crdGroups{lister: list, manager: s.GenericAPIServer.DiscoveryGroupManager, listed: map[string]bool{}}
-	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { groups.sync() },
-		UpdateFunc: func(any, any) { groups.sync() },
-		DeleteFunc: func(any) { groups.sync() },
-	})
-	return err
-}
-
-func (g *crdGroups) sync() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	all, err := g.lister()
-	if err != nil {
-		return
-	}
-	versions := map[string]map[string]bool{}
-	for _, crd := range all {
-		if !established(crd) {
-			continue
-		}
-		for _, v := range crd.Spec.Versions {
-			if v.Served {
-				if versions[crd.Spec.Group] == nil {
-					versions[crd.Spec.Group] = map[string]bool{}
-				}
-				versions[crd.Spec.Group][v.Name] = true
-			}
-		}
-	}
-	for name, set := range versions {
-		var vs []string
-		for v := range set {
-			vs = append(vs, v)
-		}
-		// Highest kube-aware version first; it is the preferred one.
-		sort.Slice(vs, func(i, j int) bool { return version.CompareKubeAwareVersionStrings(vs[i], vs[j]) > 0 })
-		group := metav1.APIGroup{Name: name}
-		for _, v := range vs {
-			group.Versions = append(group.Versions, metav1.GroupVersionForDiscovery{GroupVersion: name + "/" + v, Version: v})
-		}
-		group.PreferredVersion = group.Versions[0]
-		g.manager.AddGroup(group)
-		g.listed[name] = true
-	}
-	for name := range g.listed {
-		if versions[name] == nil {
-			g.manager.RemoveGroup(name)
-			delete(g.listed, name)
-		}
-	}
-}
-
-func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
-	for _, c := range crd.Status.Conditions {
-		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
-// addAPIExtensions wires the CRD server behind the built-in one: legacy
-// discovery of CRD groups, the CRD OpenAPI controllers on the outer
-// server's documents, and the preloaded CRDs (readiness waits for them).
+// addAPIExtensions wires the CRD server behind the built-in one: the CRD
+// OpenAPI controllers on the built-in server's documents, and the
+// preloaded CRDs (readiness waits for them). Discovery of CRD groups is the
+// aggregator's (an APIService per CRD group version).
 func (s *Server) addAPIExtensions(apiext *apiextensionsapiserver.CustomResourceDefinitions) error {
 	crdInformer := apiext.Informers.Apiextensions().V1().CustomResourceDefinitions()
-	lister := crdInformer.Lister()
-	if err := s.watchCRDGroups(crdInformer.Informer(), func() ([]*apiextensionsv1.CustomResourceDefinition, error) {
-		return lister.List(labels.Everything())
-	}); err != nil {
-		return err
-	}
 	// apiextensions' own post-start hook starts these only for a server
-	// that installs its OpenAPI itself; here the documents are the outer
-	// server's, built in the background (installOpenAPI).
+	// that installs its OpenAPI itself; here the documents are the
+	// built-in server's, built in the background (installOpenAPI), which
+	// the aggregator merges.
 	if err := s.GenericAPIServer.AddPostStartHook("mockernetes-crd-openapi", func(ctx genericapiserver.PostStartHookContext) error {
 		go func() {
 			select {
-			case <-s.openAPIBuilt:
+			case <-s.openAPI.built:
 			case <-ctx.Done():
 				return
 			}
 			// Made only now: their work queues end only when they run.
 			v2 := openapicontroller.NewController(crdInformer)
 			v3 := openapiv3controller.NewController(crdInformer)
-			g := s.GenericAPIServer
+			g := s.kube
 			go v2.Run(g.StaticOpenAPISpec, g.OpenAPIVersionedService, ctx.Done())
 			go v3.Run(g.OpenAPIV3VersionedService, ctx.Done())
 		}()

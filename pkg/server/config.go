@@ -41,6 +41,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/util/keyutil"
 	aggregatorapiserver "k8s.io/kube-aggregator/pkg/apiserver"
+	aggregatorscheme "k8s.io/kube-aggregator/pkg/apiserver/scheme"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/capabilities"
@@ -90,6 +91,9 @@ type Config struct {
 
 	// APIExtensions is the CRD server's config (behind the built-in one).
 	APIExtensions *apiextensionsapiserver.Config
+	// Aggregator is kube-aggregator's config, the server in front of the
+	// built-in one: APIServices, /apis and the OpenAPI documents.
+	Aggregator *aggregatorapiserver.Config
 	// CRDs are installed before the server reports ready.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
 	// Load is applied once the server is otherwise ready, before the reset
@@ -121,6 +125,7 @@ type completedConfig struct {
 	*Config
 	generic       genericapiserver.CompletedConfig
 	apiExtensions apiextensionsapiserver.CompletedConfig
+	aggregator    aggregatorapiserver.CompletedConfig
 }
 
 // CompletedConfig can only be made by Config.Complete, so New never sees a
@@ -245,7 +250,15 @@ func (b *configBuilder) stateAndCredentials() error {
 	if b.saKey, err = pki.NewSigningKey(); err != nil {
 		return err
 	}
-	return state.writeCredentials(c.ca.KeyPair, c.servingCert, c.admin, b.saKey)
+	frontProxyCA, err := pki.NewNamedCA("front-proxy-ca")
+	if err != nil {
+		return err
+	}
+	frontProxyClient, err := frontProxyCA.ClientCert(frontProxyClientName)
+	if err != nil {
+		return err
+	}
+	return state.writeCredentials(c.ca.KeyPair, c.servingCert, c.admin, frontProxyCA.KeyPair, frontProxyClient, b.saKey)
 }
 
 // serving makes the generic server's config, the listener, the loopback
@@ -308,6 +321,7 @@ func (b *configBuilder) serving() error {
 	g.LoopbackClientConfig.ContentConfig.ContentType = "application/vnd.kubernetes.protobuf"
 	g.LoopbackClientConfig.DisableCompression = true
 	g.LoopbackClientConfig.WarningHandler = restclient.NoWarnings{}
+	g.LoopbackClientConfig.UserAgent = userAgent("kube-apiserver")
 	b.client, err = kubernetes.NewForConfig(g.LoopbackClientConfig)
 	return err
 }
@@ -337,7 +351,7 @@ func (b *configBuilder) informersAndEgress() error {
 func (b *configBuilder) openAPI() error {
 	g := b.g
 	getOpenAPIDefinitions := openapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
-	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme, apiextensionsapiserver.Scheme)
+	namer := openapinamer.NewDefinitionNamer(legacyscheme.Scheme, apiextensionsapiserver.Scheme, aggregatorscheme.Scheme)
 	g.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(getOpenAPIDefinitions, namer)
 	g.OpenAPIConfig.Info.Title = "Kubernetes"
 	g.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(getOpenAPIDefinitions, namer)
@@ -399,9 +413,15 @@ func (b *configBuilder) authentication() error {
 	c, g, o := b.c, b.g, b.o
 	authz := kubeoptions.NewBuiltInAuthorizationOptions()
 	authz.Modes = o.AuthorizationModes
-	authn := kubeoptions.NewBuiltInAuthenticationOptions().WithAnonymous().WithClientCert().WithTokenFile().WithServiceAccounts()
+	authn := kubeoptions.NewBuiltInAuthenticationOptions().WithAnonymous().WithClientCert().WithRequestHeader().WithTokenFile().WithServiceAccounts()
 	authn.ApplyAuthorization(authz)
 	authn.ClientCert.ClientCA = c.State.CAFile
+	// The front proxy's headers, as kubeadm sets them.
+	authn.RequestHeader.ClientCAFile = c.State.FrontProxyCAFile
+	authn.RequestHeader.AllowedNames = []string{frontProxyClientName}
+	authn.RequestHeader.UsernameHeaders = []string{"X-Remote-User"}
+	authn.RequestHeader.GroupHeaders = []string{"X-Remote-Group"}
+	authn.RequestHeader.ExtraHeaderPrefixes = []string{"X-Remote-Extra-"}
 	authn.TokenFile.TokenFile = c.State.TokenFile
 	authn.ServiceAccounts.KeyFiles = []string{c.State.ServiceAccountKeyFile}
 	authn.ServiceAccounts.Issuers = []string{ServiceAccountIssuer}
@@ -415,6 +435,20 @@ func (b *configBuilder) authentication() error {
 		return err
 	}
 	c.AuthTrust = clusterauthenticationtrust.ClusterAuthenticationInfo{ClientCA: clientCA}
+	// Published in kube-system/extension-apiserver-authentication, where
+	// extension API servers read whom to trust (kube-apiserver's BuildGenericConfig).
+	requestHeader, err := authn.RequestHeader.ToAuthenticationRequestHeaderConfig()
+	if err != nil {
+		return err
+	}
+	if requestHeader != nil {
+		c.AuthTrust.RequestHeaderCA = requestHeader.CAContentProvider
+		c.AuthTrust.RequestHeaderAllowedNames = requestHeader.AllowedClientNames
+		c.AuthTrust.RequestHeaderExtraHeaderPrefixes = requestHeader.ExtraHeaderPrefixes
+		c.AuthTrust.RequestHeaderGroupHeaders = requestHeader.GroupHeaders
+		c.AuthTrust.RequestHeaderUsernameHeaders = requestHeader.UsernameHeaders
+		c.AuthTrust.RequestHeaderUIDHeaders = requestHeader.UIDHeaders
+	}
 	authzConfig, err := authz.ToAuthorizationConfig(c.Informer)
 	if err != nil {
 		return fmt.Errorf("authorization: %w", err)
@@ -496,7 +530,7 @@ func (b *configBuilder) registries() error {
 		return err
 	}
 	c.Generic = g
-	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, Selection: b.selection, RootCAFile: c.State.CAFile, Tracker: c.control.tracker}
+	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, UserAgent: userAgent("kube-controller-manager"), Selection: b.selection, RootCAFile: c.State.CAFile, Tracker: c.control.tracker}
 	nodes := kubelet.DefaultNodes(o.Nodes)
 	if len(b.cluster.Nodes) > 0 {
 		nodes = b.cluster.Nodes
@@ -514,6 +548,8 @@ func (b *configBuilder) registries() error {
 	g.BuildHandlerChainFunc = func(h http.Handler, gc *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(c.control.filter(h), gc)
 	}
+	// The aggregator serves every request first: its copy keeps this chain.
+	c.Aggregator = newAggregatorConfig(g, c.Informer, c.Backend, b.resolver, b.proxyTransport, c.State)
 	nodePortAllocator, err := portallocator.NewInMemory(b.nodePorts)
 	if err != nil {
 		return fmt.Errorf("node port allocator: %w", err)
@@ -553,7 +589,8 @@ func (c *Config) Close() {
 
 // Complete fills in the upstream defaults.
 func (c *Config) Complete() CompletedConfig {
-	return CompletedConfig{&completedConfig{Config: c, generic: c.Generic.Complete(c.Informer), apiExtensions: c.APIExtensions.Complete()}}
+	return CompletedConfig{&completedConfig{Config: c, generic: c.Generic.Complete(c.Informer), apiExtensions: c.APIExtensions.Complete(),
+		aggregator: c.Aggregator.Complete()}}
 }
 
 // readCRDs parses the --crds manifests and, unless turned off, the embedded
@@ -621,7 +658,14 @@ type State struct {
 	AdminKeyFile          string
 	TokenFile             string
 	ServiceAccountKeyFile string
-	Kubeconfig            string
+	// The front proxy's CA and client certificate: the aggregator presents
+	// the certificate to extension API servers, which trust the user it
+	// names in its X-Remote-* headers (kubeadm's front-proxy-ca and
+	// front-proxy-client).
+	FrontProxyCAFile         string
+	FrontProxyClientCertFile string
+	FrontProxyClientKeyFile  string
+	Kubeconfig               string
 	// AdminToken is a bearer token for the admin user (system:masters).
 	AdminToken string
 }
@@ -647,16 +691,19 @@ func newState(dir, kubeconfig string) (State, func(), error) {
 		return State{}, nil, err
 	}
 	return State{
-		Dir:                   dir,
-		CAFile:                filepath.Join(dir, "ca.crt"),
-		ServingCertFile:       filepath.Join(dir, "apiserver.crt"),
-		ServingKeyFile:        filepath.Join(dir, "apiserver.key"),
-		AdminCertFile:         filepath.Join(dir, "admin.crt"),
-		AdminKeyFile:          filepath.Join(dir, "admin.key"),
-		TokenFile:             filepath.Join(dir, "tokens.csv"),
-		ServiceAccountKeyFile: filepath.Join(dir, "sa.key"),
-		Kubeconfig:            kubeconfig,
-		AdminToken:            token,
+		Dir:                      dir,
+		CAFile:                   filepath.Join(dir, "ca.crt"),
+		ServingCertFile:          filepath.Join(dir, "apiserver.crt"),
+		ServingKeyFile:           filepath.Join(dir, "apiserver.key"),
+		AdminCertFile:            filepath.Join(dir, "admin.crt"),
+		AdminKeyFile:             filepath.Join(dir, "admin.key"),
+		TokenFile:                filepath.Join(dir, "tokens.csv"),
+		ServiceAccountKeyFile:    filepath.Join(dir, "sa.key"),
+		FrontProxyCAFile:         filepath.Join(dir, "front-proxy-ca.crt"),
+		FrontProxyClientCertFile: filepath.Join(dir, "front-proxy-client.crt"),
+		FrontProxyClientKeyFile:  filepath.Join(dir, "front-proxy-client.key"),
+		Kubeconfig:               kubeconfig,
+		AdminToken:               token,
 	}, remove, nil
 }
 
@@ -680,7 +727,7 @@ func (s State) loadOrNewCA() (*pki.CA, error) {
 
 func (s State) caKeyFile() string { return filepath.Join(s.Dir, "ca.key") }
 
-func (s State) writeCredentials(ca, serving, admin pki.KeyPair, saKey []byte) error {
+func (s State) writeCredentials(ca, serving, admin, frontProxyCA, frontProxyClient pki.KeyPair, saKey []byte) error {
 	files := []struct {
 		path string
 		data []byte
@@ -692,6 +739,9 @@ func (s State) writeCredentials(ca, serving, admin pki.KeyPair, saKey []byte) er
 		{s.AdminCertFile, admin.CertPEM},
 		{s.AdminKeyFile, admin.KeyPEM},
 		{s.ServiceAccountKeyFile, saKey},
+		{s.FrontProxyCAFile, frontProxyCA.CertPEM},
+		{s.FrontProxyClientCertFile, frontProxyClient.CertPEM},
+		{s.FrontProxyClientKeyFile, frontProxyClient.KeyPEM},
 		// kube-apiserver's --token-auth-file format: token,user,uid,"groups".
 		{s.TokenFile, []byte(s.AdminToken + ",kubernetes-admin,kubernetes-admin,\"system:masters\"\n")},
 	}

@@ -38,8 +38,10 @@ type control struct {
 	faults        faults.Set
 	tracker       *settle.Tracker
 	settleOnWrite atomic.Bool
-	writeTimeout  atomic.Int64 // time.Duration
-	longRunning   request.LongRunningRequestCheck
+	// openAPI holds requests for the v3 documents until they are complete.
+	openAPI      atomic.Pointer[openAPI]
+	writeTimeout atomic.Int64 // time.Duration
+	longRunning  request.LongRunningRequestCheck
 }
 
 // controlUserAgent marks the requests the test-control API makes itself.
@@ -57,6 +59,7 @@ func (c *control) filter(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		c.openAPI.Load().waitV3(r)
 		ctx := r.Context()
 		info, _ := request.RequestInfoFrom(ctx)
 		if info == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -33,6 +34,10 @@ func (s *Server) addControllers(simulated *nodes) error {
 	}
 	if err := s.GenericAPIServer.AddReadyzChecks(m.HealthChecker()); err != nil {
 		return err
+	}
+	if !s.config.Controllers.Selection.None() {
+		healthy := func() error { return m.HealthChecker().Check(nil) }
+		s.health.controllers.Store(&healthy)
 	}
 	if s.config.Controllers.Selection.Enabled(names.ServiceAccountController) {
 		lister := s.config.Informer.Core().V1().ServiceAccounts().Lister()
@@ -98,18 +103,27 @@ func newNodes(c *Config) (*nodes, error) {
 	if len(c.Kubelet.Nodes) == 0 {
 		return nil, nil
 	}
-	loopback := restclient.CopyConfig(c.Generic.LoopbackClientConfig)
-	loopback.QPS, loopback.Burst = -1, 0
-	client, err := kubernetes.NewForConfig(loopback)
+	// Each with its component's user agent: the field manager of its writes.
+	clientFor := func(component string) (kubernetes.Interface, error) {
+		loopback := restclient.CopyConfig(c.Generic.LoopbackClientConfig)
+		loopback.QPS, loopback.Burst = -1, 0
+		loopback.UserAgent = userAgent(component)
+		return kubernetes.NewForConfig(loopback)
+	}
+	kubeletClient, err := clientFor("kubelet")
 	if err != nil {
 		return nil, err
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
-	k, err := kubelet.New(c.Kubelet, client, factory)
+	schedulerClient, err := clientFor("kube-scheduler")
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(client, factory, c.control.tracker)
+	factory := informers.NewSharedInformerFactory(kubeletClient, 0)
+	k, err := kubelet.New(c.Kubelet, kubeletClient, factory)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := scheduler.New(schedulerClient, factory, c.control.tracker)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +144,14 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 	})); err != nil {
 		return nil, err
 	}
+	var scheduling atomic.Bool
+	healthy := func() error {
+		if !scheduling.Load() {
+			return errors.New("the scheduler is not running")
+		}
+		return nil
+	}
+	s.health.scheduler.Store(&healthy)
 	return func(ctx context.Context) {
 		n.factory.Start(ctx.Done())
 		go func() {
@@ -137,11 +159,15 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 				klog.ErrorS(err, "Following the kubelet's and scheduler's informers for settle")
 			}
 		}()
-		var scheduling sync.WaitGroup
-		scheduling.Go(func() { n.scheduler.Run(ctx) })
+		var scheduler sync.WaitGroup
+		scheduler.Go(func() {
+			scheduling.Store(true)
+			defer scheduling.Store(false)
+			n.scheduler.Run(ctx)
+		})
 		if err := n.kubelet.Run(ctx); err != nil {
 			klog.ErrorS(err, "simulated kubelet stopped")
 		}
-		scheduling.Wait()
+		scheduler.Wait()
 	}, nil
 }

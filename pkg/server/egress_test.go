@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -29,6 +28,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
 )
 
@@ -227,16 +228,36 @@ func TestNoDialToSimulatedAddresses(t *testing.T) {
 		t.Error("the webhook at the URL the test wrote was never called")
 	}
 
-	// An APIService whose Service has a ClusterIP only (stored; with no
-	// aggregator yet, 404 is the other answer), and a CRD whose conversion
-	// webhook is such a Service.
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": map[string]any{"name": "v1.hook.example.com"},
-		"spec": map[string]any{"group": "hook.example.com", "version": "v1", "groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
-			"caBundle": base64.StdEncoding.EncodeToString(caBundle), "service": map[string]any{"namespace": ns, "name": "hook", "port": int64(443)}}}}
-	if _, err := dynamic.NewForConfigOrDie(rc).Resource(schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}).
-		Create(ctx, apiService, metav1.CreateOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		t.Errorf("APIService: %v", err)
+	// An APIService backed by the Deployment's Service: its ClusterIP and
+	// its endpoint (the pod's IP) are made up, so the aggregator's
+	// availability check and a request to the group fail without a dial.
+	agg := aggregatorclient.NewForConfigOrDie(rc)
+	if _, err := agg.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
+		ObjectMeta: metav1.ObjectMeta{Name: "v1.agg.example.com"},
+		Spec: apiregistrationv1.APIServiceSpec{Group: "agg.example.com", Version: "v1", GroupPriorityMinimum: 1000, VersionPriority: 15,
+			CABundle: caBundle, Service: &apiregistrationv1.ServiceReference{Namespace: ns, Name: "web", Port: ptr.To[int32](80)}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var unavailable *apiregistrationv1.APIServiceCondition
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		a, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1.agg.example.com", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range a.Status.Conditions {
+			if c.Type == apiregistrationv1.Available && c.Status == apiregistrationv1.ConditionFalse && c.Reason == "FailedDiscoveryCheck" {
+				unavailable = &c
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatalf("the APIService on a simulated Service never reported FailedDiscoveryCheck")
+	}
+	t.Logf("APIService on a simulated Service: %s", unavailable.Message)
+	if err := raw.Get().AbsPath("/apis/agg.example.com/v1").Do(ctx).Error(); !apierrors.IsServiceUnavailable(err) {
+		t.Errorf("request to the APIService on a simulated Service: %v, want 503", err)
 	}
 	convertedCRD(ctx, t, rc, service)
 

@@ -16,12 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/util/notfoundhandler"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregatorapiserver "k8s.io/kube-aggregator/pkg/apiserver"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
 
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
@@ -30,19 +33,26 @@ import (
 
 // Server is one running (or runnable) Mockernetes API server.
 type Server struct {
+	// GenericAPIServer is the outermost server of the chain, the
+	// aggregator's: it serves the listener and runs every hook.
 	GenericAPIServer *genericapiserver.GenericAPIServer
-	config           *Config
-	client           kubernetes.Interface
+	// kube is the built-in API server behind the aggregator.
+	kube       *genericapiserver.GenericAPIServer
+	aggregator *aggregatorapiserver.APIAggregator
+	config     *Config
+	client     kubernetes.Interface
 	// controlClient is the test-control API's own: its requests are part
 	// of a reset or restore, not work of the components settle waits for.
 	controlClient kubernetes.Interface
-	// openAPIBuilt is closed once the OpenAPI documents exist (the
-	// OpenAPI*VersionedService fields of GenericAPIServer are set).
-	openAPIBuilt <-chan struct{}
+	// openAPI is the built-in server's OpenAPI documents, built in the
+	// background.
+	openAPI *openAPI
 	// crdsInstalled is closed once the preloaded CRDs are served.
 	crdsInstalled <-chan struct{}
 	// nodes are the simulated nodes (nil: none).
 	nodes *nodes
+	// health is what componentstatuses reports.
+	health *components
 	// baseline is what a reset returns to, taken when the server became
 	// ready (nil before).
 	baseline atomic.Pointer[baseline]
@@ -64,9 +74,12 @@ type Server struct {
 //  1. Upstream's post-start hooks: the generic server's (informers
 //     started) and the registries' (RBAC bootstrap policy, priority
 //     classes, flow-control defaults, IP repair).
-//  2. OpenAPI: the documents are built in the background; openAPIBuilt
-//     closes once they exist (requests for them wait until then), and the
-//     CRD OpenAPI controllers start after it.
+//  2. OpenAPI and the aggregator: the built-in server's documents are
+//     built in the background (requests for them wait until then) and the
+//     CRD OpenAPI controllers start after that; the aggregator merges them
+//     (v3 requests wait until its index lists the built-in groups). Its
+//     controllers register an APIService for every local and CRD group
+//     version; readiness waits until the local ones are Available.
 //  3. CRDs: mockernetes-install-crds installs the preloaded CRDs and waits
 //     until they are served; crdsInstalled closes then (at once with none).
 //  4. Nodes and controllers: mockernetes-start-controllers starts the
@@ -86,8 +99,8 @@ type Server struct {
 //     that the HTTP server drains at once, the connections left are
 //     closed, and Run releases the store and the state directory.
 func (c CompletedConfig) New() (*Server, error) {
-	// The handler chain kube-apiserver builds, without the aggregator:
-	// built-in APIs → CustomResourceDefinitions → not found.
+	// The handler chain kube-apiserver builds: aggregator → built-in APIs
+	// → CustomResourceDefinitions → not found.
 	notFound := notfoundhandler.New(c.generic.Serializer, genericapifilters.NoMuxAndDiscoveryIncompleteKey)
 	apiext, err := c.apiExtensions.New(genericapiserver.NewEmptyDelegateWithCustomHandler(notFound))
 	if err != nil {
@@ -104,6 +117,8 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, err
 	}
 	registryConfig := c.Registry
+	health := &components{}
+	registryConfig.ComponentStatuses = health.servers
 	if simulated != nil {
 		registryConfig.Kubelet = simulated.kubelet
 	}
@@ -131,11 +146,31 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{GenericAPIServer: g, config: c.Config, client: client, controlClient: controlClient, nodes: simulated}
+	// 2. OpenAPI of the built-in and CRD servers, built in the background.
+	docs := installOpenAPI(c.completedConfig, g, apiext.GenericAPIServer)
+	c.control.openAPI.Store(docs)
+	// 3. The aggregator in front, last in the chain: it takes over the
+	// built-in server's hooks and health checks, so every later hook and
+	// readiness check is added to it.
+	aggregator, err := newAggregator(*c.completedConfig, g, apiext)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{GenericAPIServer: aggregator.GenericAPIServer, kube: g, aggregator: aggregator, openAPI: docs,
+		config: c.Config, client: client, controlClient: controlClient, nodes: simulated, health: health}
 	s.components, s.stopComponents = context.WithCancel(context.Background())
-	// 2. OpenAPI, built in the background.
-	s.installOpenAPI(c.completedConfig, apiext.GenericAPIServer)
-	// 3. The CRD server's discovery and OpenAPI, and the preloaded CRDs.
+	// Settle follows the informers of the CRD and APIService controllers
+	// (CRD registration, autoregistration, availability, discovery).
+	tracker := c.control.tracker
+	if err := tracker.Informer("apiextensions-apiserver", apiextensionsv1.Resource("customresourcedefinitions"),
+		apiext.Informers.Apiextensions().V1().CustomResourceDefinitions().Informer()); err != nil {
+		return nil, err
+	}
+	if err := tracker.Informer("kube-aggregator", apiregistrationv1.Resource("apiservices"),
+		aggregator.APIRegistrationInformers.Apiregistration().V1().APIServices().Informer()); err != nil {
+		return nil, err
+	}
+	// The CRD server's OpenAPI, and the preloaded CRDs.
 	if err := s.addAPIExtensions(apiext); err != nil {
 		return nil, err
 	}
@@ -240,7 +275,13 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-done:
 		}
 	}()
-	err := s.GenericAPIServer.PrepareRun().RunWithContext(serving)
+	s.openAPI.preparing.Store(true)
+	prepared, err := s.aggregator.PrepareRun()
+	s.openAPI.preparing.Store(false)
+	if err == nil {
+		go s.openAPI.awaitV3Merged(serving, s.GenericAPIServer.Handler.NonGoRestfulMux)
+		err = prepared.Run(serving)
+	}
 	s.stopComponents()
 	s.waitComponents(componentsStopTimeout)
 	return err

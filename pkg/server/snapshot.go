@@ -14,12 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	aggregatorscheme "k8s.io/kube-aggregator/pkg/apiserver/scheme"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"sigs.k8s.io/yaml"
 
@@ -32,6 +34,10 @@ import (
 // storage as another (events.k8s.io events are core events): a snapshot
 // holds them once.
 var sharedStorage = sets.New(schema.GroupResource{Group: "events.k8s.io", Resource: "events"})
+
+// notStored are resources that are answered, not stored: componentstatuses
+// reports on the components when asked.
+var notStored = sets.New(schema.GroupResource{Resource: "componentstatuses"})
 
 // Snapshot returns every object of the cluster as multi-document YAML that
 // `kubectl apply -f`, `serve --load` and a restore accept: custom resource
@@ -49,8 +55,27 @@ func (s *Server) Snapshot(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lists, err := disco.ServerPreferredResources()
+	// Group versions an APIService serves from elsewhere (an extension API
+	// server) are that server's state, not this cluster's; their discovery
+	// may fail as well (an unavailable APIService).
+	remote := sets.New[schema.GroupVersion]()
+	apiServices, err := s.aggregator.APIRegistrationInformers.Apiregistration().V1().APIServices().Lister().List(labels.Everything())
 	if err != nil {
+		return nil, err
+	}
+	for _, a := range apiServices {
+		if a.Spec.Service != nil {
+			remote.Insert(schema.GroupVersion{Group: a.Spec.Group, Version: a.Spec.Version})
+		}
+	}
+	lists, err := disco.ServerPreferredResources()
+	if failed, ok := err.(*discovery.ErrGroupDiscoveryFailed); ok {
+		for gv := range failed.Groups {
+			if !remote.Has(gv) {
+				return nil, err
+			}
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	type doc struct {
@@ -65,7 +90,8 @@ func (s *Server) Snapshot(ctx context.Context) ([]byte, error) {
 			return nil, err
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || sharedStorage.Has(gv.WithResource(r.Name).GroupResource()) {
+			gr := gv.WithResource(r.Name).GroupResource()
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || sharedStorage.Has(gr) || notStored.Has(gr) || remote.Has(gv) {
 				continue
 			}
 			items, err := dyn.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{})
@@ -182,8 +208,10 @@ func (s *Server) RestoreSnapshot(ctx context.Context, data []byte, timeout time.
 // its registry stores.
 func toStored(u *unstructured.Unstructured, into runtime.Object) error {
 	scheme := legacyscheme.Scheme
-	if !scheme.Recognizes(u.GroupVersionKind()) {
-		scheme = apiextensionsapiserver.Scheme
+	for _, other := range []*runtime.Scheme{apiextensionsapiserver.Scheme, aggregatorscheme.Scheme} {
+		if !scheme.Recognizes(u.GroupVersionKind()) {
+			scheme = other
+		}
 	}
 	external, err := scheme.New(u.GroupVersionKind())
 	if err != nil {

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"fmt"
+	"runtime"
 	"runtime/debug"
+	"strings"
 
 	apimachineryversion "k8s.io/apimachinery/pkg/version"
 	basecompatibility "k8s.io/component-base/compatibility"
@@ -49,4 +52,20 @@ func newPinnedVersion(gitVersion string) *pinnedVersion {
 func (v *pinnedVersion) Info() *apimachineryversion.Info {
 	info := v.info
 	return &info
+}
+
+// userAgent is the user agent of a Kubernetes component's client: client-go's
+// DefaultKubernetesUserAgent with the component's name where client-go puts
+// the binary's. The API server takes the field manager of a write from its
+// first word, so the server's own writes show "kube-apiserver", the
+// controllers' "kube-controller-manager", as in a cluster.
+func userAgent(component string) string {
+	commit := baseversion.Get().GitCommit
+	switch {
+	case commit == "" || strings.HasPrefix(commit, "$Format"):
+		commit = "unknown"
+	case len(commit) > 7:
+		commit = commit[:7]
+	}
+	return fmt.Sprintf("%s/%s (%s/%s) kubernetes/%s", component, KubernetesVersion(), runtime.GOOS, runtime.GOARCH, commit)
 }

@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
 import mockernetes._binary
@@ -245,3 +245,21 @@ def _alive(pid):
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_dynamic_client_finds_crds_and_apiservices(mock_k8s):
+    """The Python client's DynamicClient reads the legacy group list (/apis),
+    which names every group as kube-apiserver's does: apiextensions.k8s.io,
+    apiregistration.k8s.io and the CRDs' groups."""
+    dyn = dynamic.DynamicClient(mock_k8s.api_client)
+    crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+    assert "httproutes.gateway.networking.k8s.io" in [c.metadata.name for c in crds.get().items]
+    routes = dyn.resources.get(api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute")
+    routes.create(namespace="default", body={
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
+        "spec": {"rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}})
+    assert routes.get(namespace="default", name="r").metadata.name == "r"
+    apiservices = dyn.resources.get(api_version="apiregistration.k8s.io/v1", kind="APIService")
+    available = {a.metadata.name: [c.status for c in a.status.conditions if c.type == "Available"]
+                 for a in apiservices.get().items}
+    assert available["v1.apps"] == ["True"] and available["v1.gateway.networking.k8s.io"] == ["True"]

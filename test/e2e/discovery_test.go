@@ -22,11 +22,13 @@ import (
 )
 
 // The group versions kube-apiserver 1.37 serves by default
-// (pkg/controlplane DefaultAPIResourceConfigSource, stable versions only).
+// (pkg/controlplane DefaultAPIResourceConfigSource, stable versions only,
+// and the aggregator's own).
 var defaultGroupVersions = []string{
 	"v1",
 	"admissionregistration.k8s.io/v1",
 	"apiextensions.k8s.io/v1",
+	"apiregistration.k8s.io/v1",
 	"apps/v1",
 	"authentication.k8s.io/v1",
 	"authorization.k8s.io/v1",
