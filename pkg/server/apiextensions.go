@@ -38,10 +38,7 @@ func newAPIExtensionsConfig(kube *genericapiserver.Config, informers informers.S
 	g.PostStartHooks = map[string]genericapiserver.PostStartHookConfigEntry{}
 	g.MergedResourceConfig = apiextensionsapiserver.DefaultAPIResourceConfigSource()
 
-	etcd := genericoptions.NewEtcdOptions(storagebackend.NewDefaultConfig("/registry",
-		apiextensionsapiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion, apiextensionsv1.SchemeGroupVersion)))
-	etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
-	etcd.SkipHealthEndpoints = true
+	etcd := groupStorage(apiextensionsapiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion, apiextensionsv1.SchemeGroupVersion), v1beta1.SchemeGroupVersion)
 	g.RESTOptionsGetter = backend.Wrap(etcd.CreateRESTOptionsGetter(&genericoptions.SimpleStorageFactory{StorageConfig: etcd.StorageConfig}, nil))
 
 	return &apiextensionsapiserver.Config{
@@ -53,6 +50,17 @@ func newAPIExtensionsConfig(kube *genericapiserver.Config, informers informers.S
 			AuthResolverWrapper:  authResolver,
 		},
 	}
+}
+
+// groupStorage are the storage options of a server that stores one API
+// group with codec (the apiextensions and aggregator servers), as
+// kube-apiserver derives them from its etcd options, on the in-memory
+// backend.
+func groupStorage(codec runtime.Codec, encodeAs schema.GroupVersion) *genericoptions.EtcdOptions {
+	etcd := genericoptions.NewEtcdOptions(storagebackend.NewDefaultConfig("/registry", codec))
+	etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(encodeAs, schema.GroupKind{Group: encodeAs.Group})
+	etcd.SkipHealthEndpoints = true
+	return etcd
 }
 
 // addAPIExtensions wires the CRD server behind the built-in one: the CRD

@@ -68,12 +68,17 @@ func (s *Server) addBootstrap() error {
 	}
 
 	if err := s.GenericAPIServer.AddPostStartHook("start-cluster-authentication-info-controller", func(ctx genericapiserver.PostStartHookContext) error {
+		// As kube-apiserver's hook: the CA files are followed for changes,
+		// and the published ConfigMap follows them.
 		trust := clusterauthenticationtrust.NewClusterAuthenticationTrustController(c.AuthTrust, s.client)
-		if c.AuthTrust.ClientCA != nil {
-			c.AuthTrust.ClientCA.AddListener(trust)
-			if runner, ok := c.AuthTrust.ClientCA.(dynamiccertificates.ControllerRunner); ok {
+		for name, ca := range map[string]dynamiccertificates.CAContentProvider{"client CA": c.AuthTrust.ClientCA, "request-header CA": c.AuthTrust.RequestHeaderCA} {
+			if ca == nil {
+				continue
+			}
+			ca.AddListener(trust)
+			if runner, ok := ca.(dynamiccertificates.ControllerRunner); ok {
 				if err := runner.RunOnce(ctx); err != nil {
-					klog.ErrorS(err, "client CA")
+					klog.ErrorS(err, name)
 				}
 				go runner.Run(ctx, 1)
 			}
