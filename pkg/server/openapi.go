@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/mux"
 	"k8s.io/apiserver/pkg/server/routes"
+	"k8s.io/apiserver/pkg/util/responsewriter"
 	"k8s.io/klog/v2"
 )
 
@@ -85,16 +85,20 @@ func (o *openAPI) awaitV3Merged(ctx context.Context, h http.Handler) {
 	defer tick.Stop()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/openapi/v3", nil))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/openapi/v3", nil)
+		if err != nil {
+			return
+		}
+		rec := responsewriter.NewInMemoryResponseWriter()
+		h.ServeHTTP(rec, req)
 		var index struct {
 			Paths map[string]json.RawMessage `json:"paths"`
 		}
-		if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &index) == nil && index.Paths["api/v1"] != nil {
+		if rec.RespCode() == http.StatusOK && json.Unmarshal(rec.Data(), &index) == nil && index.Paths["api/v1"] != nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			klog.InfoS("The aggregated OpenAPI v3 index still lacks the built-in groups; serving it as it is", "status", rec.Code)
+			klog.InfoS("The aggregated OpenAPI v3 index still lacks the built-in groups; serving it as it is", "status", rec.RespCode())
 			return
 		}
 		select {
