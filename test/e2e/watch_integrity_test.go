@@ -335,7 +335,7 @@ func TestWatchIntegrity(t *testing.T) {
 				t.Errorf("watcher %s: %d initial events, want the %d objects as of %d", w.name, len(got), len(want), from)
 			}
 		}
-		want := expected(ref, w, from)
+		want := expected(ref, w, from, start.Items)
 		if !slices.Equal(w.events, want) {
 			i := 0
 			for i < len(w.events) && i < len(want) && w.events[i] == want[i] {
@@ -410,11 +410,14 @@ func at(es []event, i int) any {
 }
 
 // expected is what watcher w should see of the unfiltered stream after
-// resourceVersion from: the changes in its selection, a change that moves
+// resourceVersion from, the objects of the initial LIST existing before: the changes in its selection, a change that moves
 // an object into a label selection as ADDED and out of it as DELETED, as
 // the API server sends them.
-func expected(ref []event, w *watcher, from int64) []event {
-	last := map[string]event{}
+func expected(ref []event, w *watcher, from int64, initial []corev1.ConfigMap) []event {
+	last := map[string]event{} // the objects as they were, from the start LIST on
+	for _, cm := range initial {
+		last[cm.Namespace+"/"+cm.Name] = event{watch.Added, cm.Namespace, cm.Name, mustInt(cm.ResourceVersion), cm.Labels["color"]}
+	}
 	var out []event
 	for _, e := range ref {
 		key := e.namespace + "/" + e.name
