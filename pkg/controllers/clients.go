@@ -44,7 +44,9 @@ func (b clientBuilder) DiscoveryClient(name string) (discovery.DiscoveryInterfac
 }
 
 func (b clientBuilder) DiscoveryClientOrDie(name string) discovery.DiscoveryInterface {
-	c, _ := b.Config(name)
-	c.Burst, c.QPS = 200, 20
-	return clientset.NewForConfigOrDie(c)
+	client, err := b.DiscoveryClient(name)
+	if err != nil {
+		panic(err)
+	}
+	return client
 }

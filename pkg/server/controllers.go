@@ -36,8 +36,7 @@ func (s *Server) addControllers(simulated *nodes) error {
 		return err
 	}
 	if !s.config.Controllers.Selection.None() {
-		healthy := func() error { return m.HealthChecker().Check(nil) }
-		s.health.controllers.Store(&healthy)
+		s.health.controllers = func() error { return m.HealthChecker().Check(nil) }
 	}
 	if s.config.Controllers.Selection.Enabled(names.ServiceAccountController) {
 		lister := s.config.Informer.Core().V1().ServiceAccounts().Lister()
@@ -145,13 +144,12 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 		return nil, err
 	}
 	var scheduling atomic.Bool
-	healthy := func() error {
+	s.health.scheduler = func() error {
 		if !scheduling.Load() {
 			return errors.New("the scheduler is not running")
 		}
 		return nil
 	}
-	s.health.scheduler.Store(&healthy)
 	return func(ctx context.Context) {
 		n.factory.Start(ctx.Done())
 		go func() {

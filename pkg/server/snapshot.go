@@ -208,9 +208,9 @@ func (s *Server) RestoreSnapshot(ctx context.Context, data []byte, timeout time.
 // its registry stores.
 func toStored(u *unstructured.Unstructured, into runtime.Object) error {
 	scheme := legacyscheme.Scheme
-	for _, other := range []*runtime.Scheme{apiextensionsapiserver.Scheme, aggregatorscheme.Scheme} {
-		if !scheme.Recognizes(u.GroupVersionKind()) {
-			scheme = other
+	for _, s := range []*runtime.Scheme{apiextensionsapiserver.Scheme, aggregatorscheme.Scheme} {
+		if s.Recognizes(u.GroupVersionKind()) {
+			scheme = s
 		}
 	}
 	external, err := scheme.New(u.GroupVersionKind())

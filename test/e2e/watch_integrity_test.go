@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -328,7 +329,7 @@ func TestWatchIntegrity(t *testing.T) {
 			for _, e := range state {
 				want = append(want, e)
 			}
-			byKey := func(a, b event) int { return cmpString(a.namespace+"/"+a.name, b.namespace+"/"+b.name) }
+			byKey := func(a, b event) int { return strings.Compare(a.namespace+"/"+a.name, b.namespace+"/"+b.name) }
 			slices.SortFunc(want, byKey)
 			got := slices.SortedFunc(slices.Values(w.initial), byKey)
 			if !slices.Equal(got, want) {
@@ -390,16 +391,6 @@ func TestWatchIntegrity(t *testing.T) {
 func mustInt(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func at(es []event, i int) any {
