@@ -29,6 +29,12 @@ const Provisioner = "mockernetes.io/in-memory"
 // DefaultStorageClass is the default StorageClass a fresh server has.
 const DefaultStorageClass = "standard"
 
+// WaitForFirstConsumerStorageClass is the StorageClass whose claims are
+// provisioned only once a pod using them is scheduled, on the node
+// kube-scheduler chose (volumeBindingMode WaitForFirstConsumer, as the
+// classes of topology-aware CSI drivers have).
+const WaitForFirstConsumerStorageClass = "standard-wffc"
+
 // provisioner is an external provisioner in the sense of
 // kube-controller-manager's persistentvolume-binder: for every claim the
 // binder hands to Provisioner (annotation volume.kubernetes.io/
@@ -74,9 +80,9 @@ func newProvisioner(client kubernetes.Interface, factory informers.SharedInforme
 func (p *provisioner) Name() string { return "persistentvolume-provisioner" }
 
 // ensureStorageClass creates the default StorageClass, as kind and most
-// development clusters have one.
+// development clusters have one, and its WaitForFirstConsumer twin.
 func (p *provisioner) ensureStorageClass(ctx context.Context) error {
-	_, err := p.client.StorageV1().StorageClasses().Create(ctx, &storagev1.StorageClass{
+	for _, class := range []*storagev1.StorageClass{{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        DefaultStorageClass,
 			Annotations: map[string]string{storageutil.IsDefaultStorageClassAnnotation: "true"},
@@ -84,11 +90,17 @@ func (p *provisioner) ensureStorageClass(ctx context.Context) error {
 		Provisioner:       Provisioner,
 		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
 		VolumeBindingMode: ptr.To(storagev1.VolumeBindingImmediate),
-	}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
+	}, {
+		ObjectMeta:        metav1.ObjectMeta{Name: WaitForFirstConsumerStorageClass},
+		Provisioner:       Provisioner,
+		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
+		VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),
+	}} {
+		if _, err := p.client.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 func (p *provisioner) Run(ctx context.Context) {
@@ -158,6 +170,22 @@ func (p *provisioner) syncClaim(ctx context.Context, key string) error {
 				Path: "/var/lib/mockernetes/volumes/" + name,
 			}},
 		},
+	}
+	// A claim of a WaitForFirstConsumer class names the node
+	// kube-scheduler chose: the volume is there, and only there (a local
+	// volume's node affinity, as kind's local-path provisioner gives it).
+	if name := claim.Annotations[storagehelpers.AnnSelectedNode]; name != "" {
+		node, err := p.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		hostname := node.Labels[corev1.LabelHostname]
+		if hostname == "" {
+			hostname = node.Name
+		}
+		pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{hostname}}},
+		}}}}
 	}
 	_, err = p.client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {

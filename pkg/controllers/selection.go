@@ -38,13 +38,20 @@ var DefaultControllers = []string{
 	names.PersistentVolumeProtectionController,
 	names.ClusterRoleAggregationController,
 	names.ServiceCIDRController,
+	names.ResourceClaimController,
 }
+
+// Scheduler is the name --controllers knows kube-scheduler by: on by
+// default (where there are nodes), "-scheduler" leaves pods unscheduled.
+const Scheduler = "scheduler"
 
 // Selection is a parsed --controllers value: kube-controller-manager's
 // syntax ("*" for the defaults, "name" to add one, "-name" to remove one,
-// "none" for no controller at all, as envtest), with its names and aliases.
+// "none" for no controller at all, as envtest), with its names and aliases,
+// and "scheduler" for kube-scheduler.
 type Selection struct {
-	enabled sets.Set[string]
+	enabled   sets.Set[string]
+	scheduler bool
 }
 
 // descriptors are kube-controller-manager's controllers that can run here.
@@ -68,7 +75,7 @@ func Select(values []string) (Selection, error) {
 		}
 	}
 	canonical := func(name string) (string, error) {
-		if _, ok := descriptors[name]; ok {
+		if _, ok := descriptors[name]; ok || name == Scheduler {
 			return name, nil
 		}
 		if full, ok := aliases[name]; ok {
@@ -112,13 +119,17 @@ func Select(values []string) (Selection, error) {
 			enabled.Insert(name)
 		}
 	}
-	return Selection{enabled: enabled}, nil
+	return Selection{enabled: enabled, scheduler: genericcontrollermanager.IsControllerEnabled(Scheduler, disabledByDefault, resolved)}, nil
 }
+
+// Scheduler reports whether kube-scheduler runs (where there are nodes).
+func (s Selection) Scheduler() bool { return s.scheduler }
 
 // Enabled reports whether the named controller (canonical name) runs.
 func (s Selection) Enabled(name string) bool { return s.enabled.Has(name) }
 
-// None reports whether no controller runs (envtest's behaviour).
+// None reports whether no kube-controller-manager controller runs
+// (envtest's behaviour).
 func (s Selection) None() bool { return s.enabled.Len() == 0 }
 
 // Names lists the selected controllers.
@@ -128,7 +139,7 @@ func (s Selection) Names() []string { return sets.List(s.enabled) }
 // --controllers help lists them) of the controllers that can run here.
 func knownNames() []string {
 	valid := descriptors()
-	var out []string
+	out := []string{Scheduler}
 	for alias, name := range kcm.ControllerAliases() {
 		if _, ok := valid[name]; ok {
 			out = append(out, alias)

@@ -43,7 +43,16 @@ func TestSelect(t *testing.T) {
 			}
 		}
 	}
-	if s, _ := Select([]string{"none"}); !s.None() {
+	if s, _ := Select([]string{"none"}); !s.None() || s.Scheduler() {
 		t.Error("none selects something")
+	}
+	for values, want := range map[string]bool{"*": true, "*,-scheduler": false, "deployment": false, "deployment,scheduler": true, "none": false} {
+		s, err := Select(strings.Split(values, ","))
+		if err != nil || s.Scheduler() != want {
+			t.Errorf("%s: scheduler %v (%v), want %v", values, s.Scheduler(), err, want)
+		}
+		if s.Enabled(Scheduler) {
+			t.Errorf("%s: the scheduler counted as a kube-controller-manager controller", values)
+		}
 	}
 }

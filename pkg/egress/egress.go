@@ -98,6 +98,21 @@ func (r resolver) ResolveEndpoint(namespace, name string, port int32) (*url.URL,
 	return u, nil
 }
 
+// Check says why a URL a user wrote may not be dialed (nil if it may),
+// for clients built outside the selector whose dialer cannot be set
+// (kube-scheduler's extenders): they are checked once, up front.
+func (g *Gate) Check(u *url.URL) error {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	_, err := g.route(controlPlane, net.JoinHostPort(u.Hostname(), port))
+	return err
+}
+
 // ClusterDial is the dialer for addresses resolved from cluster objects,
 // for transports built outside the selector.
 func (g *Gate) ClusterDial() utilnet.DialFunc { return g.dialer(cluster) }

@@ -137,6 +137,10 @@ type Environment struct {
 	// ready delays, exit codes, restarts, logs) by namespace, labels, image
 	// or name.
 	PodBehaviours []Rule
+	// SchedulerConfig is a KubeSchedulerConfiguration file for the
+	// in-process kube-scheduler (profiles, plugins, their args), as
+	// kube-scheduler's --config takes it. Default: its defaults.
+	SchedulerConfig string
 	// GatewayAPI installs the Gateway API standard-channel CRDs.
 	GatewayAPI bool
 	// SettleOnWrite makes every write answer only once the cluster has
@@ -239,6 +243,7 @@ func (te *Environment) startServer() error {
 		NodeSpecs:                 te.Nodes,
 		PodBehaviours:             te.PodBehaviours,
 		GatewayAPI:                te.GatewayAPI,
+		SchedulerConfig:           te.SchedulerConfig,
 		SettleOnWrite:             te.SettleOnWrite,
 		CustomResourceDefinitions: mergeCRDs(preload.CRDs, nil),
 	}

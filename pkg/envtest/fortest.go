@@ -48,6 +48,12 @@ func WithPodBehaviours(rules ...Rule) Option {
 // WithSettleOnWrite makes every write answer once the cluster settled.
 func WithSettleOnWrite() Option { return func(e *Environment) { e.SettleOnWrite = true } }
 
+// WithSchedulerConfig runs kube-scheduler with a KubeSchedulerConfiguration
+// file.
+func WithSchedulerConfig(file string) Option {
+	return func(e *Environment) { e.SchedulerConfig = file }
+}
+
 // WithGatewayAPI installs the Gateway API CRDs.
 func WithGatewayAPI() Option { return func(e *Environment) { e.GatewayAPI = true } }
 
@@ -161,8 +167,8 @@ func poolKey(e *Environment) (string, error) {
 		NilNodes                 bool
 		Rules                    []Rule
 		Settle, Gateway          bool
-		Scheme                   string
-	}{e.CRDDirectoryPaths, names, e.Controllers, e.Nodes, e.Nodes == nil, e.PodBehaviours, e.SettleOnWrite, e.GatewayAPI, fmt.Sprintf("%p", e.Scheme)})
+		Scheme, SchedulerConfig  string
+	}{e.CRDDirectoryPaths, names, e.Controllers, e.Nodes, e.Nodes == nil, e.PodBehaviours, e.SettleOnWrite, e.GatewayAPI, fmt.Sprintf("%p", e.Scheme), e.SchedulerConfig})
 	return string(data), err
 }
 

@@ -24,7 +24,24 @@ type NodeSpec struct {
 	// Capacity defaults to 8 CPUs, 32 GiB of memory, 110 pods and 100 GiB of
 	// ephemeral storage; allocatable equals capacity.
 	Capacity corev1.ResourceList `json:"capacity,omitempty"`
+	// Images are the container images the node reports as present
+	// (kube-scheduler's ImageLocality scores nodes by them).
+	Images []corev1.ContainerImage `json:"images,omitempty"`
+	// Devices are the node's simulated DRA devices, published by a
+	// stand-in driver in ResourceSlices (see devices.go).
+	Devices []Device `json:"devices,omitempty"`
 }
+
+// The well-known topology labels, and the region and zones DefaultNodes
+// spreads nodes over.
+const (
+	LabelZone     = corev1.LabelTopologyZone
+	LabelRegion   = corev1.LabelTopologyRegion
+	DefaultRegion = "region-1"
+)
+
+// DefaultZones are the zones of DefaultNodes, node i in zone i mod 3.
+var DefaultZones = []string{"zone-a", "zone-b", "zone-c"}
 
 // The networks the simulated nodes and pods take their addresses from, as
 // kind's: nobody listens on them here.
@@ -37,12 +54,17 @@ const (
 func hostIP(i int) string  { return fmt.Sprintf("172.18.0.%d", i+3) }
 func podCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }
 
-// DefaultNodes are n nodes named node-1 to node-n; the server's default is
-// one, as a single-node development cluster has.
+// DefaultNodes are n nodes named node-1 to node-n, spread over the three
+// zones of one region as a cloud cluster's are (topology spread and zone
+// affinity have something to work with); the server's default is one, as
+// a single-node development cluster has.
 func DefaultNodes(n int) []NodeSpec {
 	nodes := make([]NodeSpec, n)
 	for i := range nodes {
-		nodes[i] = NodeSpec{Name: fmt.Sprintf("node-%d", i+1)}
+		nodes[i] = NodeSpec{Name: fmt.Sprintf("node-%d", i+1), Labels: map[string]string{
+			LabelRegion: DefaultRegion,
+			LabelZone:   DefaultZones[i%len(DefaultZones)],
+		}}
 	}
 	return nodes
 }
@@ -107,6 +129,7 @@ func (k *Kubelet) node(i int, spec NodeSpec) *corev1.Node {
 				{Type: corev1.NodeHostName, Address: spec.Name},
 			},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+			Images:          spec.Images,
 			NodeInfo: corev1.NodeSystemInfo{
 				MachineID:               fmt.Sprintf("%032x", i+1),
 				SystemUUID:              fmt.Sprintf("00000000-0000-0000-0000-%012x", i+1),
@@ -208,7 +231,7 @@ func (k *Kubelet) registerNodes(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return k.publishDevices(ctx)
 }
 
 // renewLease keeps the node's lease in kube-node-lease fresh, as the

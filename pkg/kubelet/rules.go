@@ -88,6 +88,9 @@ func (f File) Validate() error {
 			return fmt.Errorf("nodes[%d]: node %q appears twice", i, n.Name)
 		}
 		seen[n.Name] = true
+		if err := n.validateDevices(); err != nil {
+			return fmt.Errorf("nodes[%d] (%s): %v", i, n.Name, err)
+		}
 	}
 	for i, r := range f.PodBehaviours {
 		if _, err := labels.Parse(r.Match.Labels); err != nil {

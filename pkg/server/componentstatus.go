@@ -20,7 +20,7 @@ type components struct {
 func (c *components) servers() map[string]componentstatus.Server {
 	return map[string]componentstatus.Server{
 		"controller-manager": check(c.controllers, "no kube-controller-manager controllers run in this server (--controllers=none)"),
-		"scheduler":          check(c.scheduler, "no scheduler runs in this server (no nodes, or --controllers=none)"),
+		"scheduler":          check(c.scheduler, "no scheduler runs in this server (no nodes, --controllers=none or -scheduler)"),
 		"etcd-0":             healthCheck(func() error { return nil }), // the in-memory store answers while the server does
 	}
 }

@@ -53,6 +53,7 @@ import (
 	kubeadmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
 	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
+	schedulerapi "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	"github.com/mockernetes/mockernetes/manifests"
@@ -64,6 +65,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/load"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
+	"github.com/mockernetes/mockernetes/pkg/scheduler"
 	"github.com/mockernetes/mockernetes/pkg/settle"
 	"github.com/mockernetes/mockernetes/pkg/storage"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
@@ -103,6 +105,9 @@ type Config struct {
 	Controllers controllers.Config
 	// Kubelet simulates the nodes (none if it has no nodes).
 	Kubelet kubelet.Config
+	// Scheduler is kube-scheduler's configuration (nil: its defaults); it
+	// runs where there are nodes, unless --controllers leaves it out.
+	Scheduler *schedulerapi.KubeSchedulerConfiguration
 
 	// control is the test control around the API handler.
 	control *control
@@ -208,6 +213,11 @@ func (b *configBuilder) inputs() error {
 	// Their CRDs are installed with the others, before the controllers
 	// start (the garbage collector's first discovery sees them).
 	c.CRDs = append(c.CRDs, c.Load.CRDs()...)
+	if o.SchedulerConfig != "" {
+		if c.Scheduler, err = scheduler.LoadFile(o.SchedulerConfig); err != nil {
+			return fmt.Errorf("--scheduler-config %w", err)
+		}
+	}
 	if o.ClusterConfig != "" {
 		if b.cluster, err = kubelet.ReadFile(o.ClusterConfig); err != nil {
 			return fmt.Errorf("--cluster-config %w", err)
@@ -520,6 +530,28 @@ func (b *configBuilder) admission() error {
 	return nil
 }
 
+// checkExtenders refuses kube-scheduler extenders at addresses the egress
+// gate refuses, or named after a simulated node (not registered yet): their
+// HTTP clients dial without the gate.
+func checkExtenders(gate *egress.Gate, c *schedulerapi.KubeSchedulerConfiguration, nodes []kubelet.NodeSpec) error {
+	if c == nil {
+		return nil
+	}
+	for i, e := range c.Extenders {
+		u, err := url.Parse(e.URLPrefix)
+		if err == nil {
+			err = gate.Check(u)
+		}
+		if err == nil && slices.ContainsFunc(nodes, func(n kubelet.NodeSpec) bool { return strings.EqualFold(n.Name, u.Hostname()) }) {
+			err = errors.New("a simulated node's name: nothing listens there")
+		}
+		if err != nil {
+			return fmt.Errorf("--scheduler-config: extenders[%d].urlPrefix %q: %w", i, e.URLPrefix, err)
+		}
+	}
+	return nil
+}
+
 // registries configures what New installs: the upstream registries, the
 // CRD server behind them, the controllers and the simulated kubelet, and
 // the handler chain with the test control inside it.
@@ -535,7 +567,10 @@ func (b *configBuilder) registries() error {
 	if len(b.cluster.Nodes) > 0 {
 		nodes = b.cluster.Nodes
 	}
-	if !b.selection.None() && len(nodes) > 0 {
+	if err := checkExtenders(b.gate, c.Scheduler, nodes); err != nil {
+		return err
+	}
+	if (!b.selection.None() || b.selection.Scheduler()) && len(nodes) > 0 {
 		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: b.cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, b.resolver,

@@ -87,8 +87,8 @@ func (s *Server) goComponent(hookCtx context.Context, fn func(context.Context)) 
 	}()
 }
 
-// nodes are the simulated nodes: their kubelets and the scheduler, on an
-// informer factory of their own.
+// nodes are the simulated nodes: their kubelets on an informer factory of
+// their own, and kube-scheduler (nil if --controllers leaves it out) on its.
 type nodes struct {
 	kubelet   *kubelet.Kubelet
 	scheduler *scheduler.Scheduler
@@ -98,22 +98,19 @@ type nodes struct {
 
 // newNodes prepares the simulated nodes (nil if there are none). They are
 // built before the API groups: nodes/proxy is answered by their kubelets.
+// close releases them if the server is never run.
 func newNodes(c *Config) (*nodes, error) {
 	if len(c.Kubelet.Nodes) == 0 {
 		return nil, nil
 	}
 	// Each with its component's user agent: the field manager of its writes.
-	clientFor := func(component string) (kubernetes.Interface, error) {
+	configFor := func(component string) *restclient.Config {
 		loopback := restclient.CopyConfig(c.Generic.LoopbackClientConfig)
 		loopback.QPS, loopback.Burst = -1, 0
 		loopback.UserAgent = userAgent(component)
-		return kubernetes.NewForConfig(loopback)
+		return loopback
 	}
-	kubeletClient, err := clientFor("kubelet")
-	if err != nil {
-		return nil, err
-	}
-	schedulerClient, err := clientFor("kube-scheduler")
+	kubeletClient, err := kubernetes.NewForConfig(configFor("kubelet"))
 	if err != nil {
 		return nil, err
 	}
@@ -122,11 +119,25 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(schedulerClient, factory, c.control.tracker)
-	if err != nil {
-		return nil, err
+	n := &nodes{kubelet: k, factory: factory, tracker: c.control.tracker}
+	if c.Controllers.Selection.Scheduler() {
+		config := configFor("kube-scheduler")
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		if n.scheduler, err = scheduler.New(scheduler.Config{Client: client, KubeConfig: config, Configuration: c.Scheduler, Tracker: c.control.tracker}); err != nil {
+			return nil, err
+		}
 	}
-	return &nodes{kubelet: k, scheduler: sched, factory: factory, tracker: c.control.tracker}, nil
+	return n, nil
+}
+
+// close releases what newNodes built, for a server that never runs.
+func (n *nodes) close() {
+	if n != nil && n.scheduler != nil {
+		n.scheduler.Close()
+	}
 }
 
 // addNodes holds readiness until the nodes are registered. The returned
@@ -144,25 +155,29 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 		return nil, err
 	}
 	var scheduling atomic.Bool
-	s.health.scheduler = func() error {
-		if !scheduling.Load() {
-			return errors.New("the scheduler is not running")
+	if n.scheduler != nil {
+		s.health.scheduler = func() error {
+			if !scheduling.Load() {
+				return errors.New("the scheduler is not running")
+			}
+			return nil
 		}
-		return nil
 	}
 	return func(ctx context.Context) {
 		n.factory.Start(ctx.Done())
 		go func() {
-			if err := n.tracker.Factory("kubelet and scheduler", n.factory, ctx.Done()); err != nil {
-				klog.ErrorS(err, "Following the kubelet's and scheduler's informers for settle")
+			if err := n.tracker.Factory("kubelet", n.factory, ctx.Done()); err != nil {
+				klog.ErrorS(err, "Following the kubelet's informers for settle")
 			}
 		}()
 		var scheduler sync.WaitGroup
-		scheduler.Go(func() {
-			scheduling.Store(true)
-			defer scheduling.Store(false)
-			n.scheduler.Run(ctx)
-		})
+		if n.scheduler != nil {
+			scheduler.Go(func() {
+				scheduling.Store(true)
+				defer scheduling.Store(false)
+				n.scheduler.Run(ctx)
+			})
+		}
 		if err := n.kubelet.Run(ctx); err != nil {
 			klog.ErrorS(err, "simulated kubelet stopped")
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -320,3 +321,75 @@ func convertedCRD(ctx context.Context, t *testing.T, rc *rest.Config, cc admissi
 
 // suffix is a short unique suffix.
 func suffix() string { return strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "") }
+
+// kube-scheduler's extenders are dialed by clients of their own, outside
+// the gate: an extender at a simulated address is refused when the server
+// is configured; one on loopback is called for each pod scheduled.
+func TestSchedulerExtenders(t *testing.T) {
+	var mu sync.Mutex
+	var filtered []string
+	extender := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var args struct {
+			Pod   corev1.Pod      `json:"pod"`
+			Nodes json.RawMessage `json:"nodes"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&args); err != nil || r.URL.Path != "/scheduler/filter" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		filtered = append(filtered, args.Pod.Name)
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]json.RawMessage{"nodes": args.Nodes})
+	}))
+	defer extender.Close()
+	configFor := func(urlPrefix string) string {
+		file := t.TempDir() + "/scheduler.yaml"
+		config := "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nextenders:\n- urlPrefix: " + urlPrefix + "\n  filterVerb: filter\n"
+		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	for _, prefix := range []string{"http://10.96.0.50:8080/scheduler", "http://node-1/scheduler", "https://web.default.svc/scheduler"} {
+		o := NewOptions()
+		o.SchedulerConfig = configFor(prefix)
+		o.Complete()
+		if errs := o.Validate(); len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		cfg, err := o.Config()
+		if err == nil {
+			cfg.Close()
+			t.Errorf("extender %s: accepted", prefix)
+		} else if !strings.Contains(err.Error(), "simulated") {
+			t.Errorf("extender %s: %v, want a refusal naming a simulated address", prefix, err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, _, rc := runServer(t, ctx, func(o *Options) {
+		o.SchedulerConfig = configFor(extender.URL + "/scheduler")
+		o.SettleOnWrite = true
+	})
+	if err := srv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := kubernetes.NewForConfigOrDie(rc)
+	if _, err := client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "extended"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := client.CoreV1().Pods("default").Get(ctx, "extended", metav1.GetOptions{})
+	if err != nil || p.Spec.NodeName != "node-1" {
+		t.Errorf("pod scheduled through the extender: %v, node %q", err, p.Spec.NodeName)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(filtered) != 1 || filtered[0] != "extended" {
+		t.Errorf("extender calls: %v", filtered)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/scheduler"
 )
 
 // Options are the user-facing settings of one server. As in
@@ -83,6 +84,10 @@ type Options struct {
 	// nodes, PodBehaviours adds to ClusterConfig's rules. Not flags.
 	NodeSpecs     []kubelet.NodeSpec
 	PodBehaviours []kubelet.Rule
+	// SchedulerConfig is a KubeSchedulerConfiguration file for the
+	// in-process kube-scheduler (its profiles, plugins and their args), as
+	// kube-scheduler's --config takes it.
+	SchedulerConfig string
 	// CustomResourceDefinitions are installed with CRDs' files. Not a flag.
 	CustomResourceDefinitions []*apiextensionsv1.CustomResourceDefinition
 
@@ -183,7 +188,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to run, as kube-controller-manager's --controllers: '*' runs the default set (deployment, replicaset, garbagecollector, namespace, disruption, serviceaccount, ...), 'foo' adds one, '-foo' removes one; 'none' runs none, as envtest.")
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
-	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity) and pod behaviour rules (see README).")
+	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity, images, devices) and pod behaviour rules (see README).")
+	fs.StringVar(&o.SchedulerConfig, "scheduler-config", o.SchedulerConfig, "KubeSchedulerConfiguration file for the in-process kube-scheduler (profiles, plugins), as kube-scheduler's --config.")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
 	fs.BoolVar(&o.SettleOnWrite, "settle-on-write", o.SettleOnWrite, "Answer each write (create, update, patch, delete) only once the cluster has settled: controllers, scheduler and kubelet done with it.")
 	fs.DurationVar(&o.SettleOnWriteTimeout, "settle-on-write-timeout", o.SettleOnWriteTimeout, "How long a write waits for the cluster to settle before it is answered anyway, with a warning.")
@@ -220,6 +226,11 @@ func (o *Options) validate() []error {
 	}
 	if _, err := controllers.Select(o.Controllers); err != nil {
 		errs = append(errs, err)
+	}
+	if o.SchedulerConfig != "" {
+		if _, err := scheduler.LoadFile(o.SchedulerConfig); err != nil {
+			errs = append(errs, fmt.Errorf("--scheduler-config %w", err))
+		}
 	}
 	if o.Nodes < 0 || o.Nodes > 250 {
 		errs = append(errs, fmt.Errorf("--nodes %d is not between 0 and 250", o.Nodes))

@@ -98,7 +98,7 @@ type Server struct {
 //     and are waited for; then a pre-shutdown hook ends every watch so
 //     that the HTTP server drains at once, the connections left are
 //     closed, and Run releases the store and the state directory.
-func (c CompletedConfig) New() (*Server, error) {
+func (c CompletedConfig) New() (_ *Server, err error) {
 	// The handler chain kube-apiserver builds: aggregator → built-in APIs
 	// → CustomResourceDefinitions → not found.
 	notFound := notfoundhandler.New(c.generic.Serializer, genericapifilters.NoMuxAndDiscoveryIncompleteKey)
@@ -116,6 +116,11 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			simulated.close()
+		}
+	}()
 	registryConfig := c.Registry
 	health := &components{}
 	registryConfig.ComponentStatuses = health.servers

@@ -3,6 +3,7 @@ package settle
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -95,13 +96,15 @@ func (st *informerState) busy(store Store, now time.Time, quiet time.Duration) s
 }
 
 // Factory follows every informer factory f has started, once they synced
-// (or stop closed); informers started later are not followed.
-func (t *Tracker) Factory(name string, f informers.SharedInformerFactory, stop <-chan struct{}) error {
+// (or stop closed); informers started later are not followed, nor those of
+// the types in except (an informer filtered by a selector does not see
+// every write of its resource: kube-scheduler's of pods).
+func (t *Tracker) Factory(name string, f informers.SharedInformerFactory, stop <-chan struct{}, except ...runtime.Object) error {
 	if t == nil {
 		return nil
 	}
 	for typ, synced := range f.WaitForCacheSync(stop) {
-		if !synced {
+		if !synced || slices.ContainsFunc(except, func(o runtime.Object) bool { return reflect.TypeOf(o) == typ }) {
 			continue
 		}
 		obj, ok := reflect.New(typ.Elem()).Interface().(runtime.Object)

@@ -64,6 +64,7 @@ type Tracker struct {
 	queues    []*queueState
 	events    []*Events
 	informers []*informerState
+	checks    []func() string
 	// inflight counts the in-process components' requests in flight.
 	inflight map[string]int
 	// lastRequest is when an in-process request last ended (Unix ns).
@@ -129,12 +130,30 @@ func (t *Tracker) busy(writeQuiet time.Duration) []string {
 			busy = append(busy, s)
 		}
 	}
+	checks := t.checks
 	t.mu.Unlock()
+	for _, check := range checks {
+		if s := check(); s != "" {
+			busy = append(busy, s)
+		}
+	}
 	if !t.store.WatchesDrained(Internal) {
 		busy = append(busy, "watch events not yet delivered")
 	}
 	slices.Sort(busy)
 	return busy
+}
+
+// Check adds a component's own look at its work (one whose queues are not
+// workqueues, as kube-scheduler's): busy returns what is in progress, ""
+// when nothing is.
+func (t *Tracker) Check(busy func() string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.checks = append(t.checks, busy)
+	t.mu.Unlock()
 }
 
 // Internal reports whether a request context is an in-process

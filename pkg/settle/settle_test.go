@@ -9,10 +9,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -211,4 +214,79 @@ func TestInformer(t *testing.T) {
 	if busy := tr.Busy(); len(busy) != 0 {
 		t.Errorf("busy past the grace period: %v", busy)
 	}
+}
+
+type eventsSink struct{ writes atomic.Int64 }
+
+func (s *eventsSink) Create(_ context.Context, e *eventsv1.Event) (*eventsv1.Event, error) {
+	s.writes.Add(1)
+	return e, nil
+}
+
+func (s *eventsSink) Update(_ context.Context, e *eventsv1.Event) (*eventsv1.Event, error) {
+	s.writes.Add(1)
+	return e, nil
+}
+
+func (s *eventsSink) Patch(_ context.Context, e *eventsv1.Event, _ []byte) (*eventsv1.Event, error) {
+	s.writes.Add(1)
+	return e, nil
+}
+
+// kube-scheduler's events.k8s.io broadcaster writes the first two of a
+// series and only counts the rest: those keep the cluster busy for
+// SeriesGrace, no longer; the written ones only until they are written.
+func TestSeriesEvents(t *testing.T) {
+	store := &fakeStore{}
+	store.drained.Store(true)
+	tr := New(store, time.Millisecond)
+	ev := tr.EventsWithGrace("scheduler", SeriesGrace)
+	sink := &eventsSink{}
+	broadcaster := events.NewBroadcaster(ev.EventsSink(sink))
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(t.Context().Done())
+	rec := ev.EventsRecorder(broadcaster.NewRecorder(scheme.Scheme, "default-scheduler"))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	for i := range 3 {
+		rec.Eventf(pod, nil, corev1.EventTypeWarning, "FailedScheduling", "Scheduling", "0/1 nodes are available")
+		if i < 2 {
+			if err := tr.Settle(t.Context(), SeriesGrace/2); err != nil {
+				t.Fatalf("event %d: written at once, yet %v", i+1, err)
+			}
+		}
+	}
+	if busy := strings.Join(tr.Busy(), "; "); !strings.Contains(busy, "1 event(s) of scheduler not yet written") {
+		t.Errorf("busy %q after the third of a series", busy)
+	}
+	start := time.Now()
+	if err := tr.Settle(t.Context(), time.Second); err != nil || time.Since(start) > time.Second {
+		t.Errorf("the third of a series held the cluster %v: %v", time.Since(start), err)
+	}
+	if n := sink.writes.Load(); n != 2 {
+		t.Errorf("%d writes, want the first two of the series", n)
+	}
+}
+
+// A component's own check counts until it reports nothing.
+func TestCheck(t *testing.T) {
+	store := &fakeStore{}
+	store.drained.Store(true)
+	tr := New(store, time.Millisecond)
+	var work atomic.Int64
+	tr.Check(func() string {
+		if work.Load() > 0 {
+			return "scheduler: 1 pod(s) queued"
+		}
+		return ""
+	})
+	work.Store(1)
+	if busy := tr.Busy(); len(busy) != 1 || busy[0] != "scheduler: 1 pod(s) queued" {
+		t.Errorf("busy %v", busy)
+	}
+	time.AfterFunc(5*time.Millisecond, func() { work.Store(0) })
+	if err := tr.Settle(t.Context(), time.Second); err != nil {
+		t.Error(err)
+	}
+	var none *Tracker
+	none.Check(func() string { return "never" })
 }

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 // BenchmarkStartToReady measures exec of `mockernetes serve` to the moment
@@ -264,4 +266,79 @@ func BenchmarkListPods(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkScheduling100Nodes measures kube-scheduler's throughput with the
+// simulated kubelets on 100 nodes: 1,000 pods (each requesting 10m CPU and
+// 10Mi, created by 8 clients) from the first create until every one is
+// bound and Running, as a settle after the creates reports it. pods/s is
+// 1,000 over that time; bound-pods/s counts only until every pod has a
+// node (polled).
+func BenchmarkScheduling100Nodes(b *testing.B) {
+	s, err := startServer(b.TempDir(), "--nodes", "100", "--gateway-api=false")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.stop() }()
+	c := s.client(b)
+	control, err := testcontrol.New(s.restConfig(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns := benchNamespace(b, c)
+	const pods = 1000
+	var bound, running time.Duration
+	for i := 0; b.Loop(); i++ {
+		round := fmt.Sprint(i)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for j := w; j < pods; j += 8 {
+					p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d-%d", i, j), Labels: map[string]string{"round": round}},
+						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx", Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("10Mi")},
+						}}}}}
+					if _, err := c.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for {
+			l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "round=" + round, FieldSelector: "spec.nodeName="})
+			if err == nil && len(l.Items) == 0 {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				b.Fatalf("pods still unbound after a minute: %v, %d", err, len(l.Items))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		bound += time.Since(start)
+		if err := control.Settle(context.Background(), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		running += time.Since(start)
+		b.StopTimer()
+		l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "round=" + round})
+		if err != nil || len(l.Items) != pods {
+			b.Fatalf("pods: %v, %d", err, len(l.Items))
+		}
+		for _, p := range l.Items {
+			if !podReady(&p) {
+				b.Fatalf("pod %s not ready after settle", p.Name)
+			}
+		}
+		if err := c.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "round=" + round}); err != nil {
+			b.Fatal(err)
+		}
+		if err := control.Settle(context.Background(), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(pods*b.N)/bound.Seconds(), "bound-pods/s")
+	b.ReportMetric(float64(pods*b.N)/running.Seconds(), "pods/s")
 }

@@ -108,7 +108,9 @@ func TestPodLifecycle(t *testing.T) {
 		}
 		seen := map[string]string{}
 		for _, e := range evs.Items {
-			seen[e.Reason] = e.Source.Component + ": " + e.Message
+			// kube-scheduler writes events.k8s.io events: no source, only
+			// a reporting controller (as on a real cluster).
+			seen[e.Reason] = e.ReportingController + ": " + e.Message
 		}
 		return seen["Scheduled"] == "default-scheduler: Successfully assigned "+ns+"/web to node-1" &&
 			seen["Pulling"] == `kubelet: Pulling image "nginx:1.27"` && strings.HasPrefix(seen["Pulled"], `kubelet: Successfully pulled image "nginx:1.27"`) &&
@@ -165,7 +167,7 @@ func TestUnschedulable(t *testing.T) {
 	}
 	for name, msg := range map[string]string{
 		"picky":  "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
-		"greedy": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+		"greedy": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
 	} {
 		eventually(t, name+" unschedulable", func(ctx context.Context) (bool, error) {
 			got, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})

@@ -466,9 +466,13 @@ class MockKubernetes:
         api = k8s_client.CoreV1Api(self.api_client)
         items = api.list_namespaced_event(namespace, field_selector=",".join(selector) or None).items
 
-        def when(e: Any) -> float:
+        # Core events carry whole seconds, events.k8s.io ones (the
+        # scheduler's) microseconds: order by the second, then by the
+        # order they were written in.
+        def when(e: Any) -> tuple:
             t = e.last_timestamp or e.event_time or e.metadata.creation_timestamp
-            return t.timestamp() if t else 0.0
+            rv = e.metadata.resource_version or "0"
+            return (int(t.timestamp()) if t else 0, int(rv) if rv.isdigit() else 0)
         return sorted(items, key=when)
 
     # Conveniences of the earlier pure-Python mock of the same name.
