@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -268,12 +269,41 @@ func BenchmarkListPods(b *testing.B) {
 	})
 }
 
+// profile writes a 2-second CPU profile of the server to file, if named,
+// from now; the channel closes once it is written.
+func profile(b *testing.B, c kubernetes.Interface, file string) <-chan struct{} {
+	done := make(chan struct{})
+	if file == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		data, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "2").DoRaw(context.Background())
+		if err == nil {
+			err = os.WriteFile(file, data, 0o644)
+		}
+		if err != nil {
+			b.Error(err)
+		}
+	}()
+	return done
+}
+
 // BenchmarkScheduling100Nodes measures kube-scheduler's throughput with the
-// simulated kubelets on 100 nodes: 1,000 pods (each requesting 10m CPU and
-// 10Mi, created by 8 clients) from the first create until every one is
-// bound and Running, as a settle after the creates reports it. pods/s is
-// 1,000 over that time; bound-pods/s counts only until every pod has a
-// node (polled).
+// simulated kubelets on 100 nodes, 1,000 pods a round, each requesting 10m
+// CPU and 10Mi.
+//
+// created: 8 clients create the pods; created-pods/s is 1,000 over the time
+// until the last create returned, bound-pods/s until every pod has a node
+// (polled every 10 ms), pods/s until every one is Running and Ready (as a
+// settle after the creates reports it).
+//
+// queued: the pods wait, unschedulable, while every node is tainted; the
+// taints are removed (8 clients) and bound-pods/s is 1,000 over the time
+// from the first removal until every pod has a node: the scheduler's own
+// rate, not held back by the creates. MOCKERNETES_BENCH_CPUPROFILE=FILE
+// writes the server's CPU profile of a round's first 2 seconds.
 func BenchmarkScheduling100Nodes(b *testing.B) {
 	s, err := startServer(b.TempDir(), "--nodes", "100", "--gateway-api=false")
 	if err != nil {
@@ -287,58 +317,109 @@ func BenchmarkScheduling100Nodes(b *testing.B) {
 	}
 	ns := benchNamespace(b, c)
 	const pods = 1000
-	var bound, running time.Duration
-	for i := 0; b.Loop(); i++ {
-		round := fmt.Sprint(i)
-		start := time.Now()
+	ctx := context.Background()
+	parallel := func(n int, do func(i int)) {
 		var wg sync.WaitGroup
 		for w := range 8 {
 			wg.Go(func() {
-				for j := w; j < pods; j += 8 {
-					p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d-%d", i, j), Labels: map[string]string{"round": round}},
-						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx", Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("10Mi")},
-						}}}}}
-					if _, err := c.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
-						b.Error(err)
-					}
+				for i := w; i < n; i += 8 {
+					do(i)
 				}
 			})
 		}
 		wg.Wait()
+	}
+	create := func(round string) {
+		parallel(pods, func(j int) {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%s-%d", round, j), Labels: map[string]string{"round": round}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx", Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("10Mi")},
+				}}}}}
+			if _, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	waitBound := func(round string, start time.Time) {
 		for {
-			l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "round=" + round, FieldSelector: "spec.nodeName="})
+			l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "round=" + round, FieldSelector: "spec.nodeName="})
 			if err == nil && len(l.Items) == 0 {
-				break
+				return
 			}
 			if time.Since(start) > time.Minute {
 				b.Fatalf("pods still unbound after a minute: %v, %d", err, len(l.Items))
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		bound += time.Since(start)
-		if err := control.Settle(context.Background(), time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		running += time.Since(start)
-		b.StopTimer()
-		l, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "round=" + round})
-		if err != nil || len(l.Items) != pods {
-			b.Fatalf("pods: %v, %d", err, len(l.Items))
-		}
-		for _, p := range l.Items {
-			if !podReady(&p) {
-				b.Fatalf("pod %s not ready after settle", p.Name)
-			}
-		}
-		if err := c.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "round=" + round}); err != nil {
-			b.Fatal(err)
-		}
-		if err := control.Settle(context.Background(), time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
 	}
-	b.ReportMetric(float64(pods*b.N)/bound.Seconds(), "bound-pods/s")
-	b.ReportMetric(float64(pods*b.N)/running.Seconds(), "pods/s")
+	settle := func() {
+		if err := control.Settle(ctx, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cleanUp := func(round string) {
+		if err := c.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "round=" + round}); err != nil {
+			b.Fatal(err)
+		}
+		settle()
+	}
+	taints := func(patch string) {
+		parallel(100, func(i int) {
+			if _, err := c.CoreV1().Nodes().Patch(ctx, fmt.Sprintf("node-%d", i+1), types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	rounds := 0
+	b.Run("created", func(b *testing.B) {
+		var created, bound, running time.Duration
+		for b.Loop() {
+			rounds++
+			round := fmt.Sprint(rounds)
+			start := time.Now()
+			create(round)
+			created += time.Since(start)
+			waitBound(round, start)
+			bound += time.Since(start)
+			settle()
+			running += time.Since(start)
+			b.StopTimer()
+			l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "round=" + round})
+			if err != nil || len(l.Items) != pods {
+				b.Fatalf("pods: %v, %d", err, len(l.Items))
+			}
+			for _, p := range l.Items {
+				if !podReady(&p) {
+					b.Fatalf("pod %s not ready after settle", p.Name)
+				}
+			}
+			cleanUp(round)
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(pods*b.N)/created.Seconds(), "created-pods/s")
+		b.ReportMetric(float64(pods*b.N)/bound.Seconds(), "bound-pods/s")
+		b.ReportMetric(float64(pods*b.N)/running.Seconds(), "pods/s")
+	})
+	b.Run("queued", func(b *testing.B) {
+		var bound time.Duration
+		for b.Loop() {
+			b.StopTimer()
+			rounds++
+			round := fmt.Sprint(rounds)
+			taints(`{"spec":{"taints":[{"key":"bench","value":"hold","effect":"NoSchedule"}]}}`)
+			create(round)
+			settle()
+			profiled := profile(b, c, os.Getenv("MOCKERNETES_BENCH_CPUPROFILE"))
+			b.StartTimer()
+			start := time.Now()
+			taints(`{"spec":{"taints":null}}`)
+			waitBound(round, start)
+			bound += time.Since(start)
+			<-profiled
+			b.StopTimer()
+			cleanUp(round)
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(pods*b.N)/bound.Seconds(), "bound-pods/s")
+	})
 }
