@@ -17,6 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 // Three zones of one node each; the node in zone-c has two simulated GPUs
@@ -346,6 +349,28 @@ func TestSchedulerConfig(t *testing.T) {
 	}
 	if got := podsPerNode(t, c, ns, "app=packed"); len(got) != 1 || got[""] != 0 {
 		t.Errorf("the bin-packing profile put its pods on one node: %v", got)
+	}
+
+	// A reset can bring nodes with devices: their ResourceSlices and
+	// DeviceClass come with them; a device the API would refuse is a 400.
+	control, err := testcontrol.New(s.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpga := kubelet.NodeSpec{Name: "fpga-1", Devices: []kubelet.Device{{Driver: "fpga.example.com", Name: "fpga"}}}
+	if err := control.Reset(t.Context(), testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{fpga}}); err != nil {
+		t.Fatal(err)
+	}
+	slices, err := c.ResourceV1().ResourceSlices().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(slices.Items) != 1 || slices.Items[0].Spec.Pool.Name != "fpga-1" || slices.Items[0].Spec.Devices[0].Name != "fpga" {
+		t.Errorf("ResourceSlices after a reset with a device: %v %+v", err, slices)
+	}
+	if _, err := c.ResourceV1().DeviceClasses().Get(t.Context(), "fpga.example.com", metav1.GetOptions{}); err != nil {
+		t.Errorf("DeviceClass of the new driver: %v", err)
+	}
+	fpga.Devices[0].Name = "Not A Name"
+	if err := control.Reset(t.Context(), testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{fpga}}); err == nil || !strings.Contains(err.Error(), "Not A Name") {
+		t.Errorf("reset with an invalid device: %v", err)
 	}
 
 	for name, tc := range map[string]struct{ config, want string }{
