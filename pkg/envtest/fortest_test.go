@@ -2,6 +2,8 @@ package envtest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -97,5 +99,30 @@ func TestForTestOptions(t *testing.T) {
 		return running == 2, nil
 	}); err != nil {
 		t.Errorf("the Deployment's pods Running: %v", err)
+	}
+}
+
+// WithSchedulerConfig runs kube-scheduler with a profile of the test's:
+// a pod asking for it is scheduled (with kube-scheduler's defaults no
+// scheduler answers to that name and it stays pending).
+func TestForTestSchedulerConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "scheduler.yaml")
+	config := "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n- schedulerName: default-scheduler\n- schedulerName: test-scheduler\n"
+	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := EnvironmentForTest(t, WithControllers("*"), WithSettleOnWrite(), WithSchedulerConfig(file))
+	c := kubernetes.NewForConfigOrDie(env.Config)
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "custom"}, Spec: corev1.PodSpec{
+		SchedulerName: "test-scheduler",
+		Containers:    []corev1.Container{{Name: "app", Image: "nginx"}},
+	}}
+	if _, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.CoreV1().Pods("default").Get(ctx, "custom", metav1.GetOptions{})
+	if err != nil || got.Spec.NodeName != "node-1" || got.Status.Phase != corev1.PodRunning {
+		t.Errorf("pod of the test's profile: %v, node %q, phase %s", err, got.Spec.NodeName, got.Status.Phase)
 	}
 }
