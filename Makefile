@@ -17,7 +17,7 @@ VERSION_LDFLAGS := \
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: build test python-test bench bench-python run vet fmt kubectl clean
+.PHONY: build test python-test bench bench-scale bench-python run vet fmt kubectl clean
 
 # Compile every package and the two binaries under $(BIN)/.
 build:
@@ -60,8 +60,14 @@ bench:
 	$(GO) test ./test/e2e -run '^$$' -bench StartToReady -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench 'PodsReady|DeploymentReady|DeploymentPods|CascadingDelete' -benchtime 10x
 	$(GO) test ./test/e2e -run '^$$' -bench ListPods
+	$(GO) test ./test/e2e -run '^$$' -bench Scheduling100Nodes -benchtime 3x
 	$(GO) test ./pkg/server -run '^$$' -bench 'Reset|SettleQuiet|DeploymentOf3' -benchtime 20x
 	$(GO) test ./pkg/envtest -run '^$$' -bench . -benchtime 10x
+
+# The fleet-size scenario: Deployments of 100 replicas on 100 nodes, 1,000
+# pods and then 10,000, each on a fresh server, with a progress line.
+bench-scale: build
+	$(GO) run ./hack/benchscale -bin $(BIN)/mockernetes $(BENCH_SCALE_FLAGS)
 
 # The Python package's benchmark (one activation on a warm server); needs
 # the virtualenv `make python-test` sets up.

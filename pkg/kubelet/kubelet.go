@@ -60,7 +60,10 @@ type Kubelet struct {
 	pods    corelisters.PodLister
 	synced  cache.InformerSynced
 	queue   workqueue.TypedRateLimitingInterface[string]
-	events  record.EventBroadcaster
+	// events are the broadcasters of the nodes' events, a node always
+	// on the same one: each writes its events one after the other, as a
+	// kubelet's does, so that nodes do not queue behind each other.
+	events []record.EventBroadcaster
 	// written follows the events until they are written (for settle).
 	written *settle.Events
 	// set is the simulated nodes in force (replaced by SetNodes).
@@ -75,13 +78,25 @@ type Kubelet struct {
 	// since holds exact times of what the status records to the second:
 	// when a pod was accepted ("<uid>") and a container run started
 	// ("<uid>/<container>/<run>"), so that sub-second delays hold.
-	since map[string]time.Time
+	// Keyed by pod UID, then by the rest of the key: a pod's times go
+	// with it at once.
+	since map[types.UID]map[string]time.Time
 	ready atomic.Bool
 }
 
+// eventShards is how many broadcasters write the nodes' events.
+const eventShards = 16
+
+// workers is how many pods are synced at once: a status write waits for
+// the API server, and each real node syncs its pods on its own.
+const workers = 16
+
 // New registers the kubelet's informers on factory (start it afterwards).
 func New(c Config, client kubernetes.Interface, factory informers.SharedInformerFactory) (*Kubelet, error) {
-	broadcaster := record.NewBroadcaster()
+	broadcasters := make([]record.EventBroadcaster, eventShards)
+	for i := range broadcasters {
+		broadcasters[i] = record.NewBroadcaster()
+	}
 	k := &Kubelet{
 		config:  c,
 		version: c.KubeletVersion,
@@ -92,9 +107,9 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
-		events: broadcaster,
+		events: broadcasters,
 		nextIP: map[string]int{},
-		since:  map[string]time.Time{},
+		since:  map[types.UID]map[string]time.Time{},
 	}
 	rules := append([]Rule(nil), c.Rules...)
 	k.rules.Store(&rules)
@@ -152,8 +167,11 @@ func (k *Kubelet) Ready() bool { return k.ready.Load() }
 func (k *Kubelet) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	defer k.queue.ShutDown()
-	k.events.StartRecordingToSink(k.written.Sink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")}))
-	defer k.events.Shutdown()
+	sink := k.written.Sink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	for _, b := range k.events {
+		b.StartRecordingToSink(sink)
+		defer b.Shutdown()
+	}
 	// Registration waits for the kube-node-lease namespace, which the
 	// server creates as it starts.
 	var last error
@@ -167,7 +185,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, k.synced) {
 		return nil
 	}
-	for range 4 {
+	for range workers {
 		go func() {
 			for k.next(ctx) {
 			}
@@ -280,11 +298,13 @@ func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 func (k *Kubelet) forget(uid types.UID) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for key := range k.since {
-		if key == string(uid) || strings.HasPrefix(key, string(uid)+"/") {
-			delete(k.since, key)
-		}
-	}
+	delete(k.since, uid)
+}
+
+// sinceKey splits a key ("<uid>" or "<uid>/<what>") for since.
+func sinceKey(key string) (types.UID, string) {
+	uid, rest, _ := strings.Cut(key, "/")
+	return types.UID(uid), rest
 }
 
 // reported is false the first time key is asked for, true after.
@@ -295,12 +315,13 @@ func (k *Kubelet) reported(key string) bool {
 
 // first returns when key was first asked for, and whether before now.
 func (k *Kubelet) first(key string) (time.Time, bool) {
+	uid, rest := sinceKey(key)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	t, ok := k.since[key]
+	t, ok := k.since[uid][rest]
 	if !ok {
 		t = time.Now()
-		k.since[key] = t
+		k.setSince(uid, rest, t)
 	}
 	return t, ok
 }
@@ -321,15 +342,27 @@ func probeFailure(p *corev1.Probe) string {
 
 // mark and when keep the exact times behind the status's seconds.
 func (k *Kubelet) mark(key string, t time.Time) {
+	uid, rest := sinceKey(key)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.since[key] = t
+	k.setSince(uid, rest, t)
+}
+
+// setSince records a time; k.mu is held.
+func (k *Kubelet) setSince(uid types.UID, rest string, t time.Time) {
+	times := k.since[uid]
+	if times == nil {
+		times = map[string]time.Time{}
+		k.since[uid] = times
+	}
+	times[rest] = t
 }
 
 func (k *Kubelet) when(key string, recorded time.Time) time.Time {
+	uid, rest := sinceKey(key)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if t, ok := k.since[key]; ok {
+	if t, ok := k.since[uid][rest]; ok {
 		return t
 	}
 	return recorded

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -158,7 +159,7 @@ func (k *Kubelet) newNodeSet(specs []NodeSpec) *nodeSet {
 	set := &nodeSet{specs: specs, index: map[string]int{}, recorders: map[string]record.EventRecorder{}}
 	for i, n := range specs {
 		set.index[n.Name] = i
-		set.recorders[n.Name] = k.written.Recorder(k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.Name}))
+		set.recorders[n.Name] = k.newRecorder(n.Name)
 	}
 	return set
 }
@@ -171,7 +172,15 @@ func (k *Kubelet) recorder(node string) record.EventRecorder {
 	if r, ok := k.nodes().recorders[node]; ok {
 		return r
 	}
-	return k.written.Recorder(k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node}))
+	return k.newRecorder(node)
+}
+
+// newRecorder records node's events through its broadcaster.
+func (k *Kubelet) newRecorder(node string) record.EventRecorder {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(node))
+	broadcaster := k.events[h.Sum32()%uint32(len(k.events))]
+	return k.written.Recorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node}))
 }
 
 // Nodes returns the simulated nodes in force.

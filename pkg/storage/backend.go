@@ -85,6 +85,24 @@ type item struct {
 	index   []indexKey // the object's labels and indexed fields, for the index
 	decoded atomic.Pointer[decodedObject]
 	fields  atomic.Pointer[itemFields]
+	// superseded is set once a newer version replaced this one: then
+	// nothing is cached on it (see cache).
+	superseded atomic.Bool
+}
+
+// cache keeps a decoded copy of the item, unless it is already history:
+// a watcher behind the store, or one filtering by the previous object,
+// decodes history items, and caching those would keep a decoded copy of
+// every version in the history window. superseded is set before the
+// cache is cleared, so either that clear or the check here drops it.
+func (it *item) cache(d *decodedObject) {
+	if it.superseded.Load() {
+		return
+	}
+	it.decoded.Store(d)
+	if it.superseded.Load() {
+		it.decoded.Store(nil)
+	}
 }
 
 // itemFields caches the field set that one store's registry GetAttrs gives
@@ -347,6 +365,7 @@ func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Tim
 		// The replaced version lives on only in the history, where it is
 		// read rarely (old revisions, watchers' previous objects): let its
 		// decoded copy go; a reader that needs it decodes it again.
+		cur.superseded.Store(true)
 		cur.decoded.Store(nil)
 		cur.fields.Store(nil)
 	}

@@ -353,7 +353,9 @@ func (s *store) decodeFresh(it *item, data []byte, out runtime.Object, rev int64
 		return err
 	}
 	if s.getTransformer() == nil && it != nil {
-		it.decoded.Store(&decodedObject{by: s, gvk: targetVersion(out), obj: out.DeepCopyObject()})
+		if !it.superseded.Load() {
+			it.cache(&decodedObject{by: s, gvk: targetVersion(out), obj: out.DeepCopyObject()})
+		}
 	}
 	return nil
 }
@@ -956,7 +958,12 @@ func (s *store) matchesItem(pred *apistorage.SelectionPredicate, keptFields bool
 			return false
 		}
 		f = &itemFields{by: s, set: set}
-		it.fields.Store(f)
+		if !it.superseded.Load() { // as item.cache: not on history
+			it.fields.Store(f)
+			if it.superseded.Load() {
+				it.fields.Store(nil)
+			}
+		}
 	}
 	return pred.Field.Matches(f.set) && matchesLabels(pred, obj)
 }

@@ -1,0 +1,263 @@
+// Command benchscale runs the fleet-size scenario: Deployments of 100
+// replicas (each pod requesting 10m CPU and 10Mi) applied at once to
+// `mockernetes serve --nodes 100`, timed from the first create until the
+// Deployments' ready replicas add up. It runs 1,000 pods and then 10,000,
+// each on a fresh server, prints a progress line every second and a table
+// at the end: time, pods per second, the server's RSS, and how the time
+// grew with the pod count (linear would be 10×).
+//
+//	go run ./hack/benchscale -bin bin/mockernetes
+//
+// -cpuprofile and -heapprofile write the server's profiles of the largest
+// run (CPU over its first -profile-seconds, heap at the end).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/mockernetes", "the mockernetes binary")
+	nodes := flag.Int("nodes", 100, "simulated nodes")
+	replicas := flag.Int("replicas", 100, "replicas of each Deployment")
+	sizes := flag.String("deployments", "10,100", "Deployment counts to run, one fresh server each")
+	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the largest run here")
+	heapProfile := flag.String("heapprofile", "", "write the server's heap profile at the end of the largest run here")
+	profileSeconds := flag.Int("profile-seconds", 10, "length of the CPU profile")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
+	flag.Parse()
+	var counts []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fail(fmt.Errorf("-deployments %q: want positive counts, e.g. 10,100", *sizes))
+		}
+		counts = append(counts, n)
+	}
+	var results []result
+	for i, n := range counts {
+		r := run{bin: *bin, nodes: *nodes, deployments: n, replicas: *replicas, timeout: *timeout}
+		if i == len(counts)-1 {
+			r.cpuProfile, r.heapProfile, r.profileSeconds = *cpuProfile, *heapProfile, *profileSeconds
+		}
+		res, err := r.do()
+		if err != nil {
+			fail(err)
+		}
+		results = append(results, res)
+	}
+	fmt.Printf("\n| pods | nodes | apply → all Ready | pods/s | RSS at the end |\n|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Printf("| %d | %d | %.2f s | %.0f | %.0f MiB |\n", r.pods, *nodes, r.elapsed.Seconds(), float64(r.pods)/r.elapsed.Seconds(), r.rssMiB)
+	}
+	if len(results) > 1 {
+		first, last := results[0], results[len(results)-1]
+		fmt.Printf("\n%d× the pods took %.1f× the time.\n", last.pods/first.pods, last.elapsed.Seconds()/first.elapsed.Seconds())
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "benchscale:", err)
+	os.Exit(1)
+}
+
+type run struct {
+	bin                          string
+	nodes, deployments, replicas int
+	timeout                      time.Duration
+	cpuProfile, heapProfile      string
+	profileSeconds               int
+}
+
+type result struct {
+	pods    int
+	elapsed time.Duration
+	rssMiB  float64
+}
+
+func (r run) do() (result, error) {
+	dir, err := os.MkdirTemp("", "benchscale-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	srv, kubeconfig, err := start(r.bin, filepath.Join(dir, "state"), "--nodes", strconv.Itoa(r.nodes), "--gateway-api=false")
+	if err != nil {
+		return result{}, err
+	}
+	defer func() {
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		_ = srv.Wait()
+	}()
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return result{}, err
+	}
+	config.QPS, config.Burst = -1, 0
+	c, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	ns := "scale"
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return result{}, err
+	}
+	for { // pods wait for the namespace's ServiceAccount
+		if _, err := c.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return result{}, ctx.Err()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	pods := r.deployments * r.replicas
+	fmt.Printf("%d Deployments × %d replicas on %d nodes\n", r.deployments, r.replicas, r.nodes)
+	profiled := make(chan error, 1)
+	if r.cpuProfile != "" {
+		go func() {
+			data, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(r.profileSeconds)).DoRaw(context.Background())
+			if err == nil {
+				err = os.WriteFile(r.cpuProfile, data, 0o644)
+			}
+			profiled <- err
+		}()
+	} else {
+		profiled <- nil
+	}
+	start := time.Now()
+	// As one `kubectl apply` sends them: one after the other.
+	for i := range r.deployments {
+		if _, err := c.AppsV1().Deployments(ns).Create(ctx, deployment(fmt.Sprintf("d%d", i), int32(r.replicas)), metav1.CreateOptions{}); err != nil {
+			return result{}, err
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		ready, err := readyReplicas(ctx, c, ns)
+		if err != nil {
+			return result{}, err
+		}
+		if ready == pods {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return result{}, fmt.Errorf("%d of %d pods ready after %v", ready, pods, r.timeout)
+		case <-tick.C:
+			rss, _ := rssMiB(srv.Process.Pid)
+			fmt.Printf("  %5.1f s  %6d of %d ready  RSS %4.0f MiB\n", time.Since(start).Seconds(), ready, pods, rss)
+		default:
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start)
+	rss, err := rssMiB(srv.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	fmt.Printf("  %5.1f s  %6d of %d ready  RSS %4.0f MiB\n", elapsed.Seconds(), pods, pods, rss)
+	if err := <-profiled; err != nil {
+		return result{}, fmt.Errorf("CPU profile: %w", err)
+	}
+	if r.heapProfile != "" {
+		data, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(context.Background())
+		if err == nil {
+			err = os.WriteFile(r.heapProfile, data, 0o644)
+		}
+		if err != nil {
+			return result{}, fmt.Errorf("heap profile: %w", err)
+		}
+	}
+	return result{pods: pods, elapsed: elapsed, rssMiB: rss}, nil
+}
+
+func readyReplicas(ctx context.Context, c kubernetes.Interface, ns string) (int, error) {
+	l, err := c.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	ready := 0
+	for _, d := range l.Items {
+		ready += int(d.Status.ReadyReplicas)
+	}
+	return ready, nil
+}
+
+func deployment(name string, replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx:1.27", Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("10Mi")},
+				}}}},
+			},
+		},
+	}
+}
+
+// start runs `mockernetes serve` and returns once it printed its
+// KUBECONFIG line (it does so when ready).
+func start(bin, stateDir string, args ...string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(bin, append([]string{"serve", "--port", "0", "--state-dir", stateDir}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if path, ok := strings.CutPrefix(sc.Text(), "export KUBECONFIG="); ok {
+			go func() { // keep draining
+				for sc.Scan() {
+				}
+			}()
+			return cmd, path, nil
+		}
+	}
+	_ = cmd.Wait()
+	return nil, "", errors.New("the server exited before it was ready")
+}
+
+func rssMiB(pid int) (float64, error) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
