@@ -105,6 +105,17 @@ type LogOptions struct {
 	SinceTime    *time.Time
 }
 
+// Log is what pods/log reads (see the registry's ContainerLogs): the run
+// of container the options ask for, or the kubelet's error.
+func (l *Logs) Log(pod *corev1.Pod, container string, o *corev1.PodLogOptions) (func(context.Context) io.ReadCloser, error) {
+	run, err := logRun(pod, container, o.Previous)
+	if err != nil {
+		return nil, err
+	}
+	options := logOptions(o)
+	return func(ctx context.Context) io.ReadCloser { return l.Open(ctx, pod.UID, container, run, options) }, nil
+}
+
 // Open returns a container run's log as the kubelet serves it: filtered by
 // since, cut to the last tailLines, prefixed with RFC3339Nano timestamps if
 // asked, stopped after limitBytes, and, when following, open until the run

@@ -9,10 +9,8 @@ import (
 	"hash/fnv"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,13 +18,9 @@ import (
 	restful "github.com/emicklei/go-restful/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
-	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
-	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/server/healthz"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/apiserver/pkg/util/flushwriter"
@@ -36,7 +30,6 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
-	api "k8s.io/kubernetes/pkg/apis/core"
 	_ "k8s.io/kubernetes/pkg/apis/core/install" // the v1 codecs and conversions of legacyscheme
 	v1qos "k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 	v1validation "k8s.io/kubernetes/pkg/apis/core/v1/validation"
@@ -47,7 +40,6 @@ import (
 	"k8s.io/kubernetes/pkg/kubelet/eviction"
 	"k8s.io/kubernetes/pkg/kubelet/metrics/collectors"
 	"k8s.io/kubernetes/pkg/kubelet/server/stats"
-	nodeutil "k8s.io/kubernetes/pkg/util/node"
 	"k8s.io/utils/ptr"
 )
 
@@ -652,97 +644,8 @@ func (s *nodeServer) probeMetrics() prometheus.Collector {
 	return families{processStart("[ALPHA] Start time of the process since unix epoch in seconds."), probes}
 }
 
-// NodeProxyREST is nodes/{name}/proxy (upstream's node ProxyREST), answered
-// in process by the simulated kubelet: it never dials or resolves, since
-// the nodes' addresses are made up and may be real machines' on the
-// user's network. Requests to nodes it does not run, or to ports other
-// than the kubelet's, are refused as a kubelet that does not listen
-// refuses them.
-type NodeProxyREST struct {
-	// Store is the node storage.
-	Store *genericregistry.Store
-	// Kubelet runs the simulated nodes (nil: none).
-	Kubelet *Kubelet
-}
-
-var _ rest.Connecter = &NodeProxyREST{}
-
-// New returns an empty NodeProxyOptions.
-func (r *NodeProxyREST) New() runtime.Object { return &api.NodeProxyOptions{} }
-
-// Destroy does nothing: the store is shared with the node REST.
-func (r *NodeProxyREST) Destroy() {}
-
-// ConnectMethods are the methods proxied.
-func (r *NodeProxyREST) ConnectMethods() []string {
-	return []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-}
-
-// NewConnectOptions returns the options, whose path is the subpath.
-func (r *NodeProxyREST) NewConnectOptions() (runtime.Object, bool, string) {
-	return &api.NodeProxyOptions{}, true, "path"
-}
-
-// Connect returns the kubelet's handler for the node, or the error of a
-// connection refused.
-func (r *NodeProxyREST) Connect(ctx context.Context, id string, opts runtime.Object, _ rest.Responder) (http.Handler, error) {
-	o, ok := opts.(*api.NodeProxyOptions)
-	if !ok {
-		return nil, fmt.Errorf("Invalid options object: %#v", opts)
-	}
-	_, name, port, valid := utilnet.SplitSchemeNamePort(id)
-	if !valid {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid node request %q", id))
-	}
-	obj, err := r.Store.Get(ctx, name, &metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	node := &corev1.Node{}
-	if err := legacyscheme.Scheme.Convert(obj, node, nil); err != nil {
-		return nil, err
-	}
-	return r.connect(node, port, o.Path)
-}
-
-// connect is Connect once the node is found: the kubelet's handler at path
-// if it runs the node and port is the node's kubelet port (or none).
-func (r *NodeProxyREST) connect(node *corev1.Node, port, path string) (http.Handler, error) {
-	// kube-apiserver's default --kubelet-preferred-address-types
-	host, err := nodeutil.GetPreferredNodeAddress(node, []corev1.NodeAddressType{
-		corev1.NodeHostName, corev1.NodeInternalDNS, corev1.NodeInternalIP, corev1.NodeExternalDNS, corev1.NodeExternalIP,
-	})
-	if err != nil {
-		return nil, err
-	}
-	kubeletPort := "10250"
-	if p := node.Status.DaemonEndpoints.KubeletEndpoint.Port; p > 0 {
-		kubeletPort = strconv.Itoa(int(p))
-	}
-	why := fmt.Sprintf("no kubelet listens for node %q in mockernetes", node.Name)
-	if port == "" || port == kubeletPort {
-		if r.Kubelet != nil {
-			if h, ok := r.Kubelet.Handler(node.Name); ok {
-				return at(h, utilnet.JoinPreservingTrailingSlash("/", path)), nil
-			}
-		}
-		port = kubeletPort
-	} else if r.Kubelet != nil {
-		if _, ok := r.Kubelet.nodes().index[node.Name]; ok {
-			why = fmt.Sprintf("mockernetes answers only the kubelet's port %s of node %q", kubeletPort, node.Name)
-		}
-	}
-	return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach service: dial tcp %s: connect: connection refused (%s)",
-		net.JoinHostPort(host, port), why))
-}
-
-// at serves h with the request's path replaced by path and its query kept,
-// as the proxy's location has it.
-func at(h http.Handler, path string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r := req.Clone(req.Context())
-		r.URL.Path, r.URL.RawPath = path, ""
-		r.RequestURI = r.URL.RequestURI()
-		h.ServeHTTP(w, r)
-	})
+// Runs reports whether node is one of the simulated nodes.
+func (k *Kubelet) Runs(node string) bool {
+	_, ok := k.nodes().index[node]
+	return ok
 }

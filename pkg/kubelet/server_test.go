@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -319,28 +318,3 @@ func TestLogRun(t *testing.T) {
 	}
 }
 
-func TestNodeProxyConnect(t *testing.T) {
-	k := newTestKubelet(t)
-	r := &NodeProxyREST{Kubelet: k}
-	node := k.node(0, k.config.Nodes[0])
-	h, err := r.connect(node, "", "healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/nodes/node-1/proxy/healthz?verbose", nil))
-	if !strings.Contains(w.Body.String(), "[+]syncloop ok") {
-		t.Errorf("proxied /healthz?verbose: %d %q", w.Code, w.Body.String())
-	}
-
-	_, err = r.connect(node, "9100", "metrics")
-	if !apierrors.IsServiceUnavailable(err) || !strings.HasPrefix(err.Error(), "error trying to reach service: dial tcp node-1:9100: connect: connection refused (") {
-		t.Errorf("other port: %v", err)
-	}
-	stranger := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Status: corev1.NodeStatus{
-		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.1.20"}}}}
-	_, err = r.connect(stranger, "", "pods")
-	if !apierrors.IsServiceUnavailable(err) || err.Error() != `error trying to reach service: dial tcp 192.168.1.20:10250: connect: connection refused (no kubelet listens for node "node-a" in mockernetes)` {
-		t.Errorf("node without kubelet: %v", err)
-	}
-}

@@ -36,7 +36,6 @@ import (
 	serviceaccountstore "k8s.io/kubernetes/pkg/registry/core/serviceaccount/storage"
 	netutils "k8s.io/utils/net"
 
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
 
 // coreProvider is kube-apiserver's legacy ("core", /api/v1) provider,
@@ -196,10 +195,10 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 			storage["pods/resize"] = pods.Resize
 		}
 		if p.PodLogs != nil {
-			storage["pods/log"] = &kubelet.LogREST{Pods: pods.Pod.Store, Logs: p.PodLogs}
-			storage["pods/exec"] = kubelet.NoContainersREST{Connecter: pods.Exec, Storage: pods.Exec, What: "exec"}
-			storage["pods/attach"] = kubelet.NoContainersREST{Connecter: pods.Attach, Storage: pods.Attach, What: "attach"}
-			storage["pods/portforward"] = kubelet.NoContainersREST{Connecter: pods.PortForward, Storage: pods.PortForward, What: "port-forward"}
+			storage["pods/log"] = &LogREST{Pods: pods.Pod.Store, Logs: p.PodLogs}
+			storage["pods/exec"] = NoContainersREST{Connecter: pods.Exec, Storage: pods.Exec, What: "exec"}
+			storage["pods/attach"] = NoContainersREST{Connecter: pods.Attach, Storage: pods.Attach, What: "attach"}
+			storage["pods/portforward"] = NoContainersREST{Connecter: pods.PortForward, Storage: pods.PortForward, What: "port-forward"}
 		}
 	}
 	if enabled("bindings") {
@@ -239,7 +238,7 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 	}
 	if enabled("nodes") {
 		storage["nodes"] = nodes.Node
-		storage["nodes/proxy"] = &kubelet.NodeProxyREST{Store: nodes.Node.Store, Kubelet: p.Kubelet}
+		storage["nodes/proxy"] = &NodeProxyREST{Store: nodes.Node.Store, Kubelets: p.Kubelets}
 		storage["nodes/status"] = nodes.Status
 	}
 	if enabled("limitranges") {

@@ -23,7 +23,6 @@ import (
 	kubeletclient "k8s.io/kubernetes/pkg/kubelet/client"
 	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
 
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	admissionregistrationrest "k8s.io/kubernetes/pkg/registry/admissionregistration/rest"
@@ -80,11 +79,11 @@ type Config struct {
 	// PodLogs, when set, serves pods/log from the simulated kubelet instead
 	// of proxying to a kubelet, and exec, attach and port-forward are
 	// refused (nothing runs containers).
-	PodLogs *kubelet.Logs
-	// Kubelet, when set, answers nodes/proxy for the nodes it simulates.
+	PodLogs ContainerLogs
+	// Kubelets, when set, answer nodes/proxy for the nodes they simulate.
 	// nodes/proxy never dials a node: other nodes refuse, as a node with no
 	// kubelet listening does.
-	Kubelet             *kubelet.Kubelet
+	Kubelets            Kubelets
 	ProxyTransport      *http.Transport
 	EndpointSliceGetter proxy.EndpointSliceGetter
 	// ComponentStatuses are the components componentstatuses reports on

@@ -605,9 +605,11 @@ func (b *configBuilder) registries() error {
 		ServiceNodePortRange:  b.nodePorts,
 		NodePorts:             nodePortAllocator,
 		KubeletClientConfig:   kubeletClient,
-		PodLogs:               c.Kubelet.Logs,
 		ProxyTransport:        b.proxyTransport,
 		EndpointSliceGetter:   endpointSlices,
+	}
+	if c.Kubelet.Logs != nil { // an interface: no typed nil
+		c.Registry.PodLogs = c.Kubelet.Logs
 	}
 	return nil
 }

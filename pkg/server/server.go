@@ -125,7 +125,7 @@ func (c CompletedConfig) New() (_ *Server, err error) {
 	health := &components{}
 	registryConfig.ComponentStatuses = health.servers
 	if simulated != nil {
-		registryConfig.Kubelet = simulated.kubelet
+		registryConfig.Kubelets = simulated.kubelet
 	}
 	providers, err := registry.Providers(registryConfig)
 	if err != nil {

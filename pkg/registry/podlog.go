@@ -1,4 +1,4 @@
-package kubelet
+package registry
 
 import (
 	"context"
@@ -22,13 +22,21 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// LogREST serves pods/log from the simulated kubelet's logs, with
+// ContainerLogs are the simulated containers' logs, as their kubelets
+// serve them.
+type ContainerLogs interface {
+	// Log checks that container of pod has the log options asks for (the
+	// kubelet's validateContainerLogStatus: an error is its answer) and
+	// returns what opens it.
+	Log(pod *corev1.Pod, container string, options *corev1.PodLogOptions) (open func(context.Context) io.ReadCloser, err error)
+}
+
+// LogREST serves pods/log from the simulated kubelets' logs, with
 // kube-apiserver's option validation and container choice
-// (pkg/registry/core/pod LogLocation) and the kubelet's errors for
-// containers that have no log (pkg/kubelet validateContainerLogStatus).
+// (pkg/registry/core/pod LogLocation).
 type LogREST struct {
 	Pods *genericregistry.Store
-	Logs *Logs
+	Logs ContainerLogs
 }
 
 var (
@@ -91,31 +99,28 @@ func (r *LogREST) Get(ctx context.Context, name string, opts runtime.Object) (ru
 	if pod.Spec.NodeName == "" {
 		return &logRequest{}, nil // as upstream: no node, no log
 	}
-	run, err := logRun(pod, container, o.Previous)
+	open, err := r.Logs.Log(pod, container, v1o)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	return &logRequest{logs: r.Logs, pod: pod, container: container, run: run, options: logOptions(v1o)}, nil
+	return &logRequest{open: open, follow: v1o.Follow}, nil
 }
 
 // logRequest is the rest.ResourceStreamer of one log request.
 type logRequest struct {
 	metav1.TypeMeta
-	logs      *Logs
-	pod       *corev1.Pod
-	container string
-	run       int32
-	options   LogOptions
+	open   func(context.Context) io.ReadCloser // nil: no log (no node)
+	follow bool
 }
 
 func (s *logRequest) DeepCopyObject() runtime.Object { c := *s; return &c }
 
 // InputStream implements rest.ResourceStreamer.
 func (s *logRequest) InputStream(ctx context.Context, _, _ string) (io.ReadCloser, bool, string, error) {
-	if s.logs == nil {
+	if s.open == nil {
 		return nil, false, "", nil
 	}
-	return s.logs.Open(ctx, s.pod.UID, s.container, s.run, s.options), s.options.Follow, "text/plain", nil
+	return s.open(ctx), s.follow, "text/plain", nil
 }
 
 // containerNames lists names as upstream's LogLocation does: "[a b]".
