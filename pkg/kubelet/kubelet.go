@@ -234,6 +234,7 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 	}
 	switch {
 	case pod.DeletionTimestamp != nil:
+		var exitCode int32 // heeded SIGTERM
 		if honorsGracePeriod(pod, k.Rules()) {
 			// From when the deletion was seen: deletionTimestamp is
 			// recorded to the second.
@@ -242,8 +243,11 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 			if wait := time.Until(seen.Add(grace)); wait > 0 {
 				return wait, nil
 			}
+			if grace > 0 {
+				exitCode = 137 // killed when the grace period ended
+			}
 		}
-		return 0, k.kill(ctx, pod)
+		return 0, k.kill(ctx, pod, exitCode)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return 0, nil
 	case pod.Status.StartTime == nil:
@@ -253,16 +257,43 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 	}
 }
 
-// kill ends a deleted pod's containers and removes it, as the kubelet does
-// once they stopped (the grace period is not waited for).
-func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod) error {
-	if pod.Status.Phase == corev1.PodRunning {
-		for _, c := range pod.Spec.Containers {
-			k.recorder(pod.Spec.NodeName).Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+// kill ends a deleted pod's containers and removes it, as the kubelet
+// does: the running containers stop first (Killing, then terminated with
+// exitCode: 0 for a container that heeded SIGTERM, 137 for one killed when
+// its grace period ended), the pod reports them and Ready False, and only
+// then is it removed (grace 0).
+func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) error {
+	p := pod.DeepCopy()
+	now := metav1.Now()
+	stopped := false
+	for i := range p.Status.ContainerStatuses {
+		s := &p.Status.ContainerStatuses[i]
+		if s.State.Running == nil {
+			continue
 		}
+		k.recorder(pod.Spec.NodeName).Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", s.Name)
+		reason := "Completed"
+		if exitCode != 0 {
+			reason = "Error"
+		}
+		s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: exitCode, Reason: reason, StartedAt: s.State.Running.StartedAt, FinishedAt: now,
+		}}
+		s.Ready, s.Started = false, ptr.To(false)
+		stopped = true
 	}
-	for _, c := range pod.Spec.Containers {
-		k.config.Logs.End(pod.UID, c.Name, 0)
+	for _, s := range pod.Status.ContainerStatuses {
+		k.config.Logs.End(pod.UID, s.Name, s.RestartCount)
+	}
+	if stopped {
+		k.derivePodStatus(pod, p)
+		_, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 	err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),

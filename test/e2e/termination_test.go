@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+)
+
+// A deleted pod ends as a kubelet ends it: its containers stop (Killing),
+// it reports them terminated with Ready False, and only then is it gone.
+// A container that ignores SIGTERM (honor-grace-period) is killed when its
+// grace period ends: exit code 137, the pod Failed.
+func TestTermination(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name     string
+		annotate bool
+		exitCode int32
+		reason   string
+		phase    corev1.PodPhase
+	}{
+		{name: "heeds", exitCode: 0, reason: "Completed", phase: corev1.PodSucceeded},
+		{name: "ignores", annotate: true, exitCode: 137, reason: "Error", phase: corev1.PodFailed},
+	} {
+		p := pod(tc.name, nil)
+		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+		if tc.annotate {
+			p.Annotations = map[string]string{"mockernetes.io/honor-grace-period": "true"}
+		}
+		if _, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var running *corev1.Pod
+		eventually(t, tc.name+" running", func(ctx context.Context) (bool, error) {
+			got, err := c.CoreV1().Pods(ns).Get(ctx, tc.name, metav1.GetOptions{})
+			running = got
+			return err == nil && podReady(got), nil
+		})
+		w, err := c.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + tc.name, ResourceVersion: running.ResourceVersion})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// kubectl waits for Ready=False from before the delete.
+		waited := make(chan error, 1)
+		go func() {
+			out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "wait", "--for=condition=Ready=false", "pod/"+tc.name, "--timeout=60s")
+			if err != nil {
+				t.Logf("kubectl wait: %s", out)
+			}
+			waited <- err
+		}()
+		time.Sleep(500 * time.Millisecond) // kubectl is watching
+		if err := c.CoreV1().Pods(ns).Delete(ctx, tc.name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var stopped *corev1.Pod
+		deleted := false
+		timeout := time.After(time.Minute)
+		for !deleted {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					t.Fatal("watch ended")
+				}
+				got, _ := ev.Object.(*corev1.Pod)
+				switch {
+				case ev.Type == watch.Deleted:
+					deleted = true
+				case ev.Type == watch.Modified && got != nil && len(got.Status.ContainerStatuses) == 1 && got.Status.ContainerStatuses[0].State.Terminated != nil:
+					stopped = got
+				}
+			case <-timeout:
+				t.Fatalf("%s never removed", tc.name)
+			}
+		}
+		w.Stop()
+		if stopped == nil {
+			t.Fatalf("%s: removed without reporting its containers stopped", tc.name)
+		}
+		term := stopped.Status.ContainerStatuses[0].State.Terminated
+		ready := condition(stopped, corev1.PodReady)
+		if term.ExitCode != tc.exitCode || term.Reason != tc.reason || stopped.Status.Phase != tc.phase || ready == nil || ready.Status != corev1.ConditionFalse ||
+			stopped.Status.ContainerStatuses[0].Ready {
+			t.Errorf("%s stopping: %+v, phase %s, Ready %+v", tc.name, term, stopped.Status.Phase, ready)
+		}
+		if err := <-waited; err != nil {
+			t.Errorf("%s: kubectl wait --for=condition=Ready=false: %v", tc.name, err)
+		}
+		eventually(t, tc.name+" Killing event", func(ctx context.Context) (bool, error) {
+			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Killing,involvedObject.name=" + tc.name})
+			return err == nil && len(evs.Items) == 1 && evs.Items[0].Message == "Stopping container app", nil
+		})
+	}
+}
