@@ -137,6 +137,10 @@ type Environment struct {
 	// ready delays, exit codes, restarts, logs) by namespace, labels, image
 	// or name.
 	PodBehaviours []Rule
+	// TimeScale multiplies every simulated duration of the kubelets
+	// (containers' sleeps, start and ready delays, back-offs): 0.01 runs a
+	// `sleep 2` in 20 ms. Zero leaves them as given.
+	TimeScale float64
 	// SchedulerConfig is a KubeSchedulerConfiguration file for the
 	// in-process kube-scheduler (profiles, plugins, their args), as
 	// kube-scheduler's --config takes it. Default: its defaults.
@@ -244,6 +248,7 @@ func (te *Environment) startServer() error {
 		PodBehaviours:             te.PodBehaviours,
 		GatewayAPI:                te.GatewayAPI,
 		SchedulerConfig:           te.SchedulerConfig,
+		TimeScale:                 te.TimeScale,
 		SettleOnWrite:             te.SettleOnWrite,
 		CustomResourceDefinitions: mergeCRDs(preload.CRDs, nil),
 	}

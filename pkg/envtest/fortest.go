@@ -54,6 +54,9 @@ func WithSchedulerConfig(file string) Option {
 	return func(e *Environment) { e.SchedulerConfig = file }
 }
 
+// WithTimeScale multiplies every simulated duration of the kubelets.
+func WithTimeScale(scale float64) Option { return func(e *Environment) { e.TimeScale = scale } }
+
 // WithGatewayAPI installs the Gateway API CRDs.
 func WithGatewayAPI() Option { return func(e *Environment) { e.GatewayAPI = true } }
 
@@ -168,7 +171,8 @@ func poolKey(e *Environment) (string, error) {
 		Rules                    []Rule
 		Settle, Gateway          bool
 		Scheme, SchedulerConfig  string
-	}{e.CRDDirectoryPaths, names, e.Controllers, e.Nodes, e.Nodes == nil, e.PodBehaviours, e.SettleOnWrite, e.GatewayAPI, fmt.Sprintf("%p", e.Scheme), e.SchedulerConfig})
+		TimeScale                float64
+	}{e.CRDDirectoryPaths, names, e.Controllers, e.Nodes, e.Nodes == nil, e.PodBehaviours, e.SettleOnWrite, e.GatewayAPI, fmt.Sprintf("%p", e.Scheme), e.SchedulerConfig, e.TimeScale})
 	return string(data), err
 }
 

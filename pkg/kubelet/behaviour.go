@@ -53,6 +53,21 @@ type behaviour struct {
 	pullFails              bool
 	logs                   []string
 	backoff                time.Duration
+	// forever: the command runs until stopped (sleep infinity), also in
+	// a Job's pod.
+	forever bool
+}
+
+// scaled is b with its durations multiplied by the time scale (1: as
+// given).
+func (b behaviour) scaled(scale float64) behaviour {
+	if scale <= 0 || scale == 1 {
+		return b
+	}
+	for _, d := range []*time.Duration{&b.startDelay, &b.readyDelay, &b.exitAfter, &b.backoff} {
+		*d = time.Duration(float64(*d) * scale)
+	}
+	return b
 }
 
 func annotation(pod *corev1.Pod, key, container string) (string, bool) {
@@ -63,11 +78,20 @@ func annotation(pod *corev1.Pod, key, container string) (string, bool) {
 	return v, ok
 }
 
-// behaviourOf is a container's behaviour: the defaults, then the matching
+// behaviourOf is a container's behaviour: the defaults, then what its
+// command does if it is a simple one (parseCommand), then the matching
 // rules in order, then the pod's annotations (values that do not parse are
 // ignored); a readiness probe's initial delay is the least ready delay.
 func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 	b := behaviour{backoff: time.Second, logs: defaultLines(pod, c)}
+	if p, ok := parseCommand(c); ok {
+		b.logs = p.output
+		if p.forever {
+			b.forever = true
+		} else {
+			b.exits, b.exitCode, b.exitAfter = true, p.exitCode, p.runs
+		}
+	}
 	for _, r := range rules {
 		if r.Match.matches(pod, c) {
 			r.Behaviour.apply(&b)

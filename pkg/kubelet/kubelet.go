@@ -50,6 +50,10 @@ type Config struct {
 	Rules []Rule
 	// Tracker, if set, sees the kubelet's work for settle.
 	Tracker *settle.Tracker
+	// TimeScale multiplies every simulated duration (sleeps, start and
+	// ready delays, back-offs, exit-after, honored grace periods); 0 or 1
+	// leaves them as given.
+	TimeScale float64
 }
 
 // Kubelet runs the simulated nodes.
@@ -82,6 +86,20 @@ type Kubelet struct {
 	// with it at once.
 	since map[types.UID]map[string]time.Time
 	ready atomic.Bool
+}
+
+// behaviourOf is container c's behaviour under the rules in force, its
+// durations scaled by the time scale.
+func (k *Kubelet) behaviourOf(pod *corev1.Pod, c corev1.Container) behaviour {
+	return behaviourOf(pod, c, k.Rules()).scaled(k.config.TimeScale)
+}
+
+// scale is d under the time scale.
+func (k *Kubelet) scale(d time.Duration) time.Duration {
+	if k.config.TimeScale <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * k.config.TimeScale)
 }
 
 // eventShards is how many broadcasters write the nodes' events.
@@ -238,7 +256,7 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 		if honorsGracePeriod(pod, k.Rules()) {
 			// From when the deletion was seen: deletionTimestamp is
 			// recorded to the second.
-			grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
+			grace := k.scale(time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second)
 			seen, _ := k.first(string(pod.UID) + "/deleting")
 			if wait := time.Until(seen.Add(grace)); wait > 0 {
 				return wait, nil
@@ -425,7 +443,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
-			k.config.Logs.Start(pod.UID, c.Name, 0, behaviourOf(pod, c, k.Rules()).logs...)
+			k.config.Logs.Start(pod.UID, c.Name, 0, k.behaviourOf(pod, c).logs...)
 			k.config.Logs.End(pod.UID, c.Name, 0)
 			s := &p.Status.InitContainerStatuses[i]
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
@@ -434,8 +452,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	}
 
 	for i, c := range pod.Spec.Containers {
-		b := behaviourOf(pod, c, k.Rules())
-		if runsToCompletion(pod) && !b.exits {
+		b := k.behaviourOf(pod, c)
+		if runsToCompletion(pod) && !b.exits && !b.forever {
 			b.exits = true // pods of Jobs exit 0 unless told otherwise
 		}
 		s := &p.Status.ContainerStatuses[i]

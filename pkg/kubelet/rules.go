@@ -18,6 +18,8 @@ import (
 type File struct {
 	Nodes         []NodeSpec `json:"nodes,omitempty"`
 	PodBehaviours []Rule     `json:"podBehaviours,omitempty"`
+	// TimeScale multiplies every simulated duration (0: unset, as 1).
+	TimeScale float64 `json:"timeScale,omitempty"`
 }
 
 // Rule gives the containers it matches a behaviour. Rules apply in order
@@ -55,6 +57,9 @@ type Behaviour struct {
 	HonorGracePeriod *bool `json:"honorGracePeriod,omitempty"`
 }
 
+// MaxTimeScale bounds the time scale (slow motion up to 100×).
+const MaxTimeScale = 100
+
 // ReadFile reads and checks a configuration file.
 func ReadFile(name string) (File, error) {
 	var f File
@@ -73,6 +78,9 @@ func ReadFile(name string) (File, error) {
 
 // Validate checks node names and rules.
 func (f File) Validate() error {
+	if f.TimeScale < 0 || f.TimeScale > MaxTimeScale {
+		return fmt.Errorf("timeScale: %v is not between 0 and %v", f.TimeScale, MaxTimeScale)
+	}
 	if len(f.Nodes) > 250 {
 		return fmt.Errorf("nodes: %d nodes, at most 250", len(f.Nodes))
 	}

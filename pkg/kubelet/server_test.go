@@ -317,4 +317,3 @@ func TestLogRun(t *testing.T) {
 		}
 	}
 }
-

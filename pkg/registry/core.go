@@ -35,7 +35,6 @@ import (
 	servicestore "k8s.io/kubernetes/pkg/registry/core/service/storage"
 	serviceaccountstore "k8s.io/kubernetes/pkg/registry/core/serviceaccount/storage"
 	netutils "k8s.io/utils/net"
-
 )
 
 // coreProvider is kube-apiserver's legacy ("core", /api/v1) provider,

@@ -18,7 +18,9 @@ func (kubelets) Handler(node string) (http.Handler, bool) {
 	if node != "node-1" {
 		return nil, false
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("kubelet at " + r.URL.RequestURI())) }), true
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("kubelet at " + r.URL.RequestURI()))
+	}), true
 }
 
 func (kubelets) Runs(node string) bool { return node == "node-1" }

@@ -571,7 +571,11 @@ func (b *configBuilder) registries() error {
 		return err
 	}
 	if (!b.selection.None() || b.selection.Scheduler()) && len(nodes) > 0 {
-		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: b.cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker}
+		scale := o.TimeScale
+		if (scale == 0 || scale == 1) && b.cluster.TimeScale > 0 {
+			scale = b.cluster.TimeScale
+		}
+		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: b.cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker, TimeScale: scale}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, b.resolver,
 		webhook.NewDefaultAuthenticationInfoResolverWrapper(b.proxyTransport, g.EgressSelector, g.LoopbackClientConfig, g.TracerProvider))

@@ -84,6 +84,11 @@ type Options struct {
 	// nodes, PodBehaviours adds to ClusterConfig's rules. Not flags.
 	NodeSpecs     []kubelet.NodeSpec
 	PodBehaviours []kubelet.Rule
+	// TimeScale multiplies every simulated duration of the kubelets
+	// (sleeps of simple commands, delays, back-offs): 0.01 runs a
+	// `sleep 2` in 20 ms. 1 (or 0) leaves them as given; a cluster
+	// config's timeScale applies when this is 1.
+	TimeScale float64
 	// SchedulerConfig is a KubeSchedulerConfiguration file for the
 	// in-process kube-scheduler (its profiles, plugins and their args), as
 	// kube-scheduler's --config takes it.
@@ -136,6 +141,7 @@ func NewOptions() *Options {
 		GatewayAPI:            true,
 		Controllers:           []string{"*"},
 		Nodes:                 1,
+		TimeScale:             1,
 		SettleOnWriteTimeout:  DefaultSettleOnWriteTimeout,
 		RequestHistorySize:    history.DefaultSize,
 	}
@@ -189,6 +195,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to run, as kube-controller-manager's --controllers: '*' runs the default set (deployment, replicaset, garbagecollector, namespace, disruption, serviceaccount, ...), 'foo' adds one, '-foo' removes one; 'scheduler' names kube-scheduler ('*,-scheduler' leaves pods unscheduled); 'none' runs none, as envtest.")
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
 	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity, images, devices) and pod behaviour rules (see README).")
+	fs.Float64Var(&o.TimeScale, "time-scale", o.TimeScale, "Multiply every simulated duration (containers' sleeps, start and ready delays, back-offs) by this: 0.01 runs `sleep 2` in 20 ms.")
 	fs.StringVar(&o.SchedulerConfig, "scheduler-config", o.SchedulerConfig, "KubeSchedulerConfiguration file for the in-process kube-scheduler (profiles, plugins), as kube-scheduler's --config.")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
 	fs.BoolVar(&o.SettleOnWrite, "settle-on-write", o.SettleOnWrite, "Answer each write (create, update, patch, delete) only once the cluster has settled: controllers, scheduler and kubelet done with it.")
@@ -226,6 +233,9 @@ func (o *Options) validate() []error {
 	}
 	if _, err := controllers.Select(o.Controllers); err != nil {
 		errs = append(errs, err)
+	}
+	if o.TimeScale < 0 || o.TimeScale > kubelet.MaxTimeScale {
+		errs = append(errs, fmt.Errorf("--time-scale %v is not between 0 and %v", o.TimeScale, kubelet.MaxTimeScale))
 	}
 	if o.SchedulerConfig != "" {
 		if _, err := scheduler.LoadFile(o.SchedulerConfig); err != nil {

@@ -5,9 +5,11 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
 
@@ -97,5 +99,80 @@ func TestTermination(t *testing.T) {
 			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Killing,involvedObject.name=" + tc.name})
 			return err == nil && len(evs.Items) == 1 && evs.Items[0].Message == "Stopping container app", nil
 		})
+	}
+}
+
+// A container whose command is a simple script runs for its sleeps,
+// prints its echoes and exits with its code; --time-scale shrinks the
+// sleeps.
+func TestSimpleCommands(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	job := func(name string, command ...string) *batchv1.Job {
+		return &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "work", Image: "busybox:1.36", Command: command}},
+			}}},
+		}
+	}
+	complete := func(t *testing.T, c kubernetes.Interface, ns, name string, want batchv1.JobConditionType) *batchv1.Job {
+		t.Helper()
+		var done *batchv1.Job
+		eventually(t, name+" "+string(want), func(ctx context.Context) (bool, error) {
+			j, err := c.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, cond := range j.Status.Conditions {
+				if cond.Type == want && cond.Status == corev1.ConditionTrue {
+					done = j
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		return done
+	}
+	if _, err := c.BatchV1().Jobs(ns).Create(ctx, job("sleeper", "sh", "-c", "echo working; sleep 2; echo done"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.BatchV1().Jobs(ns).Create(ctx, job("failing", "sh", "-c", "echo trying && exit 3"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j := complete(t, c, ns, "sleeper", batchv1.JobComplete)
+	if took := j.Status.CompletionTime.Sub(j.Status.StartTime.Time); took < 2*time.Second {
+		t.Errorf("a Job running `sleep 2` completed after %v", took)
+	}
+	complete(t, c, ns, "failing", batchv1.JobFailed)
+	for name, want := range map[string]struct {
+		log  string
+		code int32
+	}{"sleeper": {"working\ndone\n", 0}, "failing": {"trying\n", 3}} {
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + name})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("%s pods: %v %+v", name, err, pods)
+		}
+		p := pods.Items[0]
+		if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != want.code {
+			t.Errorf("%s exit: %+v, want %d", name, term, want.code)
+		}
+		if out, err := logs(t, c, ns, p.Name, &corev1.PodLogOptions{}); err != nil || out != want.log {
+			t.Errorf("%s log: %v %q, want %q", name, err, out, want.log)
+		}
+	}
+
+	// A hundredth of the time: `sleep 300` takes 3 s.
+	s := startTestServer(t, "--time-scale", "0.01", "--gateway-api=false")
+	fast := s.client(t)
+	fastNS := newNamespace(t, fast)
+	if _, err := fast.BatchV1().Jobs(fastNS).Create(ctx, job("long", "sleep", "300"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j = complete(t, fast, fastNS, "long", batchv1.JobComplete)
+	if took := j.Status.CompletionTime.Sub(j.Status.StartTime.Time); took < 3*time.Second || took > 60*time.Second {
+		t.Errorf("`sleep 300` at a time scale of 0.01 took %v", took)
 	}
 }

@@ -1,0 +1,70 @@
+package kubelet
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestParseCommand(t *testing.T) {
+	for _, tc := range []struct {
+		command, args []string
+		want          string // program as %+v, "" for not recognised
+	}{
+		{command: []string{"sleep", "300"}, want: "{runs:5m0s forever:false output:[] exitCode:0}"},
+		{command: []string{"/bin/sleep"}, args: []string{"1.5", "2m"}, want: "{runs:2m1.5s forever:false output:[] exitCode:0}"},
+		{command: []string{"sleep", "infinity"}, want: "{runs:0s forever:true output:[] exitCode:0}"},
+		{command: []string{"true"}, want: "{runs:0s forever:false output:[] exitCode:0}"},
+		{command: []string{"false"}, want: "{runs:0s forever:false output:[] exitCode:1}"},
+		{command: []string{"echo", "hello", "world"}, want: "{runs:0s forever:false output:[hello world] exitCode:0}"},
+		{command: []string{"sh", "-c", "echo start; sleep 2 && echo 'done now'; exit 3"}, want: "{runs:2s forever:false output:[start done now] exitCode:3}"},
+		{command: []string{"/bin/bash", "-ec"}, args: []string{"false || echo recovered\nsleep 1d"}, want: "{runs:24h0m0s forever:false output:[recovered] exitCode:0}"},
+		{command: []string{"sh", "-c", "false && echo never; true || exit 9"}, want: "{runs:0s forever:false output:[] exitCode:0}"},
+		{command: []string{"sh", "-c", "false && echo never"}, want: "{runs:0s forever:false output:[] exitCode:1}"},
+		{command: []string{"sh", "-c", "echo \"quoted; not split\"; exit 300"}, want: "{runs:0s forever:false output:[quoted; not split] exitCode:44}"},
+		{command: []string{"sh", "-c", "sleep 5; sleep infinity"}, want: "{runs:5s forever:true output:[] exitCode:0}"},
+		// Not recognised: they run as any other container.
+		{command: []string{"nginx", "-g", "daemon off;"}},
+		{command: []string{"sh", "-c", "echo $HOME"}},
+		{command: []string{"sh", "-c", "cat /etc/hosts | grep x"}},
+		{command: []string{"sh", "-c", "sleep 5 &"}},
+		{command: []string{"sh", "-c", "wget -q http://example.com"}},
+		{command: []string{"sh", "-c", "echo 'unterminated"}},
+		{command: []string{"sh", "-c", "sleep"}},
+		{command: []string{"sh", "-c", "sleep -1"}},
+		{command: []string{"sh", "-c", "exit one"}},
+		{command: []string{"sh", "-c", "true &&"}},
+		{command: []string{"sh", "script.sh"}},
+		{command: []string{"sh", "-c"}},
+		{args: []string{"sleep", "10"}, want: "{runs:10s forever:false output:[] exitCode:0}"},
+		{},
+	} {
+		p, ok := parseCommand(corev1.Container{Command: tc.command, Args: tc.args})
+		got := ""
+		if ok {
+			got = fmt.Sprintf("{runs:%v forever:%v output:%v exitCode:%d}", p.runs, p.forever, p.output, p.exitCode)
+		}
+		if got != tc.want {
+			t.Errorf("%q %q: %s, want %s", tc.command, tc.args, got, tc.want)
+		}
+	}
+}
+
+// A recognised command shapes the behaviour; rules and annotations still
+// override it; the time scale shrinks it.
+func TestCommandBehaviour(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "echo hi; sleep 2; exit 4"}}}}}
+	b := behaviourOf(pod, pod.Spec.Containers[0], nil)
+	if !b.exits || b.exitCode != 4 || b.exitAfter != 2*time.Second || fmt.Sprint(b.logs) != "[hi]" {
+		t.Errorf("behaviour of the command: %+v", b)
+	}
+	pod.Annotations = map[string]string{AnnotationExitCode: "0"}
+	if b := behaviourOf(pod, pod.Spec.Containers[0], nil); b.exitCode != 0 || b.exitAfter != 2*time.Second {
+		t.Errorf("annotation over the command: %+v", b)
+	}
+	if s := b.scaled(0.01); s.exitAfter != 20*time.Millisecond || s.backoff != 10*time.Millisecond {
+		t.Errorf("scaled by 0.01: %+v", s)
+	}
+}
