@@ -17,7 +17,7 @@ VERSION_LDFLAGS := \
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: build test python-test bench bench-scale bench-python run vet fmt kubectl clean
+.PHONY: build test python-test fuzz bench bench-scale bench-python run vet fmt kubectl clean
 
 # Compile every package and the two binaries under $(BIN)/.
 build:
@@ -53,6 +53,15 @@ python-test:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check './python[test]'
 	cd python && ../$(VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests
+
+# Fuzz what clients send (bodies of every content type, patches,
+# selectors and continue tokens, the admin API) for FUZZTIME per target.
+# An input that fails is saved under pkg/server/testdata/fuzz, which
+# `make test` replays from then on.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzCreate FuzzPatch FuzzList FuzzAdmin
+fuzz:
+	for t in $(FUZZ_TARGETS); do $(GO) test ./pkg/server -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 # The benchmarks recorded in docs/benchmarks.md.
 bench:
