@@ -67,7 +67,7 @@ func (s *fuzzServer) do(t *testing.T, method, target, contentType string, body [
 		t.Logf("%s %s: upstream panic in %s, as kube-apiserver's", method, target, origin)
 		return http.StatusInternalServerError
 	}
-	if rec.Code >= 500 && !upstream500(rec.Body.Bytes()) {
+	if rec.Code >= 500 && !upstream500(contentType, rec.Body.Bytes()) {
 		t.Fatalf("%s %s (%s, %d bytes): %d %s", method, target, contentType, len(body), rec.Code, truncate(rec.Body.String()))
 	}
 	if rec.Code >= 400 {
@@ -85,17 +85,28 @@ func (s *fuzzServer) do(t *testing.T, method, target, contentType string, body [
 var upstream500s = []string{
 	// structuredmerge.go: an apply patch with a field its schema lacks.
 	"failed to create typed patch object (",
-	// strategicpatch: a $patch directive it does not know
-	// (interpretStrategicMergePatchError maps only some of its errors).
-	"unknown patch type: ",
 }
 
-func upstream500(body []byte) bool {
+// strategicMergeErrors are the messages of k8s.io/apimachinery's
+// strategicpatch and mergepatch errors that the patch handler does not
+// map to a 400 (interpretStrategicMergePatchError knows a few of them).
+var strategicMergeErrors = []string{
+	"unknown patch type: ", "merging an object in json but data type is not struct", "unable to find api field",
+	"invalid value for special key", "cannot merge lists", "merging lists cannot", "value for key ", "list element types",
+	"no elements in", "unknown type: ", "invalid element type", "cannot find merge key", "unexpected patch strategy",
+	"expected kind", "expected slice", "expected visit", "map: ", "expected a ", "The order in patch list",
+}
+
+func upstream500(contentType string, body []byte) bool {
 	var st metav1.Status
 	if json.Unmarshal(body, &st) != nil || st.Code != http.StatusInternalServerError {
 		return false
 	}
-	for _, prefix := range upstream500s {
+	known := upstream500s
+	if contentType == "application/strategic-merge-patch+json" {
+		known = append(known, strategicMergeErrors...)
+	}
+	for _, prefix := range known {
 		if strings.HasPrefix(st.Message, prefix) {
 			return true
 		}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,4 +177,49 @@ func TestSimpleCommands(t *testing.T) {
 	if took := j.Status.CompletionTime.Sub(j.Status.StartTime.Time); took < 3*time.Second || took > 60*time.Second {
 		t.Errorf("`sleep 300` at a time scale of 0.01 took %v", took)
 	}
+}
+
+// SIGTERM with requests and watches in flight: the server exits cleanly
+// (status 0) within 2 s.
+func TestShutdownUnderLoad(t *testing.T) {
+	s, err := startServer(t.TempDir() + "/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.client(t)
+	load, endLoad := context.WithCancel(context.Background())
+	defer endLoad()
+	var clients sync.WaitGroup
+	for range 10 {
+		w, err := c.CoreV1().ConfigMaps("default").Watch(load, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients.Go(func() {
+			for range w.ResultChan() {
+			}
+		})
+	}
+	for i := range 8 {
+		clients.Go(func() {
+			for n := 0; load.Err() == nil; n++ {
+				name := fmt.Sprintf("cm-%d-%d", i, n)
+				_, _ = c.CoreV1().ConfigMaps("default").Create(load, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+				_, _ = c.CoreV1().Pods("").List(load, metav1.ListOptions{})
+				_ = c.CoreV1().ConfigMaps("default").Delete(load, name, metav1.DeleteOptions{})
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	start := time.Now()
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("SIGTERM to exit: %v", took)
+	if took > 2*time.Second {
+		t.Errorf("SIGTERM to exit with requests and watches in flight: %v", took)
+	}
+	endLoad()
+	clients.Wait()
 }
