@@ -17,7 +17,7 @@ VERSION_LDFLAGS := \
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: build test python-test fuzz bench bench-scale bench-python run vet fmt kubectl clean
+.PHONY: build test python-test soak fuzz bench bench-scale bench-python run vet fmt kubectl clean
 
 # Compile every package and the two binaries under $(BIN)/.
 build:
@@ -53,6 +53,15 @@ python-test:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check './python[test]'
 	cd python && ../$(VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests
+
+# The longer reliability tests: fifty clients mixing every verb for SOAK
+# (under the race detector), and SOAK_CYCLES create/delete cycles against
+# the binary. CI runs them shorter.
+SOAK ?= 60s
+SOAK_CYCLES ?= 100000
+soak:
+	MOCKERNETES_SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 30m -run '^TestMixedVerbs$$' ./pkg/server
+	MOCKERNETES_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 30m -run '^TestChurn$$' -v ./test/e2e
 
 # Fuzz what clients send (bodies of every content type, patches,
 # selectors and continue tokens, the admin API) for FUZZTIME per target.

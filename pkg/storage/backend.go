@@ -34,6 +34,10 @@ type Options struct {
 	// MaxHistoryEvents bounds the memory of the history: beyond it the oldest
 	// revisions are compacted even inside HistoryWindow.
 	MaxHistoryEvents int
+	// MaxHistoryBytes bounds it in bytes too (the stored values the
+	// history alone keeps, and a fixed cost per event): churn of large
+	// objects reaches it before the event bound.
+	MaxHistoryBytes int64
 	// ProgressNotifyInterval is how often watches opened with ProgressNotify
 	// get a bookmark carrying the current revision, as etcd's
 	// --experimental-watch-progress-notify-interval does.
@@ -56,6 +60,7 @@ type Options struct {
 const (
 	DefaultHistoryWindow          = 5 * time.Minute
 	DefaultMaxHistoryEvents       = 100000
+	DefaultMaxHistoryBytes        = 64 << 20
 	DefaultProgressNotifyInterval = 5 * time.Second
 )
 
@@ -66,6 +71,9 @@ func (o Options) Complete() Options {
 	}
 	if o.MaxHistoryEvents <= 0 {
 		o.MaxHistoryEvents = DefaultMaxHistoryEvents
+	}
+	if o.MaxHistoryBytes <= 0 {
+		o.MaxHistoryBytes = DefaultMaxHistoryBytes
 	}
 	if o.ProgressNotifyInterval <= 0 {
 		o.ProgressNotifyInterval = DefaultProgressNotifyInterval
@@ -150,6 +158,8 @@ type Backend struct {
 	rev       int64
 	compacted int64
 	history   []event // ascending by rev, all with rev > compacted
+	// historyBytes is what the history alone keeps alive (eventBytes).
+	historyBytes int64
 	// index holds the current items by label and indexed field, so that a
 	// LIST with an equality selector visits only the items it can match.
 	index map[indexKey]*btree.BTreeG[*item]
@@ -253,6 +263,9 @@ func (b *Backend) dropHistory(n int) {
 	if n == 0 {
 		return
 	}
+	for i := range n {
+		b.historyBytes -= eventBytes(&b.history[i])
+	}
 	clear(b.history[:n])
 	b.history = b.history[n:]
 	if cap(b.history) > 1024 && len(b.history) < cap(b.history)/4 {
@@ -260,11 +273,35 @@ func (b *Backend) dropHistory(n int) {
 	}
 }
 
-// retainLocked compacts what falls out of the history window or the event bound.
+// eventOverhead is what an event costs besides the value it keeps: the
+// event, the item, the key and index entries.
+const eventOverhead = 256
+
+// eventBytes is what an event keeps alive that nothing else does: the
+// version it replaced or deleted (the new version is the current state's
+// until it is replaced in turn, and then the next event's).
+func eventBytes(ev *event) int64 {
+	n := int64(eventOverhead)
+	if ev.prev != nil {
+		n += int64(len(ev.prev.data) + len(ev.prev.key))
+	}
+	return n
+}
+
+// retainLocked compacts what falls out of the history window or the event
+// and byte bounds.
 func (b *Backend) retainLocked(now time.Time) {
 	drop := 0
 	if over := len(b.history) - b.opts.MaxHistoryEvents; over > 0 {
 		drop = over
+	}
+	bytes := b.historyBytes
+	for i := range drop {
+		bytes -= eventBytes(&b.history[i])
+	}
+	for drop < len(b.history) && bytes > b.opts.MaxHistoryBytes {
+		bytes -= eventBytes(&b.history[drop])
+		drop++
 	}
 	cutoff := now.Add(-b.opts.HistoryWindow)
 	for drop < len(b.history) && b.history[drop].at.Before(cutoff) {
@@ -378,6 +415,7 @@ func (b *Backend) putLocked(key string, cur, next *item, rev int64, now time.Tim
 	}
 	ev := event{rev: rev, key: key, cur: next, prev: cur, at: now}
 	b.history = append(b.history, ev)
+	b.historyBytes += eventBytes(&b.history[len(b.history)-1])
 	b.retainLocked(now)
 	for w := range b.watchers {
 		// A watch from a future revision sees only what comes after it, as

@@ -449,3 +449,32 @@ func TestVerifyCache(t *testing.T) {
 		t.Fatalf("want foo reported, got %v", err)
 	}
 }
+
+// The history is bounded in bytes as well: churn of large values compacts
+// the oldest revisions once what the history alone keeps passes the bound
+// (lists there answer 410, as after an etcd compaction).
+func TestHistoryByteBound(t *testing.T) {
+	ctx, s := testSetup(t, withBackendOptions(Options{MaxHistoryBytes: 64 << 10}))
+	big := strings.Repeat("x", 8<<10)
+	first := mustCreate(t, ctx, s, "p0")
+	for i := range 30 {
+		out := &example.Pod{}
+		if err := s.GuaranteedUpdate(ctx, "/pods/ns/p0", out, false, nil, func(in runtime.Object, _ apistorage.ResponseMeta) (runtime.Object, *uint64, error) {
+			p := in.(*example.Pod).DeepCopy()
+			p.Spec.Hostname = big[:len(big)-i]
+			return p, nil, nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.b.mu.Lock()
+	events, bytes := len(s.b.history), s.b.historyBytes
+	s.b.mu.Unlock()
+	if bytes > 64<<10 || events >= 31 || events < 4 {
+		t.Errorf("history after 30 updates of 8 KiB values under a 64 KiB bound: %d events, %d bytes", events, bytes)
+	}
+	err := s.GetList(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: first.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact, Predicate: apistorage.Everything, Recursive: true}, &example.PodList{})
+	if !apierrors.IsResourceExpired(err) {
+		t.Errorf("list at a revision past the byte bound: want 410 Expired, got %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
+)
+
+// Churn leaves nothing behind: MOCKERNETES_SOAK_CYCLES create/delete
+// cycles of ConfigMaps (one in ten a pod, run by the simulated kubelet
+// and deleted) leave the server's goroutines where they were after the
+// first tenth, and no object. Its RSS is logged: the history window and
+// the pods' Events (an hour's TTL, as kube-apiserver's) still grow it
+// (docs/reliability.md). `make soak` runs it.
+func TestChurn(t *testing.T) {
+	cycles, _ := strconv.Atoi(os.Getenv("MOCKERNETES_SOAK_CYCLES"))
+	if cycles < 1000 {
+		t.Skip("MOCKERNETES_SOAK_CYCLES (at least 1000) not set: `make soak` runs this")
+	}
+	s := startTestServer(t, "--gateway-api=false")
+	c := s.client(t)
+	control, err := testcontrol.New(s.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	run := func(from, to int) {
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := from + w; i < to; i += 8 {
+					name := fmt.Sprintf("c%d", i)
+					if i%10 == 0 {
+						p := pod(name, nil)
+						if _, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+							t.Error(err)
+							return
+						}
+						_ = c.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+						continue
+					}
+					cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"payload": strings.Repeat("x", 512)}}
+					if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+						t.Error(err)
+						return
+					}
+					if err := c.CoreV1().ConfigMaps(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := control.Settle(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	measure := func() (rss float64, goroutines int) {
+		return rssOf(t, s.cmd.Process.Pid), goroutinesOf(t, c)
+	}
+	start := time.Now()
+	run(0, cycles/10)
+	rss0, g0 := measure()
+	run(cycles/10, cycles)
+	rss1, g1 := measure()
+	t.Logf("%d cycles in %v: RSS %.0f → %.0f MiB, goroutines %d → %d", cycles, time.Since(start).Round(time.Second), rss0, rss1, g0, g1)
+	if g1 > g0+20 {
+		t.Errorf("goroutines grew from %d to %d over the churn", g0, g1)
+	}
+	if left, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{}); err != nil || len(left.Items) != 1 { // kube-root-ca.crt
+		t.Errorf("ConfigMaps left: %v %d", err, len(left.Items))
+	}
+}
+
+func rssOf(t *testing.T, pid int) float64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) >= 2 && fields[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(fields[1], 64)
+			return kb / 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// goroutinesOf reads the server's go_goroutines from /metrics.
+func goroutinesOf(t *testing.T, c kubernetes.Interface) int {
+	t.Helper()
+	raw, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatal("no go_goroutines in /metrics")
+	return 0
+}
