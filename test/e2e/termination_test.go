@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/internal/testload"
 )
 
 // A deleted pod ends as a kubelet ends it: its containers stop (Killing),
@@ -186,30 +186,11 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := s.client(t)
-	load, endLoad := context.WithCancel(context.Background())
+	endLoad, err := testload.Start(context.Background(), s.client(t), "default", 10, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer endLoad()
-	var clients sync.WaitGroup
-	for range 10 {
-		w, err := c.CoreV1().ConfigMaps("default").Watch(load, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients.Go(func() {
-			for range w.ResultChan() {
-			}
-		})
-	}
-	for i := range 8 {
-		clients.Go(func() {
-			for n := 0; load.Err() == nil; n++ {
-				name := fmt.Sprintf("cm-%d-%d", i, n)
-				_, _ = c.CoreV1().ConfigMaps("default").Create(load, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-				_, _ = c.CoreV1().Pods("").List(load, metav1.ListOptions{})
-				_ = c.CoreV1().ConfigMaps("default").Delete(load, name, metav1.DeleteOptions{})
-			}
-		})
-	}
 	time.Sleep(time.Second)
 	start := time.Now()
 	if err := s.stop(); err != nil {
@@ -220,6 +201,4 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("SIGTERM to exit with requests and watches in flight: %v", took)
 	}
-	endLoad()
-	clients.Wait()
 }
