@@ -106,10 +106,14 @@ func (spec NodeSpec) validateDevices() error {
 // it) and a DeviceClass per driver that has none.
 func (k *Kubelet) publishDevices(ctx context.Context) error {
 	drivers := map[string]bool{}
+	wanted := map[string]bool{}
 	for _, spec := range k.nodes().specs {
 		slices, err := spec.slices()
 		if err != nil {
 			return err
+		}
+		for _, s := range slices {
+			wanted[s.Name] = true
 		}
 		if len(slices) == 0 {
 			continue
@@ -124,6 +128,22 @@ func (k *Kubelet) publishDevices(ctx context.Context) error {
 			if err := k.putSlice(ctx, s); err != nil {
 				return fmt.Errorf("node %s: ResourceSlice %s: %w", spec.Name, s.Name, err)
 			}
+		}
+	}
+	// A node that no longer has a driver's devices (a reset with another
+	// cluster config) loses that slice, as a driver's kubelet plugin
+	// removes it when it goes.
+	existing, err := k.client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, s := range existing.Items {
+		node := ptr.Deref(s.Spec.NodeName, "")
+		if !k.Runs(node) || wanted[s.Name] || s.Name != node+"-"+s.Spec.Driver || s.Spec.Pool.Name != node {
+			continue
+		}
+		if err := k.client.ResourceV1().ResourceSlices().Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("ResourceSlice %s: %w", s.Name, err)
 		}
 	}
 	for driver := range drivers {

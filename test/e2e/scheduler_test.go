@@ -263,6 +263,22 @@ func TestScheduler(t *testing.T) {
 			t.Errorf("third claimant: on %q, PodScheduled %+v", third.Spec.NodeName, cond)
 		}
 	})
+
+	t.Run("reset without the devices", func(t *testing.T) {
+		// The baseline has c1's slice; a reset whose c1 has no devices
+		// must not keep it (kube-scheduler would allocate devices that
+		// are not there).
+		control, err := testcontrol.New(s.restConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := control.Reset(ctx, testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{{Name: "c1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if slices, err := c.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{}); err != nil || len(slices.Items) != 0 {
+			t.Errorf("ResourceSlices after a reset without devices: %v %+v", err, slices)
+		}
+	})
 }
 
 // createPod creates p in ns and returns it as it is once the cluster
