@@ -13,6 +13,10 @@ type connTracker struct {
 	net.Listener
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// closed is set by closeAll: a connection accepted after it (the
+	// listener closes a moment later) is closed at once, or a client that
+	// keeps sending would hold the shutdown.
+	closed bool
 }
 
 func trackConns(l net.Listener) *connTracker {
@@ -26,14 +30,22 @@ func (t *connTracker) Accept() (net.Conn, error) {
 	}
 	tc := &trackedConn{Conn: c, t: t}
 	t.mu.Lock()
-	t.conns[tc] = struct{}{}
+	closed := t.closed
+	if !closed {
+		t.conns[tc] = struct{}{}
+	}
 	t.mu.Unlock()
+	if closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
 	return tc, nil
 }
 
-// closeAll closes every connection still open.
+// closeAll closes every connection still open, and those accepted later.
 func (t *connTracker) closeAll() {
 	t.mu.Lock()
+	t.closed = true
 	conns := make([]net.Conn, 0, len(t.conns))
 	for c := range t.conns {
 		conns = append(conns, c)

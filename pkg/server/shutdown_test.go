@@ -47,6 +47,7 @@ func TestShutdownInFlight(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	case <-time.After(10 * time.Second):
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 		t.Fatal("the server did not stop within 10 s")
 	}
 	t.Logf("stopped in %v", time.Since(start))
