@@ -61,13 +61,18 @@ type behaviour struct {
 // scaled is b with its durations multiplied by the time scale (1: as
 // given).
 func (b behaviour) scaled(scale float64) behaviour {
-	if scale <= 0 || scale == 1 {
-		return b
-	}
 	for _, d := range []*time.Duration{&b.startDelay, &b.readyDelay, &b.exitAfter, &b.backoff} {
-		*d = time.Duration(float64(*d) * scale)
+		*d = scaled(*d, scale)
 	}
 	return b
+}
+
+// scaled is d under the time scale (0 or 1: d itself).
+func scaled(d time.Duration, scale float64) time.Duration {
+	if scale <= 0 || scale == 1 {
+		return d
+	}
+	return time.Duration(float64(d) * scale)
 }
 
 func annotation(pod *corev1.Pod, key, container string) (string, bool) {

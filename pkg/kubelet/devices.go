@@ -86,10 +86,7 @@ func (spec NodeSpec) validateDevices() error {
 	if err != nil {
 		return err
 	}
-	for _, s := range slices {
-		if len(s.Spec.Devices) > maxDevices {
-			return fmt.Errorf("devices: %d devices of driver %s, at most %d", len(s.Spec.Devices), s.Spec.Driver, maxDevices)
-		}
+	for _, s := range slices { // upstream's validation bounds the devices too
 		var internal resourceapi.ResourceSlice
 		if err := legacyscheme.Scheme.Convert(s, &internal, nil); err != nil {
 			return err

@@ -95,12 +95,7 @@ func (k *Kubelet) behaviourOf(pod *corev1.Pod, c corev1.Container) behaviour {
 }
 
 // scale is d under the time scale.
-func (k *Kubelet) scale(d time.Duration) time.Duration {
-	if k.config.TimeScale <= 0 {
-		return d
-	}
-	return time.Duration(float64(d) * k.config.TimeScale)
-}
+func (k *Kubelet) scale(d time.Duration) time.Duration { return scaled(d, k.config.TimeScale) }
 
 // eventShards is how many broadcasters write the nodes' events.
 const eventShards = 16

@@ -42,9 +42,6 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
-// Name is the scheduler name pods ask for by default.
-const Name = corev1.DefaultSchedulerName
-
 // podMaxInUnschedulablePods is kube-scheduler's default for its deprecated
 // --pod-max-in-unschedulable-pods-duration.
 const podMaxInUnschedulablePods = 5 * time.Minute

@@ -18,7 +18,6 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
-	"github.com/mockernetes/mockernetes/pkg/scheduler"
 )
 
 // Options are the user-facing settings of one server. As in
@@ -236,11 +235,6 @@ func (o *Options) validate() []error {
 	}
 	if o.TimeScale < 0 || o.TimeScale > kubelet.MaxTimeScale {
 		errs = append(errs, fmt.Errorf("--time-scale %v is not between 0 and %v", o.TimeScale, kubelet.MaxTimeScale))
-	}
-	if o.SchedulerConfig != "" {
-		if _, err := scheduler.LoadFile(o.SchedulerConfig); err != nil {
-			errs = append(errs, fmt.Errorf("--scheduler-config %w", err))
-		}
 	}
 	if o.Nodes < 0 || o.Nodes > 250 {
 		errs = append(errs, fmt.Errorf("--nodes %d is not between 0 and 250", o.Nodes))

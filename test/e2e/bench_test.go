@@ -53,7 +53,7 @@ func benchmarkStart(b *testing.B, args ...string) {
 	b.ReportMetric(shutdown/float64(b.N)*1000, "ms-shutdown")
 }
 
-func rssMiB(b *testing.B, pid int) float64 {
+func rssMiB(b testing.TB, pid int) float64 {
 	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		b.Fatal(err)

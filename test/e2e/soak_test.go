@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -70,7 +69,7 @@ func TestChurn(t *testing.T) {
 		}
 	}
 	measure := func() (rss float64, goroutines int) {
-		return rssOf(t, s.cmd.Process.Pid), goroutinesOf(t, c)
+		return rssMiB(t, s.cmd.Process.Pid), goroutinesOf(t, c)
 	}
 	start := time.Now()
 	run(0, cycles/10)
@@ -84,24 +83,6 @@ func TestChurn(t *testing.T) {
 	if left, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{}); err != nil || len(left.Items) != 1 { // kube-root-ca.crt
 		t.Errorf("ConfigMaps left: %v %d", err, len(left.Items))
 	}
-}
-
-func rssOf(t *testing.T, pid int) float64 {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) >= 2 && fields[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(fields[1], 64)
-			return kb / 1024
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
 }
 
 // goroutinesOf reads the server's go_goroutines from /metrics.
