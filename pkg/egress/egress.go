@@ -38,6 +38,11 @@ type Config struct {
 	// Self maps the API server's advertised host:port (the `kubernetes`
 	// Service's endpoint) to its real listener address.
 	Self map[string]string
+	// InProcess serves the cluster addresses the simulation answers in
+	// process (a simulated kubelet's port, a pod port forwarded to a
+	// test's listener): ok is false for the others, which the gate then
+	// decides. Only addresses taken from cluster objects are offered.
+	InProcess func(ctx context.Context, network, addr string) (conn net.Conn, ok bool, err error)
 	// Dial opens connections that passed the gate (net.Dialer if nil).
 	// Tests set it to see every connection the server makes.
 	Dial utilnet.DialFunc
@@ -128,8 +133,17 @@ const (
 	etcd
 )
 
+// Dial is the dialer for addresses a user wrote (a port-forward rule's
+// target), for clients built outside the selector.
+func (g *Gate) Dial() utilnet.DialFunc { return g.dialer(controlPlane) }
+
 func (g *Gate) dialer(o origin) utilnet.DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if o == cluster && g.config.InProcess != nil {
+			if conn, ok, err := g.config.InProcess(ctx, network, addr); ok {
+				return conn, err
+			}
+		}
 		target, err := g.route(o, addr)
 		if err != nil {
 			return nil, &net.OpError{Op: "dial", Net: network, Addr: stringAddr{network, addr}, Err: err}

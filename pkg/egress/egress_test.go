@@ -89,3 +89,35 @@ func TestRule(t *testing.T) {
 		}
 	}
 }
+
+// What the simulation answers in process is offered only addresses taken
+// from cluster objects; what it declines is decided by the rule, and a
+// URL a user wrote never reaches it.
+func TestInProcess(t *testing.T) {
+	var offered, dialed []string
+	served, _ := net.Pipe()
+	defer served.Close()
+	g := New(Config{
+		Simulated: []*net.IPNet{{IP: net.IP{10, 244, 0, 0}, Mask: net.CIDRMask(16, 32)}},
+		InProcess: func(_ context.Context, _, addr string) (net.Conn, bool, error) {
+			offered = append(offered, addr)
+			return served, addr == "10.244.0.2:80", nil
+		},
+		Dial: func(_ context.Context, _, addr string) (net.Conn, error) {
+			dialed = append(dialed, addr)
+			return nil, errors.New("recorded")
+		},
+	})
+	if conn, err := g.ClusterDial()(context.Background(), "tcp", "10.244.0.2:80"); conn != served || err != nil {
+		t.Errorf("served in process: %v %v", conn, err)
+	}
+	if _, err := g.ClusterDial()(context.Background(), "tcp", "10.244.0.3:80"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("declined, then refused by the rule: %v", err)
+	}
+	if _, err := g.Dial()(context.Background(), "tcp", "10.244.0.2:80"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a user's URL to a pod address: %v", err)
+	}
+	if strings.Join(offered, ",") != "10.244.0.2:80,10.244.0.3:80" || len(dialed) != 0 {
+		t.Errorf("offered %v, dialed %v", offered, dialed)
+	}
+}

@@ -40,6 +40,13 @@ const (
 	// grace period ends, as containers that ignore SIGTERM do (by default
 	// it goes at once).
 	AnnotationGracePeriod = "mockernetes.io/honor-grace-period"
+	// AnnotationStdin: what the container does with an attached client's
+	// stdin: "echo" or "ignore".
+	AnnotationStdin = "mockernetes.io/stdin"
+	// AnnotationPortForward: where connections to the pod's ports go,
+	// "PORT=HOST:PORT" pairs separated by commas, or one HOST:PORT for
+	// every port ("8080=127.0.0.1:18080").
+	AnnotationPortForward = "mockernetes.io/port-forward"
 )
 
 // behaviour is what one container does.
@@ -56,6 +63,16 @@ type behaviour struct {
 	// forever: the command runs until stopped (sleep infinity), also in
 	// a Job's pod.
 	forever bool
+	// interactive: the container reads its stdin (a shell with no
+	// script, or a command the simulation does not know, with stdin
+	// open): it runs until its attached session ends.
+	interactive bool
+	// shell: the container's command is a shell reading commands from
+	// its stdin, played by the simulated shell when attached.
+	shell    bool
+	exec     []ExecRule
+	stdin    string
+	forwards []PortForward
 }
 
 // scaled is b with its durations multiplied by the time scale (1: as
@@ -96,6 +113,8 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 		} else {
 			b.exits, b.exitCode, b.exitAfter = true, p.exitCode, p.runs
 		}
+	} else if c.Stdin {
+		b.interactive, b.shell = true, readsCommands(c)
 	}
 	for _, r := range rules {
 		if r.Match.matches(pod, c) {
@@ -139,7 +158,36 @@ func annotated(pod *corev1.Pod, c corev1.Container) Behaviour {
 	if v, ok := annotation(pod, AnnotationLogs, c.Name); ok {
 		a.Logs = strings.Split(strings.TrimSuffix(v, "\n"), "\n")
 	}
+	if v, _ := annotation(pod, AnnotationStdin, c.Name); v == "echo" || v == "ignore" {
+		a.Stdin = v
+	}
+	if v, ok := annotation(pod, AnnotationPortForward, c.Name); ok {
+		a.PortForward = parseForwards(v)
+	}
 	return a
+}
+
+// parseForwards reads the port-forward annotation; pairs that do not
+// parse are ignored.
+func parseForwards(v string) []PortForward {
+	var out []PortForward
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		var f PortForward
+		if port, addr, ok := strings.Cut(item, "="); ok {
+			n, err := strconv.ParseInt(port, 10, 32)
+			if err != nil || n < 1 || n > 65535 {
+				continue
+			}
+			f = PortForward{Port: int32(n), Address: addr}
+		} else {
+			f = PortForward{Address: item}
+		}
+		if _, err := forwardAddress(f.Address); err == nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // terminatedReason is the kubelet's reason for a container that exited.

@@ -106,7 +106,9 @@ func TestDerivePodStatus(t *testing.T) {
 			}
 			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, cs)
 		}
-		k.derivePodStatus(pod, p)
+		if err := k.derivePodStatus(pod, p); err != nil {
+			t.Fatal(err)
+		}
 		ready, sandbox := condition(p, corev1.PodReady), condition(p, corev1.PodReadyToStartContainers)
 		if p.Status.Phase != tc.phase || ready == nil || ready.Status != tc.podReady || ready.Message != tc.readyMsg ||
 			ready.ObservedGeneration != 2 || sandbox == nil || sandbox.Status != tc.sandbox {

@@ -12,6 +12,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,11 @@ type Config struct {
 	// ready delays, back-offs, exit-after, honored grace periods); 0 or 1
 	// leaves them as given.
 	TimeScale float64
+	// Dial connects to the addresses port-forward rules name (through the
+	// server's egress gate, which refuses the simulation's own).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// AllowLocalExec lets exec rules run local commands.
+	AllowLocalExec bool
 }
 
 // Kubelet runs the simulated nodes.
@@ -77,8 +83,14 @@ type Kubelet struct {
 	// through the admin API).
 	rules atomic.Pointer[[]Rule]
 
-	mu     sync.Mutex
-	nextIP map[string]int
+	// ips are the pods' addresses.
+	ips *ipam
+	// sessions are attached sessions that ended their container.
+	sessions sessions
+	// listener takes the in-process connections to the kubelets' port.
+	listener *pipeListener
+
+	mu sync.Mutex
 	// since holds exact times of what the status records to the second:
 	// when a pod was accepted ("<uid>") and a container run started
 	// ("<uid>/<container>/<run>"), so that sub-second delays hold.
@@ -106,6 +118,10 @@ const workers = 16
 
 // New registers the kubelet's informers on factory (start it afterwards).
 func New(c Config, client kubernetes.Interface, factory informers.SharedInformerFactory) (*Kubelet, error) {
+	if c.Dial == nil {
+		var d net.Dialer
+		c.Dial = d.DialContext
+	}
 	broadcasters := make([]record.EventBroadcaster, eventShards)
 	for i := range broadcasters {
 		broadcasters[i] = record.NewBroadcaster()
@@ -120,15 +136,21 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
-		events: broadcasters,
-		nextIP: map[string]int{},
-		since:  map[types.UID]map[string]time.Time{},
+		events:   broadcasters,
+		ips:      newIPAM(),
+		sessions: sessions{ended: map[types.UID]map[string]int32{}},
+		listener: newPipeListener(),
+		since:    map[types.UID]map[string]time.Time{},
+	}
+	if err := k.checkLocalExec(c.Rules); err != nil {
+		return nil, err
 	}
 	rules := append([]Rule(nil), c.Rules...)
 	k.rules.Store(&rules)
 	k.set.Store(k.newNodeSet(c.Nodes))
 	enqueue := func(obj any) {
 		if p, ok := obj.(*corev1.Pod); ok && k.owns(p) {
+			k.holdIP(p)
 			if key, err := cache.MetaNamespaceKeyFunc(p); err == nil {
 				k.queue.Add(key)
 			}
@@ -146,12 +168,27 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 			if p, ok := obj.(*corev1.Pod); ok {
 				k.config.Logs.Forget(p.UID)
 				k.forget(p.UID)
+				k.ips.release(p.UID)
+				k.forgetSessions(p.UID)
 			}
 		},
 	}); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// holdIP keeps the address book in step with what a pod reports: a pod
+// that completed frees its address (its sandbox is gone), one that reports
+// an address the kubelet did not give out (restored, or run before a
+// restart) holds it.
+func (k *Kubelet) holdIP(p *corev1.Pod) {
+	switch {
+	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
+		k.ips.release(p.UID)
+	case p.Status.PodIP != "" && !p.Spec.HostNetwork:
+		k.ips.reserve(p.Spec.NodeName, k.nodes().index[p.Spec.NodeName], p)
+	}
 }
 
 func (k *Kubelet) owns(p *corev1.Pod) bool {
@@ -168,8 +205,19 @@ func (k *Kubelet) SetRules(rules []Rule) error {
 	if err := (File{PodBehaviours: rules}).Validate(); err != nil {
 		return err
 	}
+	if err := k.checkLocalExec(rules); err != nil {
+		return err
+	}
 	rules = append([]Rule(nil), rules...)
 	k.rules.Store(&rules)
+	return nil
+}
+
+// checkLocalExec refuses rules that run local commands unless allowed.
+func (k *Kubelet) checkLocalExec(rules []Rule) error {
+	if where, ok := localExec(rules); ok && !k.config.AllowLocalExec {
+		return fmt.Errorf("%s: running local commands needs a server started with --allow-local-exec", where)
+	}
 	return nil
 }
 
@@ -180,6 +228,11 @@ func (k *Kubelet) Ready() bool { return k.ready.Load() }
 func (k *Kubelet) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	defer k.queue.ShutDown()
+	go func() {
+		if err := k.serve(ctx); err != nil {
+			utilruntime.HandleErrorWithContext(ctx, err, "The kubelets' server stopped")
+		}
+	}()
 	sink := k.written.Sink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
 	for _, b := range k.events {
 		b.StartRecordingToSink(sink)
@@ -299,7 +352,9 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 		k.config.Logs.End(pod.UID, s.Name, s.RestartCount)
 	}
 	if stopped {
-		k.derivePodStatus(pod, p)
+		if err := k.derivePodStatus(pod, p); err != nil {
+			return err
+		}
 		_, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -331,7 +386,9 @@ func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
 	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}})
 	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, waiting)
-	k.derivePodStatus(pod, p)
+	if err := k.derivePodStatus(pod, p); err != nil {
+		return err
+	}
 	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		return err
 	}
@@ -448,10 +505,13 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 
 	for i, c := range pod.Spec.Containers {
 		b := k.behaviourOf(pod, c)
-		if runsToCompletion(pod) && !b.exits && !b.forever {
-			b.exits = true // pods of Jobs exit 0 unless told otherwise
-		}
 		s := &p.Status.ContainerStatuses[i]
+		if code, ended := k.endedWith(pod.UID, c.Name, s.RestartCount); b.interactive && ended {
+			b.exits, b.exitCode, b.exitAfter = true, code, 0 // its attached session ended it
+		}
+		if runsToCompletion(pod) && !b.exits && !b.forever && !b.interactive {
+			b.exits = true // run to completion, exit 0, unless told otherwise
+		}
 		run := func() {
 			t := metav1.NewTime(now)
 			k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
@@ -535,7 +595,9 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
-	k.derivePodStatus(pod, p)
+	if err := k.derivePodStatus(pod, p); err != nil {
+		return 0, err
+	}
 	if !apiequality.Semantic.DeepEqual(pod.Status, p.Status) {
 		if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 			return 0, err
@@ -549,7 +611,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 
 // derivePodStatus sets the phase, IPs and conditions from the container
 // statuses, as the kubelet's generateAPIPodStatus does.
-func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) {
+func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) error {
 	started, creating, terminated, failed := false, 0, 0, 0
 	var unready, uninitialized []string
 	for i, s := range p.Status.ContainerStatuses {
@@ -589,7 +651,10 @@ func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) {
 	if started && p.Status.PodIP == "" {
 		ip := p.Status.HostIP
 		if !old.Spec.HostNetwork {
-			ip = k.allocateIP(old.Spec.NodeName)
+			var err error
+			if ip, err = k.ips.allocate(old.Spec.NodeName, k.nodes().index[old.Spec.NodeName], refOf(old)); err != nil {
+				return err
+			}
 		}
 		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 	}
@@ -613,6 +678,7 @@ func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) {
 		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady", msg)
 		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady", msg)
 	}
+	return nil
 }
 
 func boolCondition(b bool) corev1.ConditionStatus {
@@ -652,20 +718,10 @@ func setCondition(p *corev1.Pod, t corev1.PodConditionType, status corev1.Condit
 	})
 }
 
-// allocateIP hands out the node's pod IPs in order (10.244.<node>.2 on).
-func (k *Kubelet) allocateIP(node string) string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	n := k.nextIP[node]
-	k.nextIP[node] = n + 1
-	return fmt.Sprintf("10.244.%d.%d", k.nodes().index[node], 2+n%250)
-}
-
-// runsToCompletion: pods of Jobs (restartPolicy Never or OnFailure) exit 0.
+// runsToCompletion: containers of pods that are not restarted always (a
+// Job's, a `kubectl run --restart=Never`, a helm test hook) run to
+// completion and exit 0 unless told otherwise; a container that reads its
+// stdin runs until its attached session ends.
 func runsToCompletion(pod *corev1.Pod) bool {
-	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
-		return false
-	}
-	owner := metav1.GetControllerOfNoCopy(pod)
-	return owner != nil && owner.Kind == "Job"
+	return pod.Spec.RestartPolicy != corev1.RestartPolicyAlways
 }

@@ -2,8 +2,10 @@ package kubelet
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +57,43 @@ type Behaviour struct {
 	// HonorGracePeriod keeps deleted pods until their grace period ends
 	// (pod-wide: it applies when a rule matches any of the pod's containers).
 	HonorGracePeriod *bool `json:"honorGracePeriod,omitempty"`
+	// Exec answers commands run in the container (kubectl exec); the last
+	// entry that matches, of the last rule that has one, answers.
+	Exec []ExecRule `json:"exec,omitempty"`
+	// Stdin is what the container does with what an attached client
+	// writes to its stdin: "echo" it to stdout, or "ignore" it (default).
+	Stdin string `json:"stdin,omitempty"`
+	// PortForward sends connections to the container's ports (kubectl
+	// port-forward, pods/proxy, services/proxy) to addresses a test
+	// listens on.
+	PortForward []PortForward `json:"portForward,omitempty"`
+}
+
+// ExecRule answers a command run in a container.
+type ExecRule struct {
+	// Command is the command's words joined by spaces, exactly, or a glob
+	// in which * matches any text and ? one character ("sh -c *").
+	Command string `json:"command"`
+	Stdout  string `json:"stdout,omitempty"`
+	Stderr  string `json:"stderr,omitempty"`
+	// ExitCode is the command's exit status.
+	ExitCode int32 `json:"exitCode,omitempty"`
+	// Stdin "echo" copies what the client sends to stdout, after Stdout,
+	// until the client closes it.
+	Stdin string `json:"stdin,omitempty"`
+	// Local runs this command on the server's machine instead, with the
+	// exec's streams and exit status; only a server started with
+	// --allow-local-exec accepts such rules.
+	Local []string `json:"local,omitempty"`
+}
+
+// PortForward sends a container port's connections to Address.
+type PortForward struct {
+	// Port is the pod's port (0: every port).
+	Port int32 `json:"port,omitempty"`
+	// Address is where connections go ("127.0.0.1:8080"); addresses the
+	// simulation made up are refused.
+	Address string `json:"address"`
 }
 
 // MaxTimeScale bounds the time scale (slow motion up to 100×).
@@ -110,8 +149,63 @@ func (f File) Validate() error {
 		if p := r.Behaviour.ImagePull; p != "" && p != "fail" {
 			return fmt.Errorf("podBehaviours[%d].behaviour.imagePull: %q is not \"fail\"", i, p)
 		}
+		if err := r.Behaviour.validateSessions(); err != nil {
+			return fmt.Errorf("podBehaviours[%d].behaviour.%v", i, err)
+		}
 	}
 	return nil
+}
+
+// validateSessions checks the exec, stdin and port-forward fields.
+func (b Behaviour) validateSessions() error {
+	if b.Stdin != "" && b.Stdin != "echo" && b.Stdin != "ignore" {
+		return fmt.Errorf("stdin: %q is not \"echo\" or \"ignore\"", b.Stdin)
+	}
+	for i, e := range b.Exec {
+		switch {
+		case strings.TrimSpace(e.Command) == "":
+			return fmt.Errorf("exec[%d].command: required", i)
+		case e.Stdin != "" && e.Stdin != "echo" && e.Stdin != "ignore":
+			return fmt.Errorf("exec[%d].stdin: %q is not \"echo\" or \"ignore\"", i, e.Stdin)
+		case e.ExitCode < 0 || e.ExitCode > 255:
+			return fmt.Errorf("exec[%d].exitCode: %d is not between 0 and 255", i, e.ExitCode)
+		case e.Local != nil && (len(e.Local) == 0 || e.Local[0] == ""):
+			return fmt.Errorf("exec[%d].local: a command is required", i)
+		}
+	}
+	for i, f := range b.PortForward {
+		if f.Port < 0 || f.Port > 65535 {
+			return fmt.Errorf("portForward[%d].port: %d is not a port", i, f.Port)
+		}
+		if _, err := forwardAddress(f.Address); err != nil {
+			return fmt.Errorf("portForward[%d].address: %v", i, err)
+		}
+	}
+	return nil
+}
+
+// forwardAddress checks a port-forward target: host:port.
+func forwardAddress(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+		return "", fmt.Errorf("%q is not host:port", addr)
+	}
+	return addr, nil
+}
+
+// localExec reports the first rule that runs a local command.
+func localExec(rules []Rule) (string, bool) {
+	for i, r := range rules {
+		for j, e := range r.Behaviour.Exec {
+			if e.Local != nil {
+				return fmt.Sprintf("podBehaviours[%d].behaviour.exec[%d].local", i, j), true
+			}
+		}
+	}
+	return "", false
 }
 
 func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {
@@ -181,4 +275,9 @@ func (r Behaviour) apply(b *behaviour) {
 	if r.RestartBackoff != nil {
 		b.backoff = r.RestartBackoff.Duration
 	}
+	b.exec = append(b.exec, r.Exec...)
+	if r.Stdin != "" {
+		b.stdin = r.Stdin
+	}
+	b.forwards = append(b.forwards, r.PortForward...)
 }

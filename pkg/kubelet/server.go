@@ -73,6 +73,7 @@ func (k *Kubelet) Handler(node string) (http.Handler, bool) {
 	ws.Route(ws.GET("/{podNamespace}/{podID}/{containerName}").To(s.getContainerLogs).Operation("getContainerLogs"))
 	c.Add(ws)
 	c.Handle("/configz", http.HandlerFunc(s.configz))
+	s.addSessions(c)
 	return c, true
 }
 

@@ -195,9 +195,6 @@ func (p *coreProvider) NewRESTStorage(resources serverstorage.APIResourceConfigS
 		}
 		if p.PodLogs != nil {
 			storage["pods/log"] = &LogREST{Pods: pods.Pod.Store, Logs: p.PodLogs}
-			storage["pods/exec"] = NoContainersREST{Connecter: pods.Exec, Storage: pods.Exec, What: "exec"}
-			storage["pods/attach"] = NoContainersREST{Connecter: pods.Attach, Storage: pods.Attach, What: "attach"}
-			storage["pods/portforward"] = NoContainersREST{Connecter: pods.PortForward, Storage: pods.PortForward, What: "port-forward"}
 		}
 	}
 	if enabled("bindings") {

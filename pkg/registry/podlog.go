@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -131,19 +130,3 @@ func containerNames(cs []corev1.Container) string {
 	}
 	return "[" + strings.Join(names, " ") + "]"
 }
-
-// NoContainersREST answers exec, attach and port-forward: nothing runs
-// containers here, which the error says in the Status format.
-type NoContainersREST struct {
-	rest.Connecter
-	rest.Storage
-	What string
-}
-
-// Connect refuses the request.
-func (r NoContainersREST) Connect(_ context.Context, name string, _ runtime.Object, _ rest.Responder) (http.Handler, error) {
-	return nil, apierrors.NewBadRequest(fmt.Sprintf("%s is not supported by mockernetes, which runs no containers: pod %q", r.What, name))
-}
-
-// New resolves the ambiguity of the embedded interfaces.
-func (r NoContainersREST) New() runtime.Object { return r.Storage.New() }

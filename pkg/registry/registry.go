@@ -77,8 +77,10 @@ type Config struct {
 
 	KubeletClientConfig kubeletclient.KubeletClientConfig
 	// PodLogs, when set, serves pods/log from the simulated kubelet instead
-	// of proxying to a kubelet, and exec, attach and port-forward are
-	// refused (nothing runs containers).
+	// of proxying to a kubelet. exec, attach, port-forward and pods/proxy
+	// are upstream's: they dial the kubelet or pod through ProxyTransport
+	// and the kubelet client's egress lookup, which reach the simulated
+	// kubelets in process.
 	PodLogs ContainerLogs
 	// Kubelets, when set, answer nodes/proxy for the nodes they simulate.
 	// nodes/proxy never dials a node: other nodes refuse, as a node with no

@@ -111,6 +111,9 @@ type Config struct {
 
 	// control is the test control around the API handler.
 	control *control
+	// inProcess is the part of the cluster network the simulation
+	// answers in process.
+	inProcess *inProcess
 	// conns are the listener's connections, closed once a shutdown has
 	// drained the requests.
 	conns *connTracker
@@ -349,7 +352,8 @@ func (b *configBuilder) informersAndEgress() error {
 	}
 	b.c.Informer = informers.NewSharedInformerFactoryWithOptions(b.client, 10*time.Minute, informers.WithTransform(trim))
 	var err error
-	if b.gate, err = newGate(b.o, b.clusterIPRange, b.host, b.port, b.c.Informer); err != nil {
+	b.c.inProcess = &inProcess{}
+	if b.gate, err = newGate(b.o, b.clusterIPRange, b.host, b.port, b.c.Informer, b.c.inProcess.dial); err != nil {
 		return err
 	}
 	b.g.EgressSelector = b.gate.Selector()
@@ -575,7 +579,8 @@ func (b *configBuilder) registries() error {
 		if (scale == 0 || scale == 1) && b.cluster.TimeScale > 0 {
 			scale = b.cluster.TimeScale
 		}
-		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: b.cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker, TimeScale: scale}
+		c.Kubelet = kubelet.Config{Nodes: nodes, Rules: b.cluster.PodBehaviours, KubeletVersion: KubernetesVersion(), Logs: kubelet.NewLogs(), Tracker: c.control.tracker, TimeScale: scale,
+			Dial: b.gate.Dial(), AllowLocalExec: o.AllowLocalExec}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, b.resolver,
 		webhook.NewDefaultAuthenticationInfoResolverWrapper(b.proxyTransport, g.EgressSelector, g.LoopbackClientConfig, g.TracerProvider))

@@ -124,7 +124,8 @@ func (c *control) filter(next http.Handler) http.Handler {
 			}
 		}
 
-		if c.settleOnWrite.Load() && !e.Internal && mutatingVerbs[e.Verb] && !isDryRun(r) {
+		// Sessions (exec, attach, port-forward, proxy) are not writes.
+		if c.settleOnWrite.Load() && !e.Internal && mutatingVerbs[e.Verb] && !isDryRun(r) && !c.longRunning(r, info) {
 			held := &heldResponse{header: http.Header{}}
 			next.ServeHTTP(held, r)
 			if err := c.tracker.Settle(ctx, time.Duration(c.writeTimeout.Load())); err != nil {

@@ -119,6 +119,7 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.inProcess.kubelet.Store(k)
 	n := &nodes{kubelet: k, factory: factory, tracker: c.control.tracker}
 	if c.Controllers.Selection.Scheduler() {
 		config := configFor("kube-scheduler")

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -17,7 +19,7 @@ import (
 // node networks and the advertised address are simulated, as are the names
 // and addresses of Node objects; the `kubernetes` Service's endpoint
 // (advertise address, serving port) leads to the server's own listener.
-func newGate(o *Options, serviceRange net.IPNet, host string, port int, factory informers.SharedInformerFactory) (*egress.Gate, error) {
+func newGate(o *Options, serviceRange net.IPNet, host string, port int, factory informers.SharedInformerFactory, inProcess func(ctx context.Context, network, addr string) (net.Conn, bool, error)) (*egress.Gate, error) {
 	simulated := []*net.IPNet{&serviceRange}
 	for _, cidr := range []string{kubelet.PodNetwork, kubelet.NodeNetwork} {
 		_, n, err := netutils.ParseCIDRSloppy(cidr)
@@ -53,6 +55,22 @@ func newGate(o *Options, serviceRange net.IPNet, host string, port int, factory 
 			return false
 		},
 		Self: map[string]string{net.JoinHostPort(o.AdvertiseAddress.String(), strconv.Itoa(port)): net.JoinHostPort(host, strconv.Itoa(port))},
-		Dial: o.Dial,
+		Dial:      o.Dial,
+		InProcess: inProcess,
 	}), nil
+}
+
+// inProcess is the part of the cluster network the simulation answers in
+// process: the simulated kubelets' port and the pod ports they forward,
+// once the kubelets exist (the gate is built before them).
+type inProcess struct {
+	kubelet atomic.Pointer[kubelet.Kubelet]
+}
+
+func (p *inProcess) dial(ctx context.Context, network, addr string) (net.Conn, bool, error) {
+	k := p.kubelet.Load()
+	if k == nil {
+		return nil, false, nil
+	}
+	return k.Dial(ctx, network, addr)
 }

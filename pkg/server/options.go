@@ -92,6 +92,9 @@ type Options struct {
 	// in-process kube-scheduler (its profiles, plugins and their args), as
 	// kube-scheduler's --config takes it.
 	SchedulerConfig string
+	// AllowLocalExec lets exec rules run local commands (kwok's way): a
+	// `kubectl exec` a rule matches runs that command on this machine.
+	AllowLocalExec bool
 	// CustomResourceDefinitions are installed with CRDs' files. Not a flag.
 	CustomResourceDefinitions []*apiextensionsv1.CustomResourceDefinition
 
@@ -195,6 +198,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
 	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity, images, devices) and pod behaviour rules (see README).")
 	fs.Float64Var(&o.TimeScale, "time-scale", o.TimeScale, "Multiply every simulated duration (containers' sleeps, start and ready delays, back-offs) by this: 0.01 runs `sleep 2` in 20 ms.")
+	fs.BoolVar(&o.AllowLocalExec, "allow-local-exec", o.AllowLocalExec, "Let pod behaviour exec rules run a local command (their `local` field) for the commands they match: a `kubectl exec` then runs it on this machine.")
 	fs.StringVar(&o.SchedulerConfig, "scheduler-config", o.SchedulerConfig, "KubeSchedulerConfiguration file for the in-process kube-scheduler (profiles, plugins), as kube-scheduler's --config.")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")
 	fs.BoolVar(&o.SettleOnWrite, "settle-on-write", o.SettleOnWrite, "Answer each write (create, update, patch, delete) only once the cluster has settled: controllers, scheduler and kubelet done with it.")

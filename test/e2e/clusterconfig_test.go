@@ -103,6 +103,14 @@ func TestClusterConfig(t *testing.T) {
 	if code, out := put(`{"podBehaviours":[{"match":{"labels":"app in (("},"behaviour":{}}]}`); code != 400 || !strings.Contains(out, `"kind":"Status"`) || !strings.Contains(out, "podBehaviours[0].match.labels") {
 		t.Errorf("PUT bad rules: %d %s", code, out)
 	}
+	if code, out := put(`{"podBehaviours":[{"match":{},"behaviour":{"exec":[{"command":"backup","local":["/bin/true"]}]}}]}`); code != 400 ||
+		!strings.Contains(out, "podBehaviours[0].behaviour.exec[0].local: running local commands needs a server started with --allow-local-exec") {
+		t.Errorf("PUT a local exec rule: %d %s", code, out)
+	}
+	if code, out := put(`{"podBehaviours":[{"match":{},"behaviour":{"portForward":[{"port":80,"address":"localhost"}]}}]}`); code != 400 ||
+		!strings.Contains(out, "podBehaviours[0].behaviour.portForward[0].address") {
+		t.Errorf("PUT a bad port-forward rule: %d %s", code, out)
+	}
 	if code, out := send(nethttp.MethodPost, `{}`); code != 405 || !strings.Contains(out, `"kind":"Status"`) || !strings.Contains(out, `"code":405`) {
 		t.Errorf("POST rules: %d %s", code, out)
 	}

@@ -1,0 +1,303 @@
+package kubelet
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// readsCommands: the container's command is a shell with no script (sh,
+// bash -i) or there is none (the images people attach to default to one).
+func readsCommands(c corev1.Container) bool {
+	argv := append(append([]string(nil), c.Command...), c.Args...)
+	if len(argv) == 0 {
+		return true
+	}
+	if !shells[path.Base(argv[0])] {
+		return false
+	}
+	for _, a := range argv[1:] {
+		if !strings.HasPrefix(a, "-") || strings.Contains(a[1:], "c") && !strings.HasPrefix(a, "--") {
+			return false
+		}
+	}
+	return true
+}
+
+// shell plays the commands a test runs in a container (exec, or a shell
+// it attached to): the simple commands of parseCommand (echo, true, false,
+// :, exit, sleep), plus cat, hostname, pwd, env and printenv, in scripts
+// joined by ;, && and ||. Any other command is not found, as in a
+// container without that program: exit status 127.
+type shell struct {
+	pod       *corev1.Pod
+	container corev1.Container
+	in        io.Reader
+	out, err  io.Writer
+	tty       bool
+	// sleep waits d (under the time scale) or until ctx ends.
+	sleep func(ctx context.Context, d time.Duration) bool
+}
+
+// run runs argv as the container's runtime would: a shell with -c runs
+// its script, a shell without reads commands from stdin, anything else is
+// one command. It returns the exit status.
+func (s *shell) run(ctx context.Context, argv []string) int32 {
+	if len(argv) == 0 {
+		return 0
+	}
+	if shells[path.Base(argv[0])] {
+		if script, ok := shellScript(argv[1:]); ok {
+			code, _ := s.script(ctx, script)
+			return code
+		}
+		for _, a := range argv[1:] {
+			if !strings.HasPrefix(a, "-") {
+				fmt.Fprintf(s.err, "%s: can't open '%s': No such file or directory\n", path.Base(argv[0]), a)
+				return 2
+			}
+		}
+		code, _ := s.interactive(ctx, s.tty, true)
+		return code
+	}
+	code, _ := s.command(ctx, argv)
+	return code
+}
+
+// script runs a script; exited is true when it ran exit.
+func (s *shell) script(ctx context.Context, script string) (code int32, exited bool) {
+	statements, err := split(script)
+	if err != nil {
+		fmt.Fprintf(s.err, "sh: mockernetes does not simulate this script (pipes, redirections, variables): %s\n", strings.TrimSpace(script))
+		return 127, false
+	}
+	for _, st := range statements {
+		if (st.join == "&&" && code != 0) || (st.join == "||" && code == 0) {
+			continue
+		}
+		if code, exited = s.command(ctx, st.words); exited {
+			return code, true
+		}
+	}
+	return code, false
+}
+
+// command runs one simple command.
+func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
+	name, args := path.Base(words[0]), words[1:]
+	switch name {
+	case "true", ":":
+		return 0, false
+	case "false":
+		return 1, false
+	case "echo":
+		newline := "\n"
+		if len(args) > 0 && args[0] == "-n" {
+			args, newline = args[1:], ""
+		}
+		fmt.Fprint(s.out, strings.Join(args, " ")+newline)
+		return 0, false
+	case "exit":
+		code := int32(0)
+		if len(args) > 0 {
+			var n int
+			if _, err := fmt.Sscan(args[0], &n); err != nil {
+				fmt.Fprintf(s.err, "sh: exit: Illegal number: %s\n", args[0])
+				return 2, true
+			}
+			code = int32(n & 0xff)
+		}
+		return code, true
+	case "sleep":
+		var total time.Duration
+		for _, a := range args {
+			d, ok := sleepDuration(a)
+			if a == "infinity" || a == "inf" {
+				d, ok = 1<<62, true
+			}
+			if !ok {
+				fmt.Fprintf(s.err, "sleep: invalid number '%s'\n", a)
+				return 1, false
+			}
+			total += d
+		}
+		if len(args) == 0 {
+			fmt.Fprintln(s.err, "sleep: missing operand")
+			return 1, false
+		}
+		if !s.sleep(ctx, total) {
+			return 130, true
+		}
+		return 0, false
+	case "cat":
+		if len(args) == 0 || slices.Equal(args, []string{"-"}) {
+			_, _ = io.Copy(s.out, s.in)
+			return 0, false
+		}
+		for _, a := range args {
+			fmt.Fprintf(s.err, "cat: can't open '%s': No such file or directory\n", a)
+		}
+		return 1, false
+	case "hostname":
+		fmt.Fprintln(s.out, s.hostname())
+		return 0, false
+	case "pwd":
+		fmt.Fprintln(s.out, "/")
+		return 0, false
+	case "env", "printenv":
+		env := s.env()
+		if len(args) == 0 {
+			for _, kv := range env {
+				fmt.Fprintln(s.out, kv[0]+"="+kv[1])
+			}
+			return 0, false
+		}
+		if name == "env" {
+			fmt.Fprintf(s.err, "sh: mockernetes does not simulate env with arguments\n")
+			return 127, false
+		}
+		code := int32(0)
+		for _, a := range args {
+			i := slices.IndexFunc(env, func(kv [2]string) bool { return kv[0] == a })
+			if i < 0 {
+				code = 1
+				continue
+			}
+			fmt.Fprintln(s.out, env[i][1])
+		}
+		return code, false
+	}
+	fmt.Fprintf(s.err, "sh: %s: not found\n", words[0])
+	return 127, false
+}
+
+func (s *shell) hostname() string {
+	if s.pod.Spec.Hostname != "" {
+		return s.pod.Spec.Hostname
+	}
+	return s.pod.Name
+}
+
+// env is the container's environment as far as it is written in the pod
+// (values from references are left out), after the runtime's own.
+func (s *shell) env() [][2]string {
+	env := [][2]string{
+		{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		{"HOSTNAME", s.hostname()},
+	}
+	for _, e := range s.container.Env {
+		if e.ValueFrom == nil {
+			env = append(env, [2]string{e.Name, e.Value})
+		}
+	}
+	return append(env, [2]string{"HOME", "/root"})
+}
+
+// interactive reads commands from stdin, line by line, until exit or the
+// end of stdin. With a terminal it prompts and echoes what is typed, as
+// the terminal's line discipline does, ending lines with \r\n. It returns
+// the last status and whether the shell exited: on exit, ^D, or the end of
+// stdin if eofEnds (a once-only stdin; otherwise the client detached).
+func (s *shell) interactive(ctx context.Context, tty, eofEnds bool) (int32, bool) {
+	out := s.out
+	if tty {
+		out = crlf{s.out}
+		s.out, s.err = out, out
+	}
+	prompt := func() {
+		if tty {
+			fmt.Fprint(out, "/ # ")
+		}
+	}
+	prompt()
+	var code int32
+	r := bufio.NewReader(s.in)
+	var line []byte
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			if len(line) > 0 {
+				var exited bool
+				if code, exited = s.script(ctx, string(line)); exited {
+					return code, true
+				}
+			}
+			return code, eofEnds
+		}
+		switch {
+		case tty && b == 4 && len(line) == 0: // ^D
+			fmt.Fprint(out, "\n")
+			return code, true
+		case tty && b == 3: // ^C
+			fmt.Fprint(out, "^C\n")
+			line = line[:0]
+			prompt()
+		case tty && (b == 127 || b == 8):
+			if len(line) > 0 {
+				line = line[:len(line)-1]
+				fmt.Fprint(s.out, "\b \b")
+			}
+		case b == '\r' || b == '\n':
+			if tty {
+				fmt.Fprint(out, "\n")
+			}
+			var exited bool
+			code, exited = s.script(ctx, string(line))
+			if exited {
+				return code, true
+			}
+			line = line[:0]
+			prompt()
+		default:
+			line = append(line, b)
+			if tty {
+				_, _ = out.Write([]byte{b})
+			}
+		}
+	}
+}
+
+// crlf writes \n as \r\n, as a terminal does.
+type crlf struct{ w io.Writer }
+
+func (c crlf) Write(p []byte) (int, error) {
+	if _, err := c.w.Write([]byte(strings.ReplaceAll(string(p), "\n", "\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// matchCommand matches a command's words against an exec rule's command:
+// exactly, or as a glob in which * matches any text and ? one character.
+func matchCommand(pattern string, argv []string) bool {
+	cmd := strings.Join(argv, " ")
+	if pattern == cmd {
+		return true
+	}
+	if !strings.ContainsAny(pattern, "*?") {
+		return false
+	}
+	var re strings.Builder
+	re.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			re.WriteString("(?s:.*)")
+		case '?':
+			re.WriteString("(?s:.)")
+		default:
+			re.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	re.WriteString("$")
+	ok, _ := regexp.MatchString(re.String(), cmd)
+	return ok
+}

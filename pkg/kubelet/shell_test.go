@@ -1,0 +1,94 @@
+package kubelet
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestShell(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}
+	c := corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}, {Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}}}
+	var slept time.Duration
+	run := func(stdin string, tty bool, argv ...string) (string, string, int32) {
+		var out, errOut bytes.Buffer
+		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &errOut, tty: tty,
+			sleep: func(_ context.Context, d time.Duration) bool { slept += d; return true }}
+		code := sh.run(context.Background(), argv)
+		return out.String(), errOut.String(), code
+	}
+	for _, tc := range []struct {
+		stdin       string
+		tty         bool
+		argv        []string
+		out, errOut string
+		code        int32
+	}{
+		{argv: []string{"echo", "a", "b"}, out: "a b\n"},
+		{argv: []string{"/bin/echo", "-n", "x"}, out: "x"},
+		{argv: []string{"sh", "-c", "true && echo yes || echo no; false && echo skipped; exit 3"}, out: "yes\n", code: 3},
+		{argv: []string{"bash", "-ec", "false || echo recovered"}, out: "recovered\n"},
+		{argv: []string{"sh", "-c", "echo $HOME | cat"}, errOut: "sh: mockernetes does not simulate this script (pipes, redirections, variables): echo $HOME | cat\n", code: 127},
+		{argv: []string{"curl", "-s", "localhost"}, errOut: "sh: curl: not found\n", code: 127},
+		{argv: []string{"sh", "-c", "nope; echo after"}, out: "after\n", errOut: "sh: nope: not found\n"},
+		{stdin: "data\n", argv: []string{"cat"}, out: "data\n"},
+		{argv: []string{"cat", "/etc/hosts"}, errOut: "cat: can't open '/etc/hosts': No such file or directory\n", code: 1},
+		{argv: []string{"printenv", "MODE", "SECRET"}, out: "test\n", code: 1},
+		{argv: []string{"env"}, out: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOSTNAME=web-1\nMODE=test\nHOME=/root\n"},
+		{argv: []string{"hostname"}, out: "web-1\n"},
+		{argv: []string{"sh", "-c", "sleep 2; sleep 1m"}},
+		{argv: []string{"sh", "script.sh"}, errOut: "sh: can't open 'script.sh': No such file or directory\n", code: 2},
+		{stdin: "echo one\nexit 4\necho never\n", argv: []string{"sh"}, out: "one\n", code: 4},
+		{stdin: "echo one\n", argv: []string{"sh"}, out: "one\n"},
+		{stdin: "echo hi\rex\x7fxit 2\r", tty: true, argv: []string{"sh"}, out: "/ # echo hi\r\nhi\r\n/ # ex\b \bxit 2\r\n", code: 2},
+	} {
+		out, errOut, code := run(tc.stdin, tc.tty, tc.argv...)
+		if out != tc.out || errOut != tc.errOut || code != tc.code {
+			t.Errorf("%q: out %q err %q exit %d, want %q %q %d", tc.argv, out, errOut, code, tc.out, tc.errOut, tc.code)
+		}
+	}
+	if slept != 62*time.Second {
+		t.Errorf("slept %s", slept)
+	}
+}
+
+func TestMatchCommand(t *testing.T) {
+	for _, tc := range []struct {
+		pattern string
+		argv    []string
+		want    bool
+	}{
+		{"pg_isready", []string{"pg_isready"}, true},
+		{"pg_isready", []string{"pg_isready", "-h", "x"}, false},
+		{"pg_isready*", []string{"pg_isready", "-h", "x"}, true},
+		{"sh -c *backup*", []string{"sh", "-c", "cd /data && ./backup.sh\nexit"}, true},
+		{"cat /etc/?osts", []string{"cat", "/etc/hosts"}, true},
+		{"a.b", []string{"axb"}, false},
+	} {
+		if got := matchCommand(tc.pattern, tc.argv); got != tc.want {
+			t.Errorf("matchCommand(%q, %q) = %v", tc.pattern, tc.argv, got)
+		}
+	}
+}
+
+func TestReadsCommands(t *testing.T) {
+	for _, tc := range []struct {
+		c    corev1.Container
+		want bool
+	}{
+		{corev1.Container{}, true},
+		{corev1.Container{Command: []string{"sh"}}, true},
+		{corev1.Container{Command: []string{"/bin/bash", "-i", "-l"}}, true},
+		{corev1.Container{Command: []string{"sh", "-c", "echo"}}, false},
+		{corev1.Container{Command: []string{"python"}}, false},
+	} {
+		if got := readsCommands(tc.c); got != tc.want {
+			t.Errorf("readsCommands(%q) = %v", tc.c.Command, got)
+		}
+	}
+}

@@ -1,0 +1,321 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
+	utilexec "k8s.io/client-go/util/exec"
+)
+
+// sessionsConfig answers two commands by rule and runs a third locally.
+const sessionsConfig = `
+podBehaviours:
+- match: {image: "postgres*"}
+  behaviour:
+    exec:
+    - command: "pg_isready*"
+      stdout: "/var/run/postgresql:5432 - accepting connections\n"
+    - command: "pg_dump *"
+      stderr: "pg_dump: error: connection to server failed\n"
+      exitCode: 2
+    - command: "psql *"
+      local: ["/bin/sh", "-c", "echo local psql; cat; exit 6"]
+`
+
+// exec runs a command in a pod through client-go, over SPDY or WebSocket.
+func execIn(t *testing.T, cfg *rest.Config, c kubernetes.Interface, ns, pod string, websocket bool, stdin string, tty bool, command ...string) (string, string, error) {
+	t.Helper()
+	req := c.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Command: command, Stdin: stdin != "", Stdout: true, Stderr: !tty, TTY: tty}, scheme.ParameterCodec)
+	var executor remotecommand.Executor
+	var err error
+	if websocket {
+		executor, err = remotecommand.NewWebSocketExecutor(cfg, "GET", req.URL().String())
+	} else {
+		executor, err = remotecommand.NewSPDYExecutor(cfg, "POST", req.URL())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	opts := remotecommand.StreamOptions{Stdout: &stdout, Tty: tty}
+	if !tty {
+		opts.Stderr = &stderr
+	}
+	if stdin != "" {
+		opts.Stdin = strings.NewReader(stdin)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = executor.StreamWithContext(ctx, opts)
+	return stdout.String(), stderr.String(), err
+}
+
+func exitCode(err error) int {
+	var exit utilexec.CodeExitError
+	if errors.As(err, &exit) {
+		return exit.Code
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestExec(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, []byte(sessionsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startTestServer(t, "--settle-on-write", "--cluster-config", file, "--allow-local-exec")
+	c, cfg := s.client(t), s.restConfig(t)
+	ctx := t.Context()
+	db := pod("db", nil)
+	db.Spec.Containers = []corev1.Container{{Name: "postgres", Image: "postgres:17", Env: []corev1.EnvVar{{Name: "PGUSER", Value: "app"}}}}
+	pending := pod("pending", nil)
+	pending.Annotations = map[string]string{"mockernetes.io/start-delay": "1h"}
+	for _, p := range []*corev1.Pod{db, pending} {
+		if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// kubectl: scripted answers, the simulated shell, unknown commands.
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"pg_isready", "-h", "localhost"}, "/var/run/postgresql:5432 - accepting connections\n", 0},
+		{[]string{"pg_dump", "app"}, "pg_dump: error: connection to server failed\ncommand terminated with exit code 2\n", 2},
+		{[]string{"sh", "-c", "echo one && false || echo two; exit 5"}, "one\ntwo\ncommand terminated with exit code 5\n", 5},
+		{[]string{"printenv", "PGUSER"}, "app\n", 0},
+		{[]string{"hostname"}, "db\n", 0},
+		{[]string{"ls", "/"}, "sh: ls: not found\ncommand terminated with exit code 127\n", 127},
+	} {
+		out, err := s.kubectl(t, kubectlBin, "", append([]string{"exec", "db", "--"}, tc.args...)...)
+		if out != tc.want || exitStatusOf(err) != tc.code {
+			t.Errorf("kubectl exec db -- %s: %q (%v), want %q (exit %d)", strings.Join(tc.args, " "), out, err, tc.want, tc.code)
+		}
+	}
+	// A container not running yet: the runtime's answer, through kube-apiserver.
+	out, err := s.kubectl(t, kubectlBin, "", "exec", "pending", "--", "true")
+	if err == nil || !strings.Contains(out, `unable to upgrade connection: container not found ("app")`) {
+		t.Errorf("exec into a pending pod: %v %q", err, out)
+	}
+	out, err = s.kubectl(t, kubectlBin, "", "exec", "db", "-c", "nope", "--", "true")
+	if err == nil || !strings.Contains(out, "container nope is not valid for pod db") {
+		t.Errorf("exec into a missing container: %v %q", err, out)
+	}
+
+	// client-go over both protocols: stdout, stderr, stdin, exit codes, tty.
+	for _, websocket := range []bool{false, true} {
+		name := map[bool]string{false: "SPDY", true: "WebSocket"}[websocket]
+		stdout, stderr, err := execIn(t, cfg, c, "default", "db", websocket, "", false, "pg_dump", "app")
+		if stdout != "" || stderr != "pg_dump: error: connection to server failed\n" || exitCode(err) != 2 {
+			t.Errorf("%s pg_dump: %q %q %v", name, stdout, stderr, err)
+		}
+		stdout, _, err = execIn(t, cfg, c, "default", "db", websocket, "line 1\nline 2\n", false, "cat")
+		if stdout != "line 1\nline 2\n" || err != nil {
+			t.Errorf("%s cat: %q %v", name, stdout, err)
+		}
+		stdout, _, err = execIn(t, cfg, c, "default", "db", websocket, "select 1;\n", false, "psql", "-c", "select 1")
+		if stdout != "local psql\nselect 1;\n" || exitCode(err) != 6 {
+			t.Errorf("%s local command: %q %v", name, stdout, err)
+		}
+		stdout, _, err = execIn(t, cfg, c, "default", "db", websocket, "echo hi\nexit 7\n", true, "sh")
+		if stdout != "/ # echo hi\r\nhi\r\n/ # exit 7\r\n" || exitCode(err) != 7 {
+			t.Errorf("%s sh with a terminal: %q %v", name, stdout, err)
+		}
+	}
+}
+
+// exitStatusOf is a command's exit status (-1 if it did not run).
+func exitStatusOf(err error) int {
+	var exit interface{ ExitCode() int }
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// Port-forward, pods/proxy and services/proxy reach the test's own HTTP
+// server through a forwarding annotation; other ports are refused as when
+// nothing listens.
+func TestPortForwardAndProxy(t *testing.T) {
+	c, cfg := shared.client(t), shared.restConfig(t)
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend saw %s", r.URL.Path)
+	}))
+	defer backend.Close()
+	web := pod("web", map[string]string{"app": "web"})
+	web.Annotations = map[string]string{"mockernetes.io/port-forward": "80=" + strings.TrimPrefix(backend.URL, "http://")}
+	web.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80}}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(80)}}}}
+	if _, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running(t, c, ns, "web")
+
+	// pods/proxy; services/proxy once the endpoint is ready.
+	got, err := c.CoreV1().Pods(ns).ProxyGet("http", "web", "80", "/healthz", nil).DoRaw(ctx)
+	if err != nil || string(got) != "backend saw /healthz" {
+		t.Errorf("pods/proxy: %v %q", err, got)
+	}
+	var last string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err = c.CoreV1().Services(ns).ProxyGet("http", "web", "8080", "/index.html", nil).DoRaw(ctx)
+		if err == nil && string(got) == "backend saw /index.html" {
+			break
+		}
+		last = fmt.Sprintf("%v %q", err, got)
+		if time.Now().After(deadline) {
+			t.Fatalf("services/proxy: %s", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body, err := c.CoreV1().Pods(ns).ProxyGet("http", "web", "81", "/", nil).DoRaw(ctx); !apierrors.IsServiceUnavailable(err) || !strings.Contains(string(body), "connect: connection refused") {
+		t.Errorf("pods/proxy to a port nothing listens on: %v %s", err, body)
+	}
+
+	// client-go's portforward package.
+	req := c.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name("web").SubResource("portforward")
+	transport, upgrader, err := spdy.RoundTripperFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, "POST", req.URL())
+	stop, ready := make(chan struct{}), make(chan struct{})
+	var pfOut, pfErr bytes.Buffer
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:80", "0:81"}, stop, ready, &pfOut, &pfErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("port-forward: %v", err)
+	}
+	ports, err := fw.GetPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/forwarded", ports[0].Local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "backend saw /forwarded" {
+		t.Errorf("port-forward to 80: %q", body)
+	}
+	// Port 81: the connection is dropped and the error stream says why.
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", ports[1].Local)); err == nil {
+		resp.Body.Close()
+		t.Errorf("port-forward to 81 answered %s", resp.Status)
+	}
+	close(stop)
+	<-done
+
+	// kubectl port-forward.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(pctx, kubectlBin, "--kubeconfig", shared.kubeconfig, "-n", ns, "port-forward", "pod/web", ":80")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	line := make([]byte, 200)
+	n, _ := stdout.Read(line)
+	var local int
+	if _, err := fmt.Sscanf(string(line[:n]), "Forwarding from 127.0.0.1:%d -> 80", &local); err != nil {
+		t.Fatalf("kubectl port-forward printed %q", line[:n])
+	}
+	resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/kubectl", local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "backend saw /kubectl" {
+		t.Errorf("kubectl port-forward: %q", body)
+	}
+}
+
+// running waits for a pod to run.
+func running(t *testing.T, c kubernetes.Interface, ns, name string) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, err := c.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s not running: %v", name, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kubectl run: one-off pods run to completion, an attached shell runs
+// what stdin says and the pod ends with its exit status, --rm deletes it.
+func TestKubectlRun(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	out, err := shared.kubectl(t, kubectlBin, "echo hello from sh; exit 3\n", "-n", ns, "run", "-i", "--rm", "--restart=Never", "shell", "--image=busybox", "--", "sh")
+	if exitStatusOf(err) != 3 || !strings.Contains(out, "hello from sh\n") || !strings.Contains(out, `pod "shell" deleted`) {
+		t.Errorf("kubectl run -i --rm sh: %v %q", err, out)
+	}
+	out, err = shared.kubectl(t, kubectlBin, "", "-n", ns, "run", "-i", "--rm", "--restart=Never", "once", "--image=busybox", "--", "sh", "-c", "echo one-shot")
+	if err != nil || !strings.Contains(out, "one-shot\n") {
+		t.Errorf("kubectl run -i --rm sh -c: %v %q", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "run", "--restart=Never", "done", "--image=busybox", "--", "echo", "done"); err != nil {
+		t.Fatalf("kubectl run: %v %s", err, out)
+	}
+	out, err = shared.kubectl(t, kubectlBin, "", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/done", "--timeout=30s")
+	if err != nil {
+		t.Errorf("a one-off pod did not succeed: %v %s", err, out)
+	}
+	if pods, _ := c.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{}); len(pods.Items) != 1 {
+		t.Errorf("pods left: %d, want only the one-off pod", len(pods.Items))
+	}
+}
