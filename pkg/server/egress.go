@@ -54,7 +54,7 @@ func newGate(o *Options, serviceRange net.IPNet, host string, port int, factory 
 			}
 			return false
 		},
-		Self: map[string]string{net.JoinHostPort(o.AdvertiseAddress.String(), strconv.Itoa(port)): net.JoinHostPort(host, strconv.Itoa(port))},
+		Self:      map[string]string{net.JoinHostPort(o.AdvertiseAddress.String(), strconv.Itoa(port)): net.JoinHostPort(host, strconv.Itoa(port))},
 		Dial:      o.Dial,
 		InProcess: inProcess,
 	}), nil
