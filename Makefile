@@ -17,7 +17,7 @@ VERSION_LDFLAGS := \
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: build test python-test soak fuzz bench bench-scale bench-python run vet fmt kubectl clean
+.PHONY: build test python-test soak fuzz bench bench-scale bench-python run vet fmt kubectl helm clean
 
 # Compile every package and the two binaries under $(BIN)/.
 build:
@@ -28,6 +28,12 @@ build:
 kubectl:
 	$(GO) build -ldflags '$(VERSION_LDFLAGS)' -o $(BIN)/kubectl ./hack/kubectl
 
+# helm, for the e2e test of `helm install --wait` and `helm test`: helm's
+# own module at a pinned version, built from the Go module proxy.
+HELM_VERSION ?= v4.3.2
+helm:
+	GOBIN=$(abspath $(BIN)) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -37,12 +43,12 @@ vet:
 # (their tests run the whole server: storage, controllers, scheduler and
 # kubelet), then the rest, including test/e2e, which builds the server and
 # kubectl and runs them as processes (the build step first, so that the e2e
-# set-up only links).
+# set-up only links), and helm.
 RACE_PKGS := ./pkg/storage/... ./pkg/server/... ./pkg/envtest/...
-test: vet
+test: vet helm
 	$(GO) build ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(RACE_PKGS))")
+	MOCKERNETES_HELM=$(abspath $(BIN))/helm $(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(RACE_PKGS))")
 	$(MAKE) python-test
 
 # The Python package in a virtualenv ($(VENV)), installed as users install

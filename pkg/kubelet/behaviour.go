@@ -114,7 +114,8 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 			b.exits, b.exitCode, b.exitAfter = true, p.exitCode, p.runs
 		}
 	} else if c.Stdin {
-		b.interactive, b.shell = true, readsCommands(c)
+		// It prints what its session makes it print, nothing by itself.
+		b.interactive, b.shell, b.logs = true, readsCommands(c), nil
 	}
 	for _, r := range rules {
 		if r.Match.matches(pod, c) {

@@ -72,6 +72,20 @@ func (l *Logs) Start(pod types.UID, container string, run int32, lines ...string
 	s.changed = make(chan struct{})
 }
 
+// Append adds a line a running container printed later (in a session a
+// client attached to).
+func (l *Logs) Append(pod types.UID, container string, run int32, text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(logKey{pod, container, run})
+	if s.ended {
+		return
+	}
+	s.lines = append(s.lines, logLine{time.Now(), text})
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // End marks a container run's log complete (the container exited).
 func (l *Logs) End(pod types.UID, container string, run int32) {
 	l.mu.Lock()

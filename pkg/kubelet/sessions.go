@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,6 +164,11 @@ func (x session) AttachContainer(ctx context.Context, _, _, _ string, in io.Read
 	stdin, stdout, errOut := streams(in, out, stderr, tty)
 	b := x.k.behaviourOf(x.pod, x.container)
 	if b.interactive {
+		// What the container prints goes to its log too, as a
+		// container's output does.
+		logged := &logWriter{logs: x.k.config.Logs, pod: x.pod.UID, container: x.container.Name, run: x.run}
+		defer logged.flush()
+		stdout, errOut = io.MultiWriter(stdout, logged), io.MultiWriter(errOut, logged)
 		var code int32
 		exited := x.container.StdinOnce
 		if b.shell {
@@ -190,6 +197,39 @@ func (x session) AttachContainer(ctx context.Context, _, _, _ string, in io.Read
 	defer logs.Close()
 	_, _ = io.Copy(stdout, logs)
 	return nil
+}
+
+// logWriter appends the complete lines written to a container run's log.
+type logWriter struct {
+	logs      *Logs
+	pod       types.UID
+	container string
+	run       int32
+	mu        sync.Mutex
+	partial   []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.logs.Append(w.pod, w.container, w.run, strings.TrimSuffix(string(w.partial[:i]), "\r"))
+		w.partial = w.partial[i+1:]
+	}
+}
+
+func (w *logWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.logs.Append(w.pod, w.container, w.run, string(w.partial))
+		w.partial = nil
+	}
 }
 
 // PortForward connects stream to where the pod's port is forwarded, or

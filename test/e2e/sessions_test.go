@@ -308,6 +308,16 @@ func TestKubectlRun(t *testing.T) {
 	if err != nil || !strings.Contains(out, "one-shot\n") {
 		t.Errorf("kubectl run -i --rm sh -c: %v %q", err, out)
 	}
+	// What the attached shell printed is the container's log.
+	if out, err := shared.kubectl(t, kubectlBin, "echo kept\n", "-n", ns, "run", "-i", "--restart=Never", "kept", "--image=busybox", "--", "sh"); err != nil {
+		t.Fatalf("kubectl run -i: %v %s", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "kept"); err != nil || out != "kept\n" {
+		t.Errorf("kubectl logs of an attached shell: %v %q", err, out)
+	}
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "kept", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "run", "--restart=Never", "done", "--image=busybox", "--", "echo", "done"); err != nil {
 		t.Fatalf("kubectl run: %v %s", err, out)
 	}
@@ -317,5 +327,147 @@ func TestKubectlRun(t *testing.T) {
 	}
 	if pods, _ := c.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{}); len(pods.Items) != 1 {
 		t.Errorf("pods left: %d, want only the one-off pod", len(pods.Items))
+	}
+}
+
+// 1,000 pods come and go on one node, at most 100 alive at once and the
+// first 50 alive throughout: each gets an address, addresses are reused (a
+// node's range has 253), and no two pods that exist at the same time ever
+// share one.
+func TestPodIPsNeverShared(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	w, err := c.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	holder := map[string]string{} // address → pod holding it
+	ipOf := map[string]string{}
+	addressed, seen := 0, map[string]bool{}
+	// await reads events until every named pod has an address.
+	await := func(names []string) {
+		t.Helper()
+		timeout := time.After(time.Minute)
+		for {
+			missing := 0
+			for _, n := range names {
+				if ipOf[n] == "" {
+					missing++
+				}
+			}
+			if missing == 0 {
+				return
+			}
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					t.Fatal("watch ended")
+				}
+				p, ok := ev.Object.(*corev1.Pod)
+				if !ok {
+					t.Fatalf("event %v", ev.Object)
+				}
+				ip := p.Status.PodIP
+				switch {
+				case ev.Type == "DELETED":
+					if ipOf[p.Name] != "" {
+						delete(holder, ipOf[p.Name])
+					}
+				case ip != "" && ipOf[p.Name] == "":
+					if other, ok := holder[ip]; ok && other != p.Name {
+						t.Fatalf("%s got %s, which %s holds", p.Name, ip, other)
+					}
+					holder[ip], ipOf[p.Name] = p.Name, ip
+					addressed++
+					seen[ip] = true
+				}
+			case <-timeout:
+				t.Fatalf("%d pods without an address after a minute", missing)
+			}
+		}
+	}
+	var alive []string
+	for batch := range 20 {
+		var names []string
+		for i := range 50 {
+			p := pod(fmt.Sprintf("p-%d-%d", batch, i), nil)
+			p.Spec.NodeName = "node-1"
+			if _, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, p.Name)
+		}
+		await(names)
+		if batch == 0 {
+			continue // they stay
+		}
+		alive = append(alive, names...)
+		if len(alive) > 50 {
+			for _, n := range alive[:50] {
+				if err := c.CoreV1().Pods(ns).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			alive = alive[50:]
+		}
+	}
+	if addressed != 1000 || len(seen) > 253 {
+		t.Errorf("%d pods addressed with %d distinct addresses", addressed, len(seen))
+	}
+}
+
+// helm's everyday cycle on a chart from `helm create`: install waiting for
+// readiness, the chart's test hook (a one-off wget pod) succeeding, and
+// uninstall waiting for the resources to go. `make test` builds helm and
+// names it in MOCKERNETES_HELM.
+func TestHelm(t *testing.T) {
+	helm := os.Getenv("MOCKERNETES_HELM")
+	if helm == "" {
+		t.Skip("MOCKERNETES_HELM names no helm binary (make test builds one)")
+	}
+	s := startTestServer(t)
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), helm, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HELM_CACHE_HOME="+filepath.Join(dir, "cache"),
+			"HELM_CONFIG_HOME="+filepath.Join(dir, "config"), "HELM_DATA_HOME="+filepath.Join(dir, "data"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("create", "demo")
+	if out := run("install", "demo", "./demo", "--wait", "--timeout", "60s"); !strings.Contains(out, "STATUS: deployed") {
+		t.Errorf("helm install: %s", out)
+	}
+	c := s.client(t)
+	if d, err := c.AppsV1().Deployments("default").Get(t.Context(), "demo", metav1.GetOptions{}); err != nil || d.Status.ReadyReplicas != 1 {
+		t.Errorf("after helm install --wait: %v %+v", err, d.Status)
+	}
+	if out := run("test", "demo", "--timeout", "60s"); !strings.Contains(out, "TEST SUITE:     demo-test-connection") || !strings.Contains(out, "Phase:          Succeeded") {
+		t.Errorf("helm test: %s", out)
+	}
+	if out := run("uninstall", "demo", "--wait", "--timeout", "60s"); !strings.Contains(out, `release "demo" uninstalled`) {
+		t.Errorf("helm uninstall: %s", out)
+	}
+	selector := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=demo"}
+	deployments, err := c.AppsV1().Deployments("default").List(t.Context(), selector)
+	if err != nil || len(deployments.Items) != 0 {
+		t.Errorf("deployments left after helm uninstall --wait: %v %d", err, len(deployments.Items))
+	}
+	services, err := c.CoreV1().Services("default").List(t.Context(), selector)
+	if err != nil || len(services.Items) != 0 {
+		t.Errorf("services left after helm uninstall --wait: %v %d", err, len(services.Items))
+	}
+	// The test hook's pod stays, Succeeded, as on any cluster (hooks are
+	// not part of the release); the Deployment's pods are gone.
+	pods, err := c.CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=demo"})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].Name != "demo-test-connection" || pods.Items[0].Status.Phase != corev1.PodSucceeded {
+		t.Errorf("pods after helm uninstall --wait: %v %s", err, podNames(pods))
 	}
 }

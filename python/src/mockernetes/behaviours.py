@@ -6,6 +6,8 @@ mockernetes.io/ pod annotations', which keep working and win over rules).
     PodBehaviour.crash_loop(exit_code=1, logs=["boom"], labels={"app": "web"})
     PodBehaviour.image_pull_failure(image="registry.example/*")
     PodBehaviour(ready_delay=2, container="runtime")
+    PodBehaviour.exec("pg_isready*", stdout="accepting connections\n", image="postgres*")
+    PodBehaviour.port_forward(8080, "127.0.0.1:18080", labels={"app": "api"})
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class PodBehaviour:
                  exit_after: Optional[Duration] = None, oom_killed: Optional[bool] = None,
                  image_pull_fails: Optional[bool] = None, logs: Optional[Sequence[str]] = None,
                  restart_backoff: Optional[Duration] = None,
-                 honor_grace_period: Optional[bool] = None) -> None:
+                 honor_grace_period: Optional[bool] = None,
+                 exec: Optional[Sequence[Mapping[str, Any]]] = None,
+                 stdin: Optional[str] = None,
+                 port_forward: Optional[Sequence[Mapping[str, Any]]] = None) -> None:
         self.match = {k: v for k, v in {"labels": _labels(labels), "image": image,
                                         "container": container, "namespace": namespace}.items() if v}
         b: Dict[str, Any] = {
@@ -54,6 +59,8 @@ class PodBehaviour:
             "oomKilled": oom_killed, "imagePull": "fail" if image_pull_fails else None,
             "logs": list(logs) if logs is not None else None,
             "restartBackoff": _duration(restart_backoff), "honorGracePeriod": honor_grace_period,
+            "exec": [dict(e) for e in exec] if exec is not None else None, "stdin": stdin,
+            "portForward": [dict(f) for f in port_forward] if port_forward is not None else None,
         }
         self.behaviour = {k: v for k, v in b.items() if v is not None}
 
@@ -94,6 +101,23 @@ class PodBehaviour:
     def with_logs(cls, lines: Sequence[str], **match: Any) -> "PodBehaviour":
         """The lines the container prints (its log)."""
         return cls(logs=lines, **match)
+
+    @classmethod
+    def exec(cls, command: str, *, stdout: str = "", stderr: str = "", exit_code: int = 0,
+             **match: Any) -> "PodBehaviour":
+        """`kubectl exec` (and the client's stream()) of `command` in a
+        matching container answers stdout, stderr and exit_code. command is
+        the words joined by spaces, exactly, or a glob (* any text).
+        Commands no rule answers run in a simulated shell (echo, cat, sh -c
+        ...); unknown programs exit 127."""
+        return cls(exec=[{"command": command, "stdout": stdout, "stderr": stderr, "exitCode": exit_code}], **match)
+
+    @classmethod
+    def port_forward(cls, port: int, address: str, **match: Any) -> "PodBehaviour":
+        """Connections to the pod's `port` (port-forward, pods/proxy,
+        services/proxy) reach `address` ("127.0.0.1:18080"), where the test
+        listens; port 0 forwards every port."""
+        return cls(port_forward=[{"port": port, "address": address}], **match)
 
     def to_rule(self) -> Dict[str, Any]:
         """The server's rule (podBehaviours[] of the cluster config)."""
