@@ -32,10 +32,13 @@ func TestBehaviourPrecedence(t *testing.T) {
 		{Match: Match{Labels: "app=web"}, Behaviour: Behaviour{StartDelay: &metav1.Duration{Duration: time.Second}, ReadyDelay: &metav1.Duration{Duration: 2 * time.Second}, ExitCode: ptr.To[int32](1)}},
 		{Match: Match{Image: "nginx:*"}, Behaviour: Behaviour{StartDelay: &metav1.Duration{Duration: 3 * time.Second}, Logs: []string{"from a rule"}}},
 		{Match: Match{Namespace: "other"}, Behaviour: Behaviour{NeverReady: ptr.To(true)}},
+		{Match: Match{Name: "q*"}, Behaviour: Behaviour{Stdin: "echo"}},
+		{Match: Match{Name: "p*"}, Behaviour: Behaviour{PortForward: []PortForward{{Port: 80, Address: "127.0.0.1:1"}}}},
 	}
 	main := behaviourOf(pod, pod.Spec.Containers[0], rules)
 	if main.startDelay != 3*time.Second || main.readyDelay != 5*time.Second || !main.exits || main.exitCode != 3 ||
-		main.backoff != 250*time.Millisecond || main.neverReady || fmt.Sprint(main.logs) != "[from a rule]" {
+		main.backoff != 250*time.Millisecond || main.neverReady || fmt.Sprint(main.logs) != "[from a rule]" ||
+		main.stdin != "" || len(main.forwards) != 1 {
 		t.Errorf("main: %+v", main)
 	}
 	sidecar := behaviourOf(pod, pod.Spec.Containers[1], rules)

@@ -4,9 +4,11 @@
 // Pending with containers waiting in ContainerCreating, then Running with
 // every container started and ready (after its readiness probe's initial
 // delay), pod IPs, and the conditions PodReadyToStartContainers, Initialized,
-// ContainersReady, Ready; the events Pulling, Pulled, Created, Started. Pods
-// of Jobs run to completion. Deleted pods are removed at once. Nothing runs
-// containers.
+// ContainersReady, Ready; the events Pulling, Pulled, Created, Started.
+// Pods that are not always restarted run to completion. Deleted pods'
+// containers are stopped, then the pods removed. The kubelets' HTTP API
+// (logs, exec, attach, port-forward, stats) is served in process. Nothing
+// runs containers.
 package kubelet
 
 import (

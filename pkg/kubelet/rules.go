@@ -35,6 +35,8 @@ type Rule struct {
 // Match selects containers; empty fields match everything.
 type Match struct {
 	Namespace string `json:"namespace,omitempty"`
+	// Name is a glob on the pod's name ("db-*").
+	Name string `json:"name,omitempty"`
 	// Labels is a label selector on the pod ("app=web,tier!=db").
 	Labels string `json:"labels,omitempty"`
 	// Image is a glob on the container image ("nginx:*", "*/worker*").
@@ -146,6 +148,9 @@ func (f File) Validate() error {
 		if _, err := path.Match(r.Match.Image, ""); err != nil {
 			return fmt.Errorf("podBehaviours[%d].match.image: %v", i, err)
 		}
+		if _, err := path.Match(r.Match.Name, ""); err != nil {
+			return fmt.Errorf("podBehaviours[%d].match.name: %v", i, err)
+		}
 		if p := r.Behaviour.ImagePull; p != "" && p != "fail" {
 			return fmt.Errorf("podBehaviours[%d].behaviour.imagePull: %q is not \"fail\"", i, p)
 		}
@@ -214,6 +219,11 @@ func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {
 	}
 	if m.Image != "" {
 		if ok, _ := path.Match(m.Image, c.Image); !ok {
+			return false
+		}
+	}
+	if m.Name != "" {
+		if ok, _ := path.Match(m.Name, pod.Name); !ok {
 			return false
 		}
 	}

@@ -66,8 +66,9 @@ func (s *nodeServer) session(req *restful.Request, resp *restful.Response) (sess
 	}
 	name := req.PathParameter("containerName")
 	uid := types.UID(req.PathParameter("uid"))
-	for i, st := range pod.Status.ContainerStatuses {
-		if st.Name == name && st.State.Running != nil && (uid == "" || uid == pod.UID) && i < len(pod.Spec.Containers) {
+	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == name })
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.Name == name && st.State.Running != nil && (uid == "" || uid == pod.UID) && i >= 0 {
 			return session{k: s.k, pod: pod, container: pod.Spec.Containers[i], run: st.RestartCount}, true
 		}
 	}

@@ -42,6 +42,7 @@ class PodBehaviour:
 
     def __init__(self, *, labels: Labels = None, image: Optional[str] = None,
                  container: Optional[str] = None, namespace: Optional[str] = None,
+                 name: Optional[str] = None,
                  start_delay: Optional[Duration] = None, ready_delay: Optional[Duration] = None,
                  never_ready: Optional[bool] = None, exit_code: Optional[int] = None,
                  exit_after: Optional[Duration] = None, oom_killed: Optional[bool] = None,
@@ -51,7 +52,7 @@ class PodBehaviour:
                  exec: Optional[Sequence[Mapping[str, Any]]] = None,
                  stdin: Optional[str] = None,
                  port_forward: Optional[Sequence[Mapping[str, Any]]] = None) -> None:
-        self.match = {k: v for k, v in {"labels": _labels(labels), "image": image,
+        self.match = {k: v for k, v in {"labels": _labels(labels), "image": image, "name": name,
                                         "container": container, "namespace": namespace}.items() if v}
         b: Dict[str, Any] = {
             "startDelay": _duration(start_delay), "readyDelay": _duration(ready_delay),
