@@ -60,14 +60,15 @@ python-test:
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check './python[test]'
 	cd python && ../$(VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests
 
-# The longer reliability tests: fifty clients mixing every verb for SOAK
-# (under the race detector), and SOAK_CYCLES create/delete cycles against
-# the binary. CI runs them shorter.
+# The longer tests: fifty clients mixing every verb for SOAK (under the
+# race detector), SOAK_CYCLES create/delete cycles against the binary, and
+# a CronJob that forbids concurrent runs (cron counts in minutes). CI runs
+# them shorter.
 SOAK ?= 60s
 SOAK_CYCLES ?= 100000
 soak:
 	MOCKERNETES_SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 30m -run '^TestMixedVerbs$$' ./pkg/server
-	MOCKERNETES_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 30m -run '^TestChurn$$' -v ./test/e2e
+	MOCKERNETES_SOAK_CYCLES=$(SOAK_CYCLES) MOCKERNETES_SOAK_CRONJOB=1 $(GO) test -count=1 -timeout 30m -run '^(TestChurn|TestCronJobForbid)$$' -v ./test/e2e
 
 # Fuzz what clients send (bodies of every content type, patches,
 # selectors and continue tokens, the admin API) for FUZZTIME per target.

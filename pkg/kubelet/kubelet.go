@@ -14,6 +14,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -81,6 +82,8 @@ type Kubelet struct {
 	// set is the simulated nodes in force (replaced by SetNodes).
 	set atomic.Pointer[nodeSet]
 
+	// timeScale is the time scale in force (float64 bits; 0: 1).
+	timeScale atomic.Uint64
 	// rules are the pod behaviour rules in force (replaced at run time
 	// through the admin API).
 	rules atomic.Pointer[[]Rule]
@@ -105,11 +108,27 @@ type Kubelet struct {
 // behaviourOf is container c's behaviour under the rules in force, its
 // durations scaled by the time scale.
 func (k *Kubelet) behaviourOf(pod *corev1.Pod, c corev1.Container) behaviour {
-	return behaviourOf(pod, c, k.Rules()).scaled(k.config.TimeScale)
+	return behaviourOf(pod, c, k.Rules()).scaled(k.TimeScale())
+}
+
+// TimeScale is the time scale in force (1: durations as given).
+func (k *Kubelet) TimeScale() float64 {
+	if s := math.Float64frombits(k.timeScale.Load()); s > 0 {
+		return s
+	}
+	return 1
+}
+
+// SetTimeScale changes the time scale (a value out of (0, MaxTimeScale]
+// is ignored); pods take it at their next step.
+func (k *Kubelet) SetTimeScale(scale float64) {
+	if scale > 0 && scale <= MaxTimeScale {
+		k.timeScale.Store(math.Float64bits(scale))
+	}
 }
 
 // scale is d under the time scale.
-func (k *Kubelet) scale(d time.Duration) time.Duration { return scaled(d, k.config.TimeScale) }
+func (k *Kubelet) scale(d time.Duration) time.Duration { return scaled(d, k.TimeScale()) }
 
 // eventShards is how many broadcasters write the nodes' events.
 const eventShards = 16
@@ -149,6 +168,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 	}
 	rules := append([]Rule(nil), c.Rules...)
 	k.rules.Store(&rules)
+	k.SetTimeScale(c.TimeScale)
 	k.set.Store(k.newNodeSet(c.Nodes))
 	enqueue := func(obj any) {
 		if p, ok := obj.(*corev1.Pod); ok && k.owns(p) {

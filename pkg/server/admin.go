@@ -57,8 +57,8 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 	routes := map[string]map[string]adminHandler{
 		SettlePath: {http.MethodPost: s.serveSettle},
 		SettingsPath: {
-			http.MethodGet: func(w http.ResponseWriter, _ *http.Request) error { return writeJSON(w, http.StatusOK, s.settings()) },
-			http.MethodPut: s.putSettings,
+			http.MethodGet: func(w http.ResponseWriter, _ *http.Request) error { return writeJSON(w, http.StatusOK, s.settings(k)) },
+			http.MethodPut: func(w http.ResponseWriter, r *http.Request) error { return s.putSettings(w, r, k) },
 		},
 		ResetPath: {http.MethodPost: s.serveReset},
 		KubeconfigPath: {http.MethodPost: func(w http.ResponseWriter, r *http.Request) error {
@@ -264,14 +264,21 @@ func settleError(err error) error {
 	return err
 }
 
-func (s *Server) settings() Settings {
+// settings are the settings in force (timeScale only where nodes are
+// simulated: k is nil otherwise).
+func (s *Server) settings(k *kubelet.Kubelet) Settings {
 	c := s.config.control
 	on := c.settleOnWrite.Load()
 	hc := c.history.Config()
-	return Settings{SettleOnWrite: &on, SettleOnWriteTimeout: &metav1.Duration{Duration: time.Duration(c.writeTimeout.Load())}, RequestHistory: &hc}
+	out := Settings{SettleOnWrite: &on, SettleOnWriteTimeout: &metav1.Duration{Duration: time.Duration(c.writeTimeout.Load())}, RequestHistory: &hc}
+	if k != nil {
+		scale := k.TimeScale()
+		out.TimeScale = &scale
+	}
+	return out
 }
 
-func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) putSettings(w http.ResponseWriter, r *http.Request, k *kubelet.Kubelet) error {
 	var in Settings
 	if err := decodeBody(r, &in); err != nil {
 		return err
@@ -279,6 +286,14 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
 	c := s.config.control
 	if in.SettleOnWriteTimeout != nil && (in.SettleOnWriteTimeout.Duration <= 0 || in.SettleOnWriteTimeout.Duration > 10*time.Minute) {
 		return apierrors.NewBadRequest(fmt.Sprintf("settleOnWriteTimeout: %v is not between 0s and 10m", in.SettleOnWriteTimeout.Duration))
+	}
+	if in.TimeScale != nil {
+		switch {
+		case k == nil:
+			return apierrors.NewBadRequest("timeScale: no nodes are simulated (--nodes 0 or --controllers none)")
+		case *in.TimeScale <= 0 || *in.TimeScale > kubelet.MaxTimeScale:
+			return apierrors.NewBadRequest(fmt.Sprintf("timeScale: %v is not above 0 and at most %v", *in.TimeScale, kubelet.MaxTimeScale))
+		}
 	}
 	if in.RequestHistory != nil {
 		if err := c.history.Configure(*in.RequestHistory); err != nil {
@@ -291,7 +306,10 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
 	if in.SettleOnWrite != nil {
 		c.settleOnWrite.Store(*in.SettleOnWrite)
 	}
-	return writeJSON(w, http.StatusOK, s.settings())
+	if in.TimeScale != nil {
+		k.SetTimeScale(*in.TimeScale)
+	}
+	return writeJSON(w, http.StatusOK, s.settings(k))
 }
 
 // decodeBody reads a JSON body strictly: an unknown field or a wrong type

@@ -44,6 +44,10 @@ type Settings struct {
 	SettleOnWrite        *bool            `json:"settleOnWrite,omitempty"`
 	SettleOnWriteTimeout *metav1.Duration `json:"settleOnWriteTimeout,omitempty"`
 	RequestHistory       *history.Config  `json:"requestHistory,omitempty"`
+	// TimeScale multiplies every simulated duration of the kubelets from
+	// now on (0.01: a `sleep 2` takes 20 ms); pods take it at their next
+	// step.
+	TimeScale *float64 `json:"timeScale,omitempty"`
 }
 
 // FaultList is the body of the faults endpoint.

@@ -318,6 +318,25 @@ func TestKubectlRun(t *testing.T) {
 	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "kept", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// kubectl attach to a container that does not read stdin: its output,
+	// followed until it exits.
+	attached := pod("attached", nil)
+	attached.Spec.RestartPolicy = corev1.RestartPolicyNever
+	attached.Spec.Containers[0].Command = []string{"sh", "-c", "echo attached output; sleep 3"}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), attached, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	started := running(t, c, ns, "attached").Status.ContainerStatuses[0].State.Running.StartedAt.Time
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "attach", "attached"); err != nil || !strings.Contains(out, "attached output\n") {
+		t.Errorf("kubectl attach: %v %q", err, out)
+	}
+	// startedAt is to the second: the container ran at least 2 s of its 3.
+	if ran := time.Since(started); ran < 2*time.Second {
+		t.Errorf("kubectl attach returned %s after the container started, before it exited", ran)
+	}
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "attached", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "run", "--restart=Never", "done", "--image=busybox", "--", "echo", "done"); err != nil {
 		t.Fatalf("kubectl run: %v %s", err, out)
 	}

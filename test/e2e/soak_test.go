@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -28,6 +29,7 @@ func TestChurn(t *testing.T) {
 	if cycles < 1000 {
 		t.Skip("MOCKERNETES_SOAK_CYCLES (at least 1000) not set: `make soak` runs this")
 	}
+	t.Parallel()
 	s := startTestServer(t, "--gateway-api=false")
 	c := s.client(t)
 	control, err := testcontrol.New(s.restConfig(t))
@@ -103,4 +105,53 @@ func goroutinesOf(t *testing.T, c kubernetes.Interface) int {
 	}
 	t.Fatal("no go_goroutines in /metrics")
 	return 0
+}
+
+// A CronJob that forbids concurrent runs skips its next run while its Job
+// still runs (a container sleeping 5 minutes), with the CronJob
+// controller's event. Cron runs by the minute, so this takes up to two:
+// `make soak` runs it (MOCKERNETES_SOAK_CRONJOB=1).
+func TestCronJobForbid(t *testing.T) {
+	if os.Getenv("MOCKERNETES_SOAK_CRONJOB") == "" {
+		t.Skip("MOCKERNETES_SOAK_CRONJOB not set: `make soak` runs this")
+	}
+	t.Parallel()
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	cj := &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "forbid"},
+		Spec: batchv1.CronJobSpec{
+			Schedule:          "* * * * *",
+			ConcurrencyPolicy: batchv1.ForbidConcurrent,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "work", Image: "busybox:1.36", Command: []string{"sleep", "300"}}},
+			}}}},
+		},
+	}
+	if _, err := c.BatchV1().CronJobs(ns).Create(ctx, cj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		events, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=forbid,reason=JobAlreadyActive"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events.Items) > 0 {
+			if msg := events.Items[0].Message; msg != "Not starting job because prior execution is running and concurrency policy is Forbid" {
+				t.Errorf("event: %q", msg)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no JobAlreadyActive event in 3 minutes")
+		}
+		time.Sleep(time.Second)
+	}
+	jobs, err := c.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(jobs.Items) != 1 || jobs.Items[0].Status.Active != 1 {
+		t.Errorf("jobs: %v %+v", err, jobs)
+	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/mockernetes/mockernetes/internal/testload"
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 // A deleted pod ends as a kubelet ends it: its containers stop (Killing),
@@ -176,6 +178,26 @@ func TestSimpleCommands(t *testing.T) {
 	j = complete(t, fast, fastNS, "long", batchv1.JobComplete)
 	if took := j.Status.CompletionTime.Sub(j.Status.StartTime.Time); took < 3*time.Second || took > 60*time.Second {
 		t.Errorf("`sleep 300` at a time scale of 0.01 took %v", took)
+	}
+
+	// The admin API changes it at run time: a five-hundredth.
+	tc, err := testcontrol.New(s.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := tc.SetSettings(ctx, testcontrol.Settings{TimeScale: ptr.To(0.002)})
+	if err != nil || settings.TimeScale == nil || *settings.TimeScale != 0.002 {
+		t.Fatalf("timeScale setting: %v %+v", err, settings)
+	}
+	if _, err := tc.SetSettings(ctx, testcontrol.Settings{TimeScale: ptr.To(0.0)}); err == nil || !strings.Contains(err.Error(), "timeScale: 0 is not above 0") {
+		t.Errorf("timeScale 0: %v", err)
+	}
+	if _, err := fast.BatchV1().Jobs(fastNS).Create(ctx, job("shorter", "sleep", "300"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j = complete(t, fast, fastNS, "shorter", batchv1.JobComplete)
+	if took := j.Status.CompletionTime.Sub(j.Status.StartTime.Time); took > 2*time.Second {
+		t.Errorf("`sleep 300` at a time scale of 0.002 took %v", took)
 	}
 }
 
