@@ -50,8 +50,12 @@ const (
 
 // The kubelet's types a test configures Nodes and PodBehaviours with.
 type (
-	NodeSpec = kubelet.NodeSpec
-	Rule     = kubelet.Rule
+	NodeSpec    = kubelet.NodeSpec
+	Rule        = kubelet.Rule
+	Match       = kubelet.Match
+	Behaviour   = kubelet.Behaviour
+	ExecRule    = kubelet.ExecRule
+	PortForward = kubelet.PortForward
 )
 
 // Environment is a Kubernetes API server for a test, with the fields and
@@ -145,6 +149,9 @@ type Environment struct {
 	// in-process kube-scheduler (profiles, plugins, their args), as
 	// kube-scheduler's --config takes it. Default: its defaults.
 	SchedulerConfig string
+	// AllowLocalExec lets PodBehaviours' exec rules run local commands
+	// (their Local field) for the commands they match.
+	AllowLocalExec bool
 	// GatewayAPI installs the Gateway API standard-channel CRDs.
 	GatewayAPI bool
 	// SettleOnWrite makes every write answer only once the cluster has
@@ -249,6 +256,7 @@ func (te *Environment) startServer() error {
 		GatewayAPI:                te.GatewayAPI,
 		SchedulerConfig:           te.SchedulerConfig,
 		TimeScale:                 te.TimeScale,
+		AllowLocalExec:            te.AllowLocalExec,
 		SettleOnWrite:             te.SettleOnWrite,
 		CustomResourceDefinitions: mergeCRDs(preload.CRDs, nil),
 	}

@@ -54,6 +54,9 @@ func WithSchedulerConfig(file string) Option {
 	return func(e *Environment) { e.SchedulerConfig = file }
 }
 
+// WithAllowLocalExec lets exec rules run local commands.
+func WithAllowLocalExec() Option { return func(e *Environment) { e.AllowLocalExec = true } }
+
 // WithTimeScale multiplies every simulated duration of the kubelets.
 func WithTimeScale(scale float64) Option { return func(e *Environment) { e.TimeScale = scale } }
 
@@ -172,7 +175,8 @@ func poolKey(e *Environment) (string, error) {
 		Settle, Gateway          bool
 		Scheme, SchedulerConfig  string
 		TimeScale                float64
-	}{e.CRDDirectoryPaths, names, e.Controllers, e.Nodes, e.Nodes == nil, e.PodBehaviours, e.SettleOnWrite, e.GatewayAPI, fmt.Sprintf("%p", e.Scheme), e.SchedulerConfig, e.TimeScale})
+		AllowLocalExec           bool
+	}{e.CRDDirectoryPaths, names, e.Controllers, e.Nodes, e.Nodes == nil, e.PodBehaviours, e.SettleOnWrite, e.GatewayAPI, fmt.Sprintf("%p", e.Scheme), e.SchedulerConfig, e.TimeScale, e.AllowLocalExec})
 	return string(data), err
 }
 

@@ -1,7 +1,9 @@
 package envtest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
 )
 
 // Each ForTest test finds the cluster fresh: the object the other one made
@@ -124,5 +129,42 @@ func TestForTestSchedulerConfig(t *testing.T) {
 	got, err := c.CoreV1().Pods("default").Get(ctx, "custom", metav1.GetOptions{})
 	if err != nil || got.Spec.NodeName != "node-1" || got.Status.Phase != corev1.PodRunning {
 		t.Errorf("pod of the test's profile: %v, node %q, phase %s", err, got.Spec.NodeName, got.Status.Phase)
+	}
+}
+
+// exec into a pod of the in-process server: an exec rule's answer and a
+// local command, over SPDY.
+func TestForTestExec(t *testing.T) {
+	rules := []Rule{{Match: Match{Image: "postgres*"}, Behaviour: Behaviour{Exec: []ExecRule{
+		{Command: "pg_isready", Stdout: "accepting connections\n"},
+		{Command: "local *", Local: []string{"/bin/sh", "-c", "echo from a local shell; exit 4"}},
+	}}}}
+	env := EnvironmentForTest(t, WithControllers("*"), WithSettleOnWrite(), WithPodBehaviours(rules...), WithAllowLocalExec())
+	c := kubernetes.NewForConfigOrDie(env.Config)
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "postgres:17"}}}}
+	if _, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(command ...string) (string, error) {
+		req := c.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("db").SubResource("exec").
+			VersionedParams(&corev1.PodExecOptions{Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		executor, err := remotecommand.NewSPDYExecutor(env.Config, "POST", req.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, stderr bytes.Buffer // one each: they are written at once
+		err = executor.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &stderr})
+		return out.String() + stderr.String(), err
+	}
+	if out, err := exec("pg_isready"); err != nil || out != "accepting connections\n" {
+		t.Errorf("exec rule: %v %q", err, out)
+	}
+	if out, err := exec("sh", "-c", "echo simulated; exit 3"); err == nil || out != "simulated\n" {
+		t.Errorf("simulated shell: %v %q", err, out)
+	}
+	var exit utilexec.CodeExitError
+	if out, err := exec("local", "run"); !errors.As(err, &exit) || exit.Code != 4 || out != "from a local shell\n" {
+		t.Errorf("local command: %v %q", err, out)
 	}
 }
