@@ -2,8 +2,11 @@ package kubelet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -31,6 +34,10 @@ type NodeSpec struct {
 	// Devices are the node's simulated DRA devices, published by a
 	// stand-in driver in ResourceSlices (see devices.go).
 	Devices []Device `json:"devices,omitempty"`
+	// StaticPods are the node's static pods (a kubelet's manifest
+	// directory): the kubelet creates their mirror pods, named
+	// <name>-<node>, and runs them.
+	StaticPods []corev1.Pod `json:"staticPods,omitempty"`
 }
 
 // The well-known topology labels, and the region and zones DefaultNodes
@@ -240,7 +247,54 @@ func (k *Kubelet) registerNodes(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, spec := range k.nodes().specs {
+		if err := k.createMirrorPods(ctx, spec); err != nil {
+			return err
+		}
+	}
 	return k.publishDevices(ctx)
+}
+
+// createMirrorPods creates the mirror pods of a node's static pods, as the
+// kubelet does: named after the node, owned by it, annotated with the
+// static pod's hash and source.
+func (k *Kubelet) createMirrorPods(ctx context.Context, spec NodeSpec) error {
+	if len(spec.StaticPods) == 0 {
+		return nil
+	}
+	node, err := k.client.CoreV1().Nodes().Get(ctx, spec.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", spec.Name, err)
+	}
+	for _, static := range spec.StaticPods {
+		p := static.DeepCopy()
+		data, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		hash := fmt.Sprintf("%x", sha256.Sum256(data))[:32]
+		p.Name = static.Name + "-" + spec.Name
+		if p.Namespace == "" {
+			p.Namespace = metav1.NamespaceDefault
+		}
+		p.Spec.NodeName = spec.Name
+		p.Annotations = maps.Clone(p.Annotations)
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[corev1.MirrorPodAnnotationKey] = hash
+		p.Annotations["kubernetes.io/config.hash"] = hash
+		p.Annotations["kubernetes.io/config.seen"] = time.Now().UTC().Format(time.RFC3339Nano)
+		p.Annotations["kubernetes.io/config.source"] = "file"
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID, Controller: ptr.To(true)}}
+		if len(p.Spec.Tolerations) == 0 {
+			p.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+		}
+		if _, err := k.client.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("mirror pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
+	}
+	return nil
 }
 
 // renewLease keeps the node's lease in kube-node-lease fresh, as the

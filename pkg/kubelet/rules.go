@@ -140,6 +140,11 @@ func (f File) Validate() error {
 		if err := n.validateDevices(); err != nil {
 			return fmt.Errorf("nodes[%d] (%s): %v", i, n.Name, err)
 		}
+		for j, p := range n.StaticPods {
+			if p.Name == "" || len(p.Spec.Containers) == 0 {
+				return fmt.Errorf("nodes[%d].staticPods[%d]: a name and containers are required", i, j)
+			}
+		}
 	}
 	for i, r := range f.PodBehaviours {
 		if _, err := labels.Parse(r.Match.Labels); err != nil {

@@ -3,7 +3,7 @@
 // CustomResourceDefinitions first (waiting until they are served), then the
 // namespaces (those the other objects name are created when missing), then
 // everything else, each by server-side apply, so that the manifests may name
-// objects that exist already.
+// objects that exist already. Objects a controller owns are left to it.
 package load
 
 import (
@@ -139,6 +139,14 @@ func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o
 		unstructured.RemoveNestedField(o.Object, "metadata", f)
 	}
 	gvk := o.GroupVersionKind()
+	// What a controller owns (a ReplicaSet's pods, a DaemonSet's revisions,
+	// a node's mirror pods) is that controller's to create: a snapshot's
+	// copy names an owner by a uid this server does not have (it applies
+	// the owner anew), which the garbage collector would delete, and
+	// which would clash with the copy the controller already made.
+	if metav1.GetControllerOfNoCopy(o) != nil {
+		return nil
+	}
 	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		return at(o, err)

@@ -68,6 +68,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/scheduler"
 	"github.com/mockernetes/mockernetes/pkg/settle"
 	"github.com/mockernetes/mockernetes/pkg/storage"
+	"github.com/mockernetes/mockernetes/pkg/system"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
@@ -114,6 +115,9 @@ type Config struct {
 	// inProcess is the part of the cluster network the simulation
 	// answers in process.
 	inProcess *inProcess
+	// controlPlane is the control-plane node of --system-pods, which a
+	// reset with nodes of its own keeps (nil: none).
+	controlPlane *kubelet.NodeSpec
 	// conns are the listener's connections, closed once a shutdown has
 	// drained the requests.
 	conns *connTracker
@@ -196,6 +200,7 @@ type configBuilder struct {
 	proxyTransport *http.Transport
 	resolver       webhook.ServiceResolver
 	selection      controllers.Selection
+	loadSources    []crds.Source
 }
 
 // inputs reads the files first: one that does not parse stops the server
@@ -210,6 +215,7 @@ func (b *configBuilder) inputs() error {
 	if err != nil {
 		return fmt.Errorf("--load: %w", err)
 	}
+	b.loadSources = loadSources
 	if c.Load, err = load.Parse(loadSources); err != nil {
 		return fmt.Errorf("--load %w", err)
 	}
@@ -556,6 +562,25 @@ func checkExtenders(gate *egress.Gate, c *schedulerapi.KubeSchedulerConfiguratio
 	return nil
 }
 
+// systemPods adds what kind creates (pkg/system): the control-plane node
+// to nodes, the add-ons before the --load manifests.
+func (b *configBuilder) systemPods(nodes []kubelet.NodeSpec) ([]kubelet.NodeSpec, error) {
+	v := system.Values{Cluster: ContextName, Advertise: b.o.AdvertiseAddress, ServiceRange: b.clusterIPRange, Version: KubernetesVersion()}
+	controlPlane, err := system.ControlPlaneNode(v)
+	if err != nil {
+		return nil, err
+	}
+	b.c.controlPlane = &controlPlane
+	addOns, err := system.AddOns(v)
+	if err != nil {
+		return nil, err
+	}
+	if b.c.Load, err = load.Parse(append(addOns, b.loadSources...)); err != nil {
+		return nil, err
+	}
+	return append(slices.Clip(nodes), controlPlane), nil
+}
+
 // registries configures what New installs: the upstream registries, the
 // CRD server behind them, the controllers and the simulated kubelet, and
 // the handler chain with the test control inside it.
@@ -570,6 +595,11 @@ func (b *configBuilder) registries() error {
 	nodes := kubelet.DefaultNodes(o.Nodes)
 	if len(b.cluster.Nodes) > 0 {
 		nodes = b.cluster.Nodes
+	}
+	if o.SystemPods && !b.selection.None() && len(nodes) > 0 {
+		if nodes, err = b.systemPods(nodes); err != nil {
+			return err
+		}
 	}
 	if err := checkExtenders(b.gate, c.Scheduler, nodes); err != nil {
 		return err

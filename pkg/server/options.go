@@ -95,6 +95,11 @@ type Options struct {
 	// AllowLocalExec lets exec rules run local commands (kwok's way): a
 	// `kubectl exec` a rule matches runs that command on this machine.
 	AllowLocalExec bool
+	// SystemPods makes a fresh cluster what kind creates: a control-plane
+	// node with the control plane's mirror pods, CoreDNS and kube-dns,
+	// kube-proxy and kindnet, the local-path provisioner. Only where
+	// controllers and nodes run.
+	SystemPods bool
 	// CustomResourceDefinitions are installed with CRDs' files. Not a flag.
 	CustomResourceDefinitions []*apiextensionsv1.CustomResourceDefinition
 
@@ -144,6 +149,7 @@ func NewOptions() *Options {
 		Controllers:           []string{"*"},
 		Nodes:                 1,
 		TimeScale:             1,
+		SystemPods:            true,
 		SettleOnWriteTimeout:  DefaultSettleOnWriteTimeout,
 		RequestHistorySize:    history.DefaultSize,
 	}
@@ -198,6 +204,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "Number of simulated nodes (node-1, node-2, ...) whose kubelets run the pods scheduled to them; 0 for none (and none with --controllers=none).")
 	fs.StringVar(&o.ClusterConfig, "cluster-config", o.ClusterConfig, "YAML file with the simulated nodes (name, labels, taints, capacity, images, devices) and pod behaviour rules (see README).")
 	fs.Float64Var(&o.TimeScale, "time-scale", o.TimeScale, "Multiply every simulated duration (containers' sleeps, start and ready delays, back-offs) by this: 0.01 runs `sleep 2` in 20 ms.")
+	fs.BoolVar(&o.SystemPods, "system-pods", o.SystemPods, "Start as kind does: a control-plane node (tainted NoSchedule) running the control plane's mirror pods, CoreDNS behind kube-dns (the tenth service address), kube-proxy and kindnet on every node, the local-path provisioner. Not with --controllers=none or --nodes 0.")
 	fs.BoolVar(&o.AllowLocalExec, "allow-local-exec", o.AllowLocalExec, "Let pod behaviour exec rules run a local command (their `local` field) for the commands they match: a `kubectl exec` then runs it on this machine.")
 	fs.StringVar(&o.SchedulerConfig, "scheduler-config", o.SchedulerConfig, "KubeSchedulerConfiguration file for the in-process kube-scheduler (profiles, plugins), as kube-scheduler's --config.")
 	fs.StringArrayVar(&o.CRDs, "crds", o.CRDs, "File or directory of CustomResourceDefinition manifests (YAML or JSON, multi-document) to install before the server is ready; repeatable.")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -184,6 +185,9 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 		}
 		if len(req.Nodes) > 0 {
 			nodes = req.Nodes
+			if cp := s.config.controlPlane; cp != nil {
+				nodes = append(slices.Clip(nodes), *cp)
+			}
 		}
 	}
 	var manifests *load.Manifests

@@ -37,7 +37,8 @@ func TestClusterConfig(t *testing.T) {
 	s := startTestServer(t, "--cluster-config", file, "--gateway-api=false")
 	c := s.client(t)
 	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	if err != nil || len(nodes.Items) != 2 {
+	// The two of the file, and the control plane's.
+	if err != nil || len(nodes.Items) != 3 {
 		t.Fatalf("nodes: %v %v", err, nodes)
 	}
 	b, err := c.CoreV1().Nodes().Get(t.Context(), "worker-b", metav1.GetOptions{})

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,8 @@ func TestNodes(t *testing.T) {
 		t.Errorf("node lease: %v %+v", err, lease)
 	}
 	out, err := shared.kubectl(t, kubectlBin, "", "get", "nodes")
-	if err != nil || !strings.Contains(out, "node-1   Ready    <none>") || !strings.Contains(out, k8sVersion) {
+	if err != nil || !regexp.MustCompile(`node-1 +Ready +<none>`).MatchString(out) ||
+		!regexp.MustCompile(`mockernetes-control-plane +Ready +control-plane`).MatchString(out) || !strings.Contains(out, k8sVersion) {
 		t.Errorf("kubectl get nodes: %v\n%s", err, out)
 	}
 }
@@ -166,8 +168,8 @@ func TestUnschedulable(t *testing.T) {
 		}
 	}
 	for name, msg := range map[string]string{
-		"picky":  "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
-		"greedy": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+		"picky":  "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint(s). preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.",
+		"greedy": "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint(s). preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.",
 	} {
 		eventually(t, name+" unschedulable", func(ctx context.Context) (bool, error) {
 			got, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})

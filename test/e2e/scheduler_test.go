@@ -105,7 +105,7 @@ func TestScheduler(t *testing.T) {
 		if err != nil || len(pods.Items) != 1 {
 			t.Fatalf("pending pods: %v %v", err, pods)
 		}
-		const msg = "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+		const msg = "0/4 nodes are available: 1 node(s) had untolerated taint(s), 3 node(s) didn't match pod anti-affinity rules. preemption: 0/4 nodes are available: 1 Preemption is not helpful for scheduling, 3 No preemption victims found for incoming pod."
 		if cond := condition(&pods.Items[0], corev1.PodScheduled); cond == nil || cond.Reason != corev1.PodReasonUnschedulable || cond.Message != msg {
 			t.Errorf("PodScheduled of the fourth replica: %+v, want message %q", cond, msg)
 		}
@@ -344,7 +344,7 @@ func TestSchedulerConfig(t *testing.T) {
 	}
 	s := startTestServer(t, "--nodes", "3", "--gateway-api=false", "--settle-on-write", "--scheduler-config", write("packing.yaml", binPacking))
 	c := s.client(t)
-	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: "!node-role.kubernetes.io/control-plane"})
 	if err != nil || len(nodes.Items) != 3 {
 		t.Fatalf("nodes: %v %+v", err, nodes)
 	}
