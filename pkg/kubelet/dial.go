@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -146,7 +145,7 @@ func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
 
 // dial connects to node's kubelet; refused once the kubelets stopped.
 func (l *pipeListener) dial(ctx context.Context, node string) (net.Conn, error) {
-	client, server := memPipe()
+	client, server := net.Pipe()
 	select {
 	case l.conns <- nodeConn{server, node}:
 		return client, nil
@@ -162,39 +161,3 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "kubelet" }
-
-// memConn is one end of an in-memory connection that closes as a TCP
-// connection does: Close ends what this end sends (the peer reads all of
-// it, then EOF), and what the peer still sends is read and dropped, so the
-// peer's writes do not fail before it has read this end's last bytes.
-// (net.Pipe fails them at once: kube-apiserver's upgrade proxy, seeing its
-// client-to-kubelet copy fail, would close the client's connection before
-// forwarding an exec's last output.) Deadlines are not kept.
-type memConn struct {
-	r     *io.PipeReader // what the peer sent
-	w     *io.PipeWriter // what this end sends
-	close sync.Once
-}
-
-func memPipe() (*memConn, *memConn) {
-	aIn, bOut := io.Pipe()
-	bIn, aOut := io.Pipe()
-	return &memConn{r: aIn, w: aOut}, &memConn{r: bIn, w: bOut}
-}
-
-func (c *memConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *memConn) Write(p []byte) (int, error) { return c.w.Write(p) }
-
-func (c *memConn) Close() error {
-	c.close.Do(func() {
-		_ = c.w.Close()
-		go func() { _, _ = io.Copy(io.Discard, c.r) }() // until the peer closes
-	})
-	return nil
-}
-
-func (c *memConn) LocalAddr() net.Addr              { return pipeAddr{} }
-func (c *memConn) RemoteAddr() net.Addr             { return pipeAddr{} }
-func (c *memConn) SetDeadline(time.Time) error      { return nil }
-func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *memConn) SetWriteDeadline(time.Time) error { return nil }

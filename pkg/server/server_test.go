@@ -18,10 +18,12 @@ import (
 )
 
 // buildServer builds (does not run) a server with the default options
-// changed by configure.
+// changed by configure; without the system pods, which test/e2e covers
+// (these tests count what they create).
 func buildServer(t testing.TB, configure ...func(*Options)) (*Server, *Config) {
 	t.Helper()
 	o := NewOptions()
+	o.SystemPods = false
 	for _, f := range configure {
 		f(o)
 	}

@@ -41,7 +41,7 @@ def test_bare_decorator():
 def test_called_decorator_with_options(mock_k8s):
     assert isinstance(mock_k8s, MockKubernetes) and mock_k8s._is_active
     nodes = sorted(n.metadata.name for n in client.CoreV1Api().list_node().items)
-    assert nodes == ["node-1", "node-2", "node-3"]
+    assert nodes == ["mockernetes-control-plane", "node-1", "node-2", "node-3"]
 
 
 @patch_kubernetes()
@@ -262,7 +262,7 @@ def test_fixture_with_marker(mock_k8s, k8s_api_client, mockernetes_server):
     assert k8s_api_client is mock_k8s.api_client
     core = client.CoreV1Api(k8s_api_client)
     assert core.read_namespace("marked").metadata.name == "marked"
-    assert len(core.list_node().items) == 2
+    assert len(core.list_node(label_selector="!node-role.kubernetes.io/control-plane").items) == 2
     assert mockernetes_server.host == mock_k8s.host
 
 
