@@ -54,55 +54,47 @@ func (s *nodeServer) addSessions(c *restful.Container) {
 	}
 }
 
-// session finds the running container a request names, answering as the
-// kubelet does when it cannot: 404 "pod does not exist" for a pod it does
-// not run, and the runtime's "container not found" (500) for a container
-// that is not running.
-func (s *nodeServer) session(req *restful.Request, resp *restful.Response) (session, bool) {
+// session finds the running container a request names, with the stream
+// options it asks for, answering as the kubelet does when it cannot: 400
+// for bad options, 404 "pod does not exist" for a pod it does not run, and
+// the runtime's "container not found" (500) for a container that is not
+// running.
+func (s *nodeServer) session(req *restful.Request, resp *restful.Response) (session, *remotecommandserver.Options, bool) {
+	opts, err := remotecommandserver.NewOptions(req.Request)
+	if err != nil {
+		_ = resp.WriteError(http.StatusBadRequest, err)
+		return session{}, nil, false
+	}
 	pod, ok := s.pod(req.PathParameter("podNamespace"), req.PathParameter("podID"))
 	if !ok {
 		_ = resp.WriteError(http.StatusNotFound, fmt.Errorf("pod does not exist"))
-		return session{}, false
+		return session{}, nil, false
 	}
 	name := req.PathParameter("containerName")
 	uid := types.UID(req.PathParameter("uid"))
 	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == name })
 	for _, st := range pod.Status.ContainerStatuses {
 		if st.Name == name && st.State.Running != nil && (uid == "" || uid == pod.UID) && i >= 0 {
-			return session{k: s.k, pod: pod, container: pod.Spec.Containers[i], run: st.RestartCount}, true
+			return session{k: s.k, pod: pod, container: pod.Spec.Containers[i], run: st.RestartCount}, opts, true
 		}
 	}
 	resp.WriteHeader(http.StatusInternalServerError)
 	_, _ = fmt.Fprintf(resp, "container not found (%q)", name)
-	return session{}, false
+	return session{}, nil, false
 }
 
 func (s *nodeServer) getExec(req *restful.Request, resp *restful.Response) {
-	opts, err := remotecommandserver.NewOptions(req.Request)
-	if err != nil {
-		_ = resp.WriteError(http.StatusBadRequest, err)
-		return
+	if x, opts, ok := s.session(req, resp); ok {
+		remotecommandserver.ServeExec(resp.ResponseWriter, req.Request, x, "", string(x.pod.UID), x.container.Name,
+			req.Request.URL.Query()[core.ExecCommandParam], opts, streamIdleTimeout, streamCreationTimeout, remotecommandserver.SupportedStreamingProtocols)
 	}
-	x, ok := s.session(req, resp)
-	if !ok {
-		return
-	}
-	remotecommandserver.ServeExec(resp.ResponseWriter, req.Request, x, "", string(x.pod.UID), x.container.Name,
-		req.Request.URL.Query()[core.ExecCommandParam], opts, streamIdleTimeout, streamCreationTimeout, remotecommandserver.SupportedStreamingProtocols)
 }
 
 func (s *nodeServer) getAttach(req *restful.Request, resp *restful.Response) {
-	opts, err := remotecommandserver.NewOptions(req.Request)
-	if err != nil {
-		_ = resp.WriteError(http.StatusBadRequest, err)
-		return
+	if x, opts, ok := s.session(req, resp); ok {
+		remotecommandserver.ServeAttach(resp.ResponseWriter, req.Request, x, "", string(x.pod.UID), x.container.Name,
+			opts, streamIdleTimeout, streamCreationTimeout, remotecommandserver.SupportedStreamingProtocols)
 	}
-	x, ok := s.session(req, resp)
-	if !ok {
-		return
-	}
-	remotecommandserver.ServeAttach(resp.ResponseWriter, req.Request, x, "", string(x.pod.UID), x.container.Name,
-		opts, streamIdleTimeout, streamCreationTimeout, remotecommandserver.SupportedStreamingProtocols)
 }
 
 func (s *nodeServer) getPortForward(req *restful.Request, resp *restful.Response) {
