@@ -130,6 +130,8 @@ type Config struct {
 	// cleanup undoes what NewConfig created (temporary state directory,
 	// backend, listener) if the server is never run.
 	cleanup []func()
+	// closeListener closes the listener (a server that never ran).
+	closeListener func()
 }
 
 // completedConfig is a Config with the upstream defaults filled in.
@@ -298,7 +300,7 @@ func (b *configBuilder) serving() error {
 	}
 	c.conns = trackConns(listener)
 	listener = c.conns
-	c.cleanup = append(c.cleanup, func() { _ = listener.Close() })
+	c.closeListener = func() { _ = listener.Close() }
 	servingOpts := genericoptions.NewSecureServingOptions()
 	servingOpts.BindAddress = o.BindAddress
 	servingOpts.Listener = listener
@@ -656,6 +658,16 @@ func (b *configBuilder) registries() error {
 // Close releases what Config created (listener, store, temporary state
 // directory); Server.Run does it on return. Safe to call more than once.
 func (c *Config) Close() {
+	if c.closeListener != nil {
+		c.closeListener()
+	}
+	c.release()
+}
+
+// release releases what Config created except the listener, which a
+// running HTTP server owns until its shutdown closes it (closed under it,
+// upstream's serving goroutine panics).
+func (c *Config) release() {
 	c.closeOnce.Do(func() {
 		for i := len(c.cleanup) - 1; i >= 0; i-- {
 			c.cleanup[i]()

@@ -312,7 +312,7 @@ func (s *Server) waitComponents(timeout time.Duration) {
 // Close releases the store and the temporary state directory without
 // waiting for Run to return: for a process that exits once requests have
 // drained. Run does the same when it returns.
-func (s *Server) Close() { s.config.Close() }
+func (s *Server) Close() { s.config.release() }
 
 // WaitReady blocks until /readyz answers 200 (every post-start hook done:
 // bootstrap objects created, informers synced, --load applied, the reset
