@@ -184,7 +184,7 @@ func parseForwards(v string) []PortForward {
 		} else {
 			f = PortForward{Address: item}
 		}
-		if _, err := forwardAddress(f.Address); err == nil {
+		if forwardAddress(f.Address) == nil {
 			out = append(out, f)
 		}
 	}

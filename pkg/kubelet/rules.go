@@ -187,7 +187,7 @@ func (b Behaviour) validateSessions() error {
 		if f.Port < 0 || f.Port > 65535 {
 			return fmt.Errorf("portForward[%d].port: %d is not a port", i, f.Port)
 		}
-		if _, err := forwardAddress(f.Address); err != nil {
+		if err := forwardAddress(f.Address); err != nil {
 			return fmt.Errorf("portForward[%d].address: %v", i, err)
 		}
 	}
@@ -195,15 +195,15 @@ func (b Behaviour) validateSessions() error {
 }
 
 // forwardAddress checks a port-forward target: host:port.
-func forwardAddress(addr string) (string, error) {
+func forwardAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("%q: %v", addr, err)
+		return fmt.Errorf("%q: %v", addr, err)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
-		return "", fmt.Errorf("%q is not host:port", addr)
+		return fmt.Errorf("%q is not host:port", addr)
 	}
-	return addr, nil
+	return nil
 }
 
 // localExec reports the first rule that runs a local command.

@@ -160,7 +160,6 @@ func (x session) AttachContainer(ctx context.Context, _, _, _ string, in io.Read
 		// What the container prints goes to its log too, as a
 		// container's output does.
 		logged := &logWriter{logs: x.k.config.Logs, pod: x.pod.UID, container: x.container.Name, run: x.run}
-		defer logged.flush()
 		stdout, errOut = io.MultiWriter(stdout, logged), io.MultiWriter(errOut, logged)
 		var code int32
 		exited := x.container.StdinOnce
@@ -172,6 +171,7 @@ func (x session) AttachContainer(ctx context.Context, _, _, _ string, in io.Read
 		} else {
 			_, _ = io.Copy(io.Discard, stdin)
 		}
+		logged.flush() // before the container's log ends with it
 		if exited && ctx.Err() == nil {
 			x.k.sessionEnded(x.pod, x.container.Name, x.run, code)
 		}

@@ -49,6 +49,18 @@ func Parse(sources []crds.Source) (*Manifests, error) {
 	return &Manifests{crds: defs, objects: objects}, nil
 }
 
+// Join is the manifests of ms, in their order.
+func Join(ms ...*Manifests) *Manifests {
+	out := &Manifests{}
+	for _, m := range ms {
+		if m != nil {
+			out.crds = append(out.crds, m.crds...)
+			out.objects = append(out.objects, m.objects...)
+		}
+	}
+	return out
+}
+
 // CRDs are the CustomResourceDefinitions among the manifests.
 func (m *Manifests) CRDs() []*apiextensionsv1.CustomResourceDefinition { return m.crds }
 

@@ -202,7 +202,6 @@ type configBuilder struct {
 	proxyTransport *http.Transport
 	resolver       webhook.ServiceResolver
 	selection      controllers.Selection
-	loadSources    []crds.Source
 }
 
 // inputs reads the files first: one that does not parse stops the server
@@ -217,7 +216,6 @@ func (b *configBuilder) inputs() error {
 	if err != nil {
 		return fmt.Errorf("--load: %w", err)
 	}
-	b.loadSources = loadSources
 	if c.Load, err = load.Parse(loadSources); err != nil {
 		return fmt.Errorf("--load %w", err)
 	}
@@ -577,9 +575,11 @@ func (b *configBuilder) systemPods(nodes []kubelet.NodeSpec) ([]kubelet.NodeSpec
 	if err != nil {
 		return nil, err
 	}
-	if b.c.Load, err = load.Parse(append(addOns, b.loadSources...)); err != nil {
+	system, err := load.Parse(addOns)
+	if err != nil {
 		return nil, err
 	}
+	b.c.Load = load.Join(system, b.c.Load)
 	return append(slices.Clip(nodes), controlPlane), nil
 }
 

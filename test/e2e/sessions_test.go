@@ -72,15 +72,20 @@ func execIn(t *testing.T, cfg *rest.Config, c kubernetes.Interface, ns, pod stri
 	return stdout.String(), stderr.String(), err
 }
 
+// exitCode is a command's exit status, of a local process (kubectl) or of
+// one in a pod (client-go's executor); -1 if it did not run.
 func exitCode(err error) int {
-	var exit utilexec.CodeExitError
-	if errors.As(err, &exit) {
-		return exit.Code
+	var remote utilexec.CodeExitError
+	var local interface{ ExitCode() int }
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &remote):
+		return remote.Code
+	case errors.As(err, &local):
+		return local.ExitCode()
 	}
-	if err != nil {
-		return -1
-	}
-	return 0
+	return -1
 }
 
 func TestExec(t *testing.T) {
@@ -115,7 +120,7 @@ func TestExec(t *testing.T) {
 		{[]string{"ls", "/"}, "sh: ls: not found\ncommand terminated with exit code 127\n", 127},
 	} {
 		out, err := s.kubectl(t, kubectlBin, "", append([]string{"exec", "db", "--"}, tc.args...)...)
-		if out != tc.want || exitStatusOf(err) != tc.code {
+		if out != tc.want || exitCode(err) != tc.code {
 			t.Errorf("kubectl exec db -- %s: %q (%v), want %q (exit %d)", strings.Join(tc.args, " "), out, err, tc.want, tc.code)
 		}
 	}
@@ -149,18 +154,6 @@ func TestExec(t *testing.T) {
 			t.Errorf("%s sh with a terminal: %q %v", name, stdout, err)
 		}
 	}
-}
-
-// exitStatusOf is a command's exit status (-1 if it did not run).
-func exitStatusOf(err error) int {
-	var exit interface{ ExitCode() int }
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 // Port-forward, pods/proxy and services/proxy reach the test's own HTTP
@@ -301,7 +294,7 @@ func TestKubectlRun(t *testing.T) {
 	c := shared.client(t)
 	ns := newNamespace(t, c)
 	out, err := shared.kubectl(t, kubectlBin, "echo hello from sh; exit 3\n", "-n", ns, "run", "-i", "--rm", "--restart=Never", "shell", "--image=busybox", "--", "sh")
-	if exitStatusOf(err) != 3 || !strings.Contains(out, "hello from sh\n") || !strings.Contains(out, `pod "shell" deleted`) {
+	if exitCode(err) != 3 || !strings.Contains(out, "hello from sh\n") || !strings.Contains(out, `pod "shell" deleted`) {
 		t.Errorf("kubectl run -i --rm sh: %v %q", err, out)
 	}
 	out, err = shared.kubectl(t, kubectlBin, "", "-n", ns, "run", "-i", "--rm", "--restart=Never", "once", "--image=busybox", "--", "sh", "-c", "echo one-shot")
