@@ -503,6 +503,14 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	event := func(kind, reason, format string, args ...any) {
 		events = append(events, func() { recorder.Eventf(pod, kind, reason, format, args...) })
 	}
+	pull := func(c corev1.Container) {
+		if k.pulls(pod.Spec.NodeName, c) {
+			event(corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+			event(corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", c.Image)
+		} else {
+			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+		}
+	}
 	var next time.Duration
 	due := func(at time.Time) {
 		if d := at.Sub(now); d > 0 && (next == 0 || d < next) {
@@ -514,7 +522,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	if len(p.Status.InitContainerStatuses) > 0 && p.Status.InitContainerStatuses[0].State.Waiting != nil {
 		t := metav1.NewTime(now)
 		for i, c := range pod.Spec.InitContainers {
-			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			pull(c)
 			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 			k.config.Logs.Start(pod.UID, c.Name, 0, k.behaviourOf(pod, c).logs...)
@@ -559,8 +567,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				due(start)
 				continue
 			}
-			event(corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-			event(corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", c.Image)
+			pull(c)
 			run()
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull":
 			event(corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -160,15 +161,55 @@ type nodeSet struct {
 	specs     []NodeSpec
 	index     map[string]int
 	recorders map[string]record.EventRecorder
+	images    map[string]*nodeImages
+}
+
+// nodeImages are the images a node holds: those its spec lists and those
+// it pulled since it was registered.
+type nodeImages struct {
+	mu      sync.Mutex
+	present map[string]bool
 }
 
 func (k *Kubelet) newNodeSet(specs []NodeSpec) *nodeSet {
-	set := &nodeSet{specs: specs, index: map[string]int{}, recorders: map[string]record.EventRecorder{}}
+	set := &nodeSet{specs: specs, index: map[string]int{}, recorders: map[string]record.EventRecorder{}, images: map[string]*nodeImages{}}
 	for i, n := range specs {
 		set.index[n.Name] = i
 		set.recorders[n.Name] = k.newRecorder(n.Name)
+		images := &nodeImages{present: map[string]bool{}}
+		for _, image := range n.Images {
+			for _, name := range image.Names {
+				images.present[imageRef(name)] = true
+			}
+		}
+		set.images[n.Name] = images
 	}
 	return set
+}
+
+// pulls says whether node's kubelet pulls c's image before starting it, as
+// the kubelet's image manager decides: always for PullAlways, for
+// IfNotPresent when the node does not hold it yet (it does afterwards).
+// Never starts from what is there: a simulated node holds every image.
+func (k *Kubelet) pulls(node string, c corev1.Container) bool {
+	switch c.ImagePullPolicy {
+	case corev1.PullAlways:
+		return true
+	case corev1.PullNever:
+		return false
+	}
+	images, ok := k.nodes().images[node]
+	if !ok {
+		return true
+	}
+	ref := imageRef(c.Image)
+	images.mu.Lock()
+	defer images.mu.Unlock()
+	if images.present[ref] {
+		return false
+	}
+	images.present[ref] = true
+	return true
 }
 
 func (k *Kubelet) nodes() *nodeSet { return k.set.Load() }

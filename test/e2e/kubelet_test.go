@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,54 @@ func TestNodes(t *testing.T) {
 	if err != nil || !regexp.MustCompile(`node-1 +Ready +<none>`).MatchString(out) ||
 		!regexp.MustCompile(`mockernetes-control-plane +Ready +control-plane`).MatchString(out) || !strings.Contains(out, k8sVersion) {
 		t.Errorf("kubectl get nodes: %v\n%s", err, out)
+	}
+}
+
+// A node pulls an image the first time it runs it, and under
+// imagePullPolicy Always each time; otherwise the image is already there.
+func TestImagePulls(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	image := "registry.example/" + ns + ":1"
+	run := func(name string, policy corev1.PullPolicy) []string {
+		t.Helper()
+		p := pod(name, nil)
+		p.Spec.NodeName = "node-1"
+		p.Spec.Containers[0].Image, p.Spec.Containers[0].ImagePullPolicy = image, policy
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var pulls []string
+		eventually(t, name+"'s events", func(ctx context.Context) (bool, error) {
+			evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+			if err != nil {
+				return false, nil
+			}
+			pulls = nil
+			started := false
+			for _, e := range evs.Items {
+				switch e.Reason {
+				case "Pulling", "Pulled":
+					pulls = append(pulls, e.Reason+": "+e.Message)
+				case "Started":
+					started = true
+				}
+			}
+			slices.Sort(pulls)
+			return started, nil
+		})
+		return pulls
+	}
+	pulled := []string{`Pulled: Successfully pulled image "` + image + `" in 0s (0s including waiting). Image size: 0 bytes.`, `Pulling: Pulling image "` + image + `"`}
+	present := []string{`Pulled: Container image "` + image + `" already present on machine and can be accessed by the pod`}
+	if got := run("first", corev1.PullIfNotPresent); !slices.Equal(got, pulled) {
+		t.Errorf("the first pod with the image: %q, want %q", got, pulled)
+	}
+	if got := run("second", corev1.PullIfNotPresent); !slices.Equal(got, present) {
+		t.Errorf("the second pod with the image: %q, want %q", got, present)
+	}
+	if got := run("always", corev1.PullAlways); !slices.Equal(got, pulled) {
+		t.Errorf("imagePullPolicy Always: %q, want %q", got, pulled)
 	}
 }
 
@@ -114,8 +163,11 @@ func TestPodLifecycle(t *testing.T) {
 			// a reporting controller (as on a real cluster).
 			seen[e.Reason] = e.ReportingController + ": " + e.Message
 		}
-		return seen["Scheduled"] == "default-scheduler: Successfully assigned "+ns+"/web to node-1" &&
-			seen["Pulling"] == `kubelet: Pulling image "nginx:1.27"` && strings.HasPrefix(seen["Pulled"], `kubelet: Successfully pulled image "nginx:1.27"`) &&
+		// Pulled: the first pod with the image on node-1 pulls it (other
+		// tests may have run one there before; TestImagePulls tells them).
+		pulled := seen["Pulling"] == `kubelet: Pulling image "nginx:1.27"` && strings.HasPrefix(seen["Pulled"], `kubelet: Successfully pulled image "nginx:1.27"`) ||
+			seen["Pulling"] == "" && seen["Pulled"] == `kubelet: Container image "nginx:1.27" already present on machine and can be accessed by the pod`
+		return seen["Scheduled"] == "default-scheduler: Successfully assigned "+ns+"/web to node-1" && pulled &&
 			seen["Created"] == "kubelet: Created container: app" && seen["Started"] == "kubelet: Started container app", nil
 	})
 
