@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
@@ -59,7 +59,7 @@ func controlCommands(stdout io.Writer) []*cobra.Command {
 		func(c *testcontrol.Client, _ []string) error {
 			var req testcontrol.ResetRequest
 			if clusterConfig != "" {
-				f, err := kubelet.ReadFile(clusterConfig)
+				f, err := clusterconfig.ReadFile(clusterConfig)
 				if err != nil {
 					return err
 				}

@@ -21,7 +21,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/logging"
 	"github.com/mockernetes/mockernetes/pkg/server"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
@@ -50,12 +50,12 @@ const (
 
 // The kubelet's types a test configures Nodes and PodBehaviours with.
 type (
-	NodeSpec    = kubelet.NodeSpec
-	Rule        = kubelet.Rule
-	Match       = kubelet.Match
-	Behaviour   = kubelet.Behaviour
-	ExecRule    = kubelet.ExecRule
-	PortForward = kubelet.PortForward
+	NodeSpec    = clusterconfig.NodeSpec
+	Rule        = clusterconfig.Rule
+	Match       = clusterconfig.Match
+	Behaviour   = clusterconfig.Behaviour
+	ExecRule    = clusterconfig.ExecRule
+	PortForward = clusterconfig.PortForward
 )
 
 // Environment is a Kubernetes API server for a test, with the fields and

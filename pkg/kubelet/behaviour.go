@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 )
 
 // Annotations a pod carries to choose how its containers behave. Each takes
@@ -70,9 +72,9 @@ type behaviour struct {
 	// shell: the container's command is a shell reading commands from
 	// its stdin, played by the simulated shell when attached.
 	shell    bool
-	exec     []ExecRule
+	exec     []clusterconfig.ExecRule
 	stdin    string
-	forwards []PortForward
+	forwards []clusterconfig.PortForward
 }
 
 // scaled is b with its durations multiplied by the time scale (1: as
@@ -104,7 +106,7 @@ func annotation(pod *corev1.Pod, key, container string) (string, bool) {
 // command does if it is a simple one (parseCommand), then the matching
 // rules in order, then the pod's annotations (values that do not parse are
 // ignored); a readiness probe's initial delay is the least ready delay.
-func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
+func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []clusterconfig.Rule) behaviour {
 	b := behaviour{backoff: time.Second, logs: defaultLines(pod, c)}
 	if p, ok := parseCommand(c); ok {
 		b.logs = p.output
@@ -118,11 +120,11 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 		b.interactive, b.shell, b.logs = true, readsCommands(c), nil
 	}
 	for _, r := range rules {
-		if r.Match.matches(pod, c) {
-			r.Behaviour.apply(&b)
+		if r.Match.Matches(pod, c) {
+			b.apply(r.Behaviour)
 		}
 	}
-	annotated(pod, c).apply(&b)
+	b.apply(annotated(pod, c))
 	if c.ReadinessProbe != nil {
 		b.readyDelay = max(b.readyDelay, time.Duration(c.ReadinessProbe.InitialDelaySeconds)*time.Second)
 	}
@@ -130,8 +132,8 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []Rule) behaviour {
 }
 
 // annotated is what the pod's annotations set for container c, as a rule.
-func annotated(pod *corev1.Pod, c corev1.Container) Behaviour {
-	var a Behaviour
+func annotated(pod *corev1.Pod, c corev1.Container) clusterconfig.Behaviour {
+	var a clusterconfig.Behaviour
 	duration := func(key string) *metav1.Duration {
 		if v, ok := annotation(pod, key, c.Name); ok {
 			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
@@ -170,21 +172,21 @@ func annotated(pod *corev1.Pod, c corev1.Container) Behaviour {
 
 // parseForwards reads the port-forward annotation; pairs that do not
 // parse are ignored.
-func parseForwards(v string) []PortForward {
-	var out []PortForward
+func parseForwards(v string) []clusterconfig.PortForward {
+	var out []clusterconfig.PortForward
 	for _, item := range strings.Split(v, ",") {
 		item = strings.TrimSpace(item)
-		var f PortForward
+		var f clusterconfig.PortForward
 		if port, addr, ok := strings.Cut(item, "="); ok {
 			n, err := strconv.ParseInt(port, 10, 32)
 			if err != nil || n < 1 || n > 65535 {
 				continue
 			}
-			f = PortForward{Port: int32(n), Address: addr}
+			f = clusterconfig.PortForward{Port: int32(n), Address: addr}
 		} else {
-			f = PortForward{Address: item}
+			f = clusterconfig.PortForward{Address: item}
 		}
-		if forwardAddress(f.Address) == nil {
+		if clusterconfig.ForwardAddress(f.Address) == nil {
 			out = append(out, f)
 		}
 	}
@@ -215,4 +217,60 @@ func (b behaviour) backoffFor(restartCount int32) time.Duration {
 
 func backoffMessage(d time.Duration, container string, pod *corev1.Pod) string {
 	return fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", d, container, pod.Name, pod.Namespace, pod.UID)
+}
+
+// honorsGracePeriod reports whether a deleted pod waits out its grace
+// period: by annotation, or by a rule matching one of its containers.
+func honorsGracePeriod(pod *corev1.Pod, rules []clusterconfig.Rule) bool {
+	if v, ok := pod.Annotations[AnnotationGracePeriod]; ok {
+		return v == "true"
+	}
+	honor := false
+	for _, r := range rules {
+		if r.Behaviour.HonorGracePeriod == nil {
+			continue
+		}
+		for _, c := range pod.Spec.Containers {
+			if r.Match.Matches(pod, c) {
+				honor = *r.Behaviour.HonorGracePeriod
+			}
+		}
+	}
+	return honor
+}
+
+// apply sets the fields the rule r sets.
+func (b *behaviour) apply(r clusterconfig.Behaviour) {
+	if r.StartDelay != nil {
+		b.startDelay = r.StartDelay.Duration
+	}
+	if r.ReadyDelay != nil {
+		b.readyDelay = r.ReadyDelay.Duration
+	}
+	if r.NeverReady != nil {
+		b.neverReady = *r.NeverReady
+	}
+	if r.ExitCode != nil {
+		b.exits, b.exitCode = true, *r.ExitCode
+	}
+	if r.ExitAfter != nil {
+		b.exitAfter = r.ExitAfter.Duration
+	}
+	if r.OOMKilled != nil && *r.OOMKilled {
+		b.exits, b.oomKilled, b.exitCode = true, true, 137
+	}
+	if r.ImagePull == "fail" {
+		b.pullFails = true
+	}
+	if r.Logs != nil {
+		b.logs = r.Logs
+	}
+	if r.RestartBackoff != nil {
+		b.backoff = r.RestartBackoff.Duration
+	}
+	b.exec = append(b.exec, r.Exec...)
+	if r.Stdin != "" {
+		b.stdin = r.Stdin
+	}
+	b.forwards = append(b.forwards, r.PortForward...)
 }

@@ -10,6 +10,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 )
 
 // Precedence: defaults, then matching rules in order (a later one wins
@@ -28,12 +30,12 @@ func TestBehaviourPrecedence(t *testing.T) {
 			{Name: "sidecar", Image: "busybox:1.36"},
 		}},
 	}
-	rules := []Rule{
-		{Match: Match{Labels: "app=web"}, Behaviour: Behaviour{StartDelay: &metav1.Duration{Duration: time.Second}, ReadyDelay: &metav1.Duration{Duration: 2 * time.Second}, ExitCode: ptr.To[int32](1)}},
-		{Match: Match{Image: "nginx:*"}, Behaviour: Behaviour{StartDelay: &metav1.Duration{Duration: 3 * time.Second}, Logs: []string{"from a rule"}}},
-		{Match: Match{Namespace: "other"}, Behaviour: Behaviour{NeverReady: ptr.To(true)}},
-		{Match: Match{Name: "q*"}, Behaviour: Behaviour{Stdin: "echo"}},
-		{Match: Match{Name: "p*"}, Behaviour: Behaviour{PortForward: []PortForward{{Port: 80, Address: "127.0.0.1:1"}}}},
+	rules := []clusterconfig.Rule{
+		{Match: clusterconfig.Match{Labels: "app=web"}, Behaviour: clusterconfig.Behaviour{StartDelay: &metav1.Duration{Duration: time.Second}, ReadyDelay: &metav1.Duration{Duration: 2 * time.Second}, ExitCode: ptr.To[int32](1)}},
+		{Match: clusterconfig.Match{Image: "nginx:*"}, Behaviour: clusterconfig.Behaviour{StartDelay: &metav1.Duration{Duration: 3 * time.Second}, Logs: []string{"from a rule"}}},
+		{Match: clusterconfig.Match{Namespace: "other"}, Behaviour: clusterconfig.Behaviour{NeverReady: ptr.To(true)}},
+		{Match: clusterconfig.Match{Name: "q*"}, Behaviour: clusterconfig.Behaviour{Stdin: "echo"}},
+		{Match: clusterconfig.Match{Name: "p*"}, Behaviour: clusterconfig.Behaviour{PortForward: []clusterconfig.PortForward{{Port: 80, Address: "127.0.0.1:1"}}}},
 	}
 	main := behaviourOf(pod, pod.Spec.Containers[0], rules)
 	if main.startDelay != 3*time.Second || main.readyDelay != 5*time.Second || !main.exits || main.exitCode != 3 ||
@@ -62,7 +64,7 @@ func TestBehaviourPrecedence(t *testing.T) {
 // generateAPIPodStatus derives them.
 func TestDerivePodStatus(t *testing.T) {
 	client := fake.NewClientset()
-	k, err := New(Config{Nodes: []NodeSpec{{Name: "node-1"}, {Name: "node-2"}}, Logs: NewLogs()}, client, informers.NewSharedInformerFactory(client, 0))
+	k, err := New(Config{Nodes: []clusterconfig.NodeSpec{{Name: "node-1"}, {Name: "node-2"}}, Logs: NewLogs()}, client, informers.NewSharedInformerFactory(client, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 )
 
@@ -35,7 +36,7 @@ func (k *Kubelet) Dial(ctx context.Context, network, addr string) (net.Conn, boo
 	}
 	if n == kubeletPort {
 		for i, spec := range k.nodes().specs {
-			if strings.EqualFold(host, spec.Name) || host == hostIP(i) {
+			if strings.EqualFold(host, spec.Name) || host == clusterconfig.HostIP(i) {
 				conn, err := k.listener.dial(ctx, spec.Name)
 				return conn, true, err
 			}

@@ -40,18 +40,20 @@ import (
 	"k8s.io/kubernetes/pkg/util/parsers"
 	"k8s.io/utils/ptr"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
+	"github.com/mockernetes/mockernetes/pkg/noderegistration"
 	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
 // Config is the simulated cluster's nodes.
 type Config struct {
-	Nodes []NodeSpec
+	Nodes []clusterconfig.NodeSpec
 	// KubeletVersion is reported in each node's status (v1.37.2).
 	KubeletVersion string
 	// Logs receives what the containers print (served as pods/log).
 	Logs *Logs
 	// Rules choose pod behaviours (annotations override them).
-	Rules []Rule
+	Rules []clusterconfig.Rule
 	// Tracker, if set, sees the kubelet's work for settle.
 	Tracker *settle.Tracker
 	// TimeScale multiplies every simulated duration (sleeps, start and
@@ -70,9 +72,11 @@ type Kubelet struct {
 	config  Config
 	version string
 	client  kubernetes.Interface
-	pods    corelisters.PodLister
-	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[string]
+	// registrar registers the nodes and renews their leases.
+	registrar *noderegistration.Registrar
+	pods      corelisters.PodLister
+	synced    cache.InformerSynced
+	queue     workqueue.TypedRateLimitingInterface[string]
 	// events are the broadcasters of the nodes' events, a node always
 	// on the same one: each writes its events one after the other, as a
 	// kubelet's does, so that nodes do not queue behind each other.
@@ -86,7 +90,7 @@ type Kubelet struct {
 	timeScale atomic.Uint64
 	// rules are the pod behaviour rules in force (replaced at run time
 	// through the admin API).
-	rules atomic.Pointer[[]Rule]
+	rules atomic.Pointer[[]clusterconfig.Rule]
 
 	// ips are the pods' addresses.
 	ips *ipam
@@ -122,7 +126,7 @@ func (k *Kubelet) TimeScale() float64 {
 // SetTimeScale changes the time scale (a value out of (0, MaxTimeScale]
 // is ignored); pods take it at their next step.
 func (k *Kubelet) SetTimeScale(scale float64) {
-	if scale > 0 && scale <= MaxTimeScale {
+	if scale > 0 && scale <= clusterconfig.MaxTimeScale {
 		k.timeScale.Store(math.Float64bits(scale))
 	}
 }
@@ -148,12 +152,13 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		broadcasters[i] = record.NewBroadcaster()
 	}
 	k := &Kubelet{
-		config:  c,
-		version: c.KubeletVersion,
-		client:  client,
-		pods:    factory.Core().V1().Pods().Lister(),
-		synced:  factory.Core().V1().Pods().Informer().HasSynced,
-		written: c.Tracker.Events("kubelet"),
+		config:    c,
+		version:   c.KubeletVersion,
+		client:    client,
+		registrar: noderegistration.New(client, c.KubeletVersion),
+		pods:      factory.Core().V1().Pods().Lister(),
+		synced:    factory.Core().V1().Pods().Informer().HasSynced,
+		written:   c.Tracker.Events("kubelet"),
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
@@ -166,7 +171,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 	if err := k.checkLocalExec(c.Rules); err != nil {
 		return nil, err
 	}
-	rules := append([]Rule(nil), c.Rules...)
+	rules := append([]clusterconfig.Rule(nil), c.Rules...)
 	k.rules.Store(&rules)
 	k.SetTimeScale(c.TimeScale)
 	k.set.Store(k.newNodeSet(c.Nodes))
@@ -219,25 +224,25 @@ func (k *Kubelet) owns(p *corev1.Pod) bool {
 }
 
 // Rules returns the pod behaviour rules in force.
-func (k *Kubelet) Rules() []Rule { return *k.rules.Load() }
+func (k *Kubelet) Rules() []clusterconfig.Rule { return *k.rules.Load() }
 
 // SetRules replaces the pod behaviour rules; pods already running keep
 // what they did until their next step.
-func (k *Kubelet) SetRules(rules []Rule) error {
-	if err := (File{PodBehaviours: rules}).Validate(); err != nil {
+func (k *Kubelet) SetRules(rules []clusterconfig.Rule) error {
+	if err := (clusterconfig.File{PodBehaviours: rules}).Validate(); err != nil {
 		return err
 	}
 	if err := k.checkLocalExec(rules); err != nil {
 		return err
 	}
-	rules = append([]Rule(nil), rules...)
+	rules = append([]clusterconfig.Rule(nil), rules...)
 	k.rules.Store(&rules)
 	return nil
 }
 
 // checkLocalExec refuses rules that run local commands unless allowed.
-func (k *Kubelet) checkLocalExec(rules []Rule) error {
-	if where, ok := localExec(rules); ok && !k.config.AllowLocalExec {
+func (k *Kubelet) checkLocalExec(rules []clusterconfig.Rule) error {
+	if where, ok := clusterconfig.LocalExec(rules); ok && !k.config.AllowLocalExec {
 		return fmt.Errorf("%s: running local commands needs a server started with --allow-local-exec", where)
 	}
 	return nil
@@ -264,12 +269,12 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	// server creates as it starts.
 	var last error
 	if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		last = k.registerNodes(ctx)
+		last = k.registrar.Register(ctx, k.Nodes())
 		return last == nil, nil
 	}); err != nil {
 		return last
 	}
-	go k.heartbeat(ctx)
+	go k.registrar.Heartbeat(ctx, k.Nodes)
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, k.synced) {
 		return nil
 	}
@@ -400,7 +405,7 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	now := metav1.Now()
-	ip := hostIP(k.nodes().index[pod.Spec.NodeName])
+	ip := clusterconfig.HostIP(k.nodes().index[pod.Spec.NodeName])
 	p.Status.Phase = corev1.PodPending
 	p.Status.StartTime = &now
 	p.Status.HostIP = ip

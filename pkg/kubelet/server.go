@@ -41,6 +41,9 @@ import (
 	"k8s.io/kubernetes/pkg/kubelet/metrics/collectors"
 	"k8s.io/kubernetes/pkg/kubelet/server/stats"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
+	"github.com/mockernetes/mockernetes/pkg/noderegistration"
 )
 
 // Handler returns the HTTP API of the kubelet of node, answered in process
@@ -82,7 +85,7 @@ type nodeServer struct {
 	k     *Kubelet
 	name  string
 	index int
-	spec  NodeSpec
+	spec  clusterconfig.NodeSpec
 }
 
 // pods are the pods bound to the node (the kubelet's pod manager's),
@@ -231,7 +234,7 @@ func logOptions(o *corev1.PodLogOptions) LogOptions {
 // eviction thresholds), held in the internal version and shown in v1beta1
 // again, as the kubelet's loadConfigFile and initConfigz do.
 func (s *nodeServer) configz(w http.ResponseWriter, _ *http.Request) {
-	node := s.k.node(s.index, s.spec)
+	node := noderegistration.Node(s.index, s.spec, s.k.version)
 	in := &kubeletconfig.KubeletConfiguration{
 		ClusterDomain:      "cluster.local",
 		ClusterDNS:         []string{"10.96.0.10"},
@@ -340,7 +343,7 @@ func (s *nodeServer) summary(pods []*corev1.Pod, onlyCPUAndMemory bool) *statsap
 	now := time.Now()
 	t := metav1.NewTime(now)
 	boot := legacyregistry.GetProcessStart()
-	capacity := s.k.node(s.index, s.spec).Status.Capacity
+	capacity := noderegistration.Node(s.index, s.spec, s.k.version).Status.Capacity
 	disk, memory := uint64(capacity.StorageEphemeral().Value()), uint64(capacity.Memory().Value())
 	kubelet := usage{nanoCores: 40e6, workingSet: 96 << 20}.since(boot, now)
 	cri := usage{nanoCores: 25e6, workingSet: 64 << 20}.since(boot, now)
@@ -570,7 +573,7 @@ func (s *nodeServer) resourceMetrics() prometheus.Collector {
 // and the kubelet's labels; the containers' cgroups are those of the
 // cgroupfs driver the configuration shows, their IDs made up.
 func (s *nodeServer) cadvisorMetrics() prometheus.Collector {
-	node := s.k.node(s.index, s.spec)
+	node := noderegistration.Node(s.index, s.spec, s.k.version)
 	pods := s.pods()
 	sum := s.summary(pods, true)
 	machine := []string{"boot_id", "machine_id", "system_uuid"}

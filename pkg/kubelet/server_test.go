@@ -21,6 +21,8 @@ import (
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/ptr"
+
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 )
 
 // testPod is a pod bound to node, in phase with its container app started
@@ -62,7 +64,7 @@ func newTestKubelet(t *testing.T) *Kubelet {
 		testPod("other", "node-2", corev1.PodRunning),
 	)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	k, err := New(Config{Nodes: DefaultNodes(2), KubeletVersion: "v1.37.2", Logs: NewLogs()}, client, factory)
+	k, err := New(Config{Nodes: clusterconfig.DefaultNodes(2), KubeletVersion: "v1.37.2", Logs: NewLogs()}, client, factory)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/settle"
@@ -145,17 +146,17 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 		},
 		PodBehavioursPath: {
 			http.MethodGet: func(w http.ResponseWriter, _ *http.Request) error {
-				return writeJSON(w, http.StatusOK, kubelet.File{PodBehaviours: rulesOf(k)})
+				return writeJSON(w, http.StatusOK, clusterconfig.File{PodBehaviours: rulesOf(k)})
 			},
 			http.MethodPut: func(w http.ResponseWriter, r *http.Request) error {
-				var f kubelet.File
+				var f clusterconfig.File
 				if err := decodeBody(r, &f); err != nil {
 					return err
 				}
 				if err := setRules(k, f); err != nil {
 					return err
 				}
-				return writeJSON(w, http.StatusOK, kubelet.File{PodBehaviours: k.Rules()})
+				return writeJSON(w, http.StatusOK, clusterconfig.File{PodBehaviours: k.Rules()})
 			},
 		},
 	}
@@ -182,14 +183,14 @@ func (s *Server) installAdmin(k *kubelet.Kubelet) {
 	}))
 }
 
-func rulesOf(k *kubelet.Kubelet) []kubelet.Rule {
+func rulesOf(k *kubelet.Kubelet) []clusterconfig.Rule {
 	if k == nil {
-		return []kubelet.Rule{}
+		return []clusterconfig.Rule{}
 	}
 	return k.Rules()
 }
 
-func setRules(k *kubelet.Kubelet, f kubelet.File) error {
+func setRules(k *kubelet.Kubelet, f clusterconfig.File) error {
 	switch {
 	case len(f.Nodes) > 0:
 		return apierrors.NewBadRequest("pod behaviours: nodes cannot be changed at run time")
@@ -291,8 +292,8 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request, k *kubelet.
 		switch {
 		case k == nil:
 			return apierrors.NewBadRequest("timeScale: no nodes are simulated (--nodes 0 or --controllers none)")
-		case *in.TimeScale <= 0 || *in.TimeScale > kubelet.MaxTimeScale:
-			return apierrors.NewBadRequest(fmt.Sprintf("timeScale: %v is not above 0 and at most %v", *in.TimeScale, kubelet.MaxTimeScale))
+		case *in.TimeScale <= 0 || *in.TimeScale > clusterconfig.MaxTimeScale:
+			return apierrors.NewBadRequest(fmt.Sprintf("timeScale: %v is not above 0 and at most %v", *in.TimeScale, clusterconfig.MaxTimeScale))
 		}
 	}
 	if in.RequestHistory != nil {

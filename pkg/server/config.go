@@ -57,6 +57,7 @@ import (
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	"github.com/mockernetes/mockernetes/manifests"
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/egress"
@@ -117,7 +118,7 @@ type Config struct {
 	inProcess *inProcess
 	// controlPlane is the control-plane node of --system-pods, which a
 	// reset with nodes of its own keeps (nil: none).
-	controlPlane *kubelet.NodeSpec
+	controlPlane *clusterconfig.NodeSpec
 	// conns are the listener's connections, closed once a shutdown has
 	// drained the requests.
 	conns *connTracker
@@ -188,7 +189,7 @@ type configBuilder struct {
 	c *Config
 	g *genericapiserver.Config
 
-	cluster        kubelet.File
+	cluster        clusterconfig.File
 	clusterIPRange net.IPNet
 	nodePorts      utilnet.PortRange
 	version        *pinnedVersion
@@ -228,7 +229,7 @@ func (b *configBuilder) inputs() error {
 		}
 	}
 	if o.ClusterConfig != "" {
-		if b.cluster, err = kubelet.ReadFile(o.ClusterConfig); err != nil {
+		if b.cluster, err = clusterconfig.ReadFile(o.ClusterConfig); err != nil {
 			return fmt.Errorf("--cluster-config %w", err)
 		}
 	}
@@ -548,7 +549,7 @@ func (b *configBuilder) admission() error {
 // checkExtenders refuses kube-scheduler extenders at addresses the egress
 // gate refuses, or named after a simulated node (not registered yet): their
 // HTTP clients dial without the gate.
-func checkExtenders(gate *egress.Gate, c *schedulerapi.KubeSchedulerConfiguration, nodes []kubelet.NodeSpec) error {
+func checkExtenders(gate *egress.Gate, c *schedulerapi.KubeSchedulerConfiguration, nodes []clusterconfig.NodeSpec) error {
 	if c == nil {
 		return nil
 	}
@@ -557,7 +558,7 @@ func checkExtenders(gate *egress.Gate, c *schedulerapi.KubeSchedulerConfiguratio
 		if err == nil {
 			err = gate.Check(u)
 		}
-		if err == nil && slices.ContainsFunc(nodes, func(n kubelet.NodeSpec) bool { return strings.EqualFold(n.Name, u.Hostname()) }) {
+		if err == nil && slices.ContainsFunc(nodes, func(n clusterconfig.NodeSpec) bool { return strings.EqualFold(n.Name, u.Hostname()) }) {
 			err = errors.New("a simulated node's name: nothing listens there")
 		}
 		if err != nil {
@@ -569,7 +570,7 @@ func checkExtenders(gate *egress.Gate, c *schedulerapi.KubeSchedulerConfiguratio
 
 // systemPods adds what kind creates (pkg/system): the control-plane node
 // to nodes, the add-ons before the --load manifests.
-func (b *configBuilder) systemPods(nodes []kubelet.NodeSpec) ([]kubelet.NodeSpec, error) {
+func (b *configBuilder) systemPods(nodes []clusterconfig.NodeSpec) ([]clusterconfig.NodeSpec, error) {
 	v := system.Values{Cluster: ContextName, Advertise: b.o.AdvertiseAddress, ServiceRange: b.clusterIPRange, Version: KubernetesVersion()}
 	controlPlane, err := system.ControlPlaneNode(v)
 	if err != nil {
@@ -599,7 +600,7 @@ func (b *configBuilder) registries() error {
 	}
 	c.Generic = g
 	c.Controllers = controllers.Config{Kubeconfig: g.LoopbackClientConfig, UserAgent: userAgent("kube-controller-manager"), Selection: b.selection, RootCAFile: c.State.CAFile, Tracker: c.control.tracker}
-	nodes := kubelet.DefaultNodes(o.Nodes)
+	nodes := clusterconfig.DefaultNodes(o.Nodes)
 	if len(b.cluster.Nodes) > 0 {
 		nodes = b.cluster.Nodes
 	}

@@ -26,9 +26,9 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/crds"
 	"github.com/mockernetes/mockernetes/pkg/faults"
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
@@ -314,7 +314,7 @@ func TestReset(t *testing.T) {
 		}
 		return strings.Join(sorted(names), " ")
 	}
-	if err := tc.Reset(ctx, testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{{Name: "worker-a"}, {Name: "worker-b", Labels: map[string]string{"disk": "ssd"}}}}); err != nil {
+	if err := tc.Reset(ctx, testcontrol.ResetRequest{Nodes: []clusterconfig.NodeSpec{{Name: "worker-a"}, {Name: "worker-b", Labels: map[string]string{"disk": "ssd"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := nodeNames(); got != "worker-a worker-b" {
@@ -332,7 +332,7 @@ func TestReset(t *testing.T) {
 		l.Items[0].Spec.NodeName != "worker-b" || l.Items[1].Status.Phase != corev1.PodRunning {
 		t.Errorf("pods on the new nodes: %v %+v", err, l)
 	}
-	if err := tc.Reset(ctx, testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{{Name: "Not A Name"}}}); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "nodes[0].name") {
+	if err := tc.Reset(ctx, testcontrol.ResetRequest{Nodes: []clusterconfig.NodeSpec{{Name: "Not A Name"}}}); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "nodes[0].name") {
 		t.Errorf("reset with a bad node: %v", err)
 	}
 	if got := nodeNames(); got != "worker-a worker-b" {

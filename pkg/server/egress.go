@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/informers"
 	netutils "k8s.io/utils/net"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/egress"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
@@ -21,7 +22,7 @@ import (
 // (advertise address, serving port) leads to the server's own listener.
 func newGate(o *Options, serviceRange net.IPNet, host string, port int, factory informers.SharedInformerFactory, inProcess func(ctx context.Context, network, addr string) (net.Conn, bool, error)) (*egress.Gate, error) {
 	simulated := []*net.IPNet{&serviceRange}
-	for _, cidr := range []string{kubelet.PodNetwork, kubelet.NodeNetwork} {
+	for _, cidr := range []string{clusterconfig.PodNetwork, clusterconfig.NodeNetwork} {
 		_, n, err := netutils.ParseCIDRSloppy(cidr)
 		if err != nil {
 			return nil, err

@@ -15,9 +15,9 @@ import (
 	"k8s.io/kubernetes/pkg/kubeapiserver/authorizer/modes"
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/history"
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
 
 // Options are the user-facing settings of one server. As in
@@ -76,13 +76,13 @@ type Options struct {
 	// scheduler; 0 runs none. None run with Controllers "none" either.
 	Nodes int
 	// ClusterConfig is a YAML file describing the nodes (replacing Nodes)
-	// and pod behaviour rules (kubelet.File).
+	// and pod behaviour rules (clusterconfig.File).
 	ClusterConfig string
 	// NodeSpecs and PodBehaviours are a cluster config given as values
 	// (the Go library's); NodeSpecs replaces Nodes and ClusterConfig's
 	// nodes, PodBehaviours adds to ClusterConfig's rules. Not flags.
-	NodeSpecs     []kubelet.NodeSpec
-	PodBehaviours []kubelet.Rule
+	NodeSpecs     []clusterconfig.NodeSpec
+	PodBehaviours []clusterconfig.Rule
 	// TimeScale multiplies every simulated duration of the kubelets
 	// (sleeps of simple commands, delays, back-offs): 0.01 runs a
 	// `sleep 2` in 20 ms. 1 (or 0) leaves them as given; a cluster
@@ -244,8 +244,8 @@ func (o *Options) validate() []error {
 	if _, err := controllers.Select(o.Controllers); err != nil {
 		errs = append(errs, err)
 	}
-	if o.TimeScale < 0 || o.TimeScale > kubelet.MaxTimeScale {
-		errs = append(errs, fmt.Errorf("--time-scale %v is not between 0 and %v", o.TimeScale, kubelet.MaxTimeScale))
+	if o.TimeScale < 0 || o.TimeScale > clusterconfig.MaxTimeScale {
+		errs = append(errs, fmt.Errorf("--time-scale %v is not between 0 and %v", o.TimeScale, clusterconfig.MaxTimeScale))
 	}
 	if o.Nodes < 0 || o.Nodes > 250 {
 		errs = append(errs, fmt.Errorf("--nodes %d is not between 0 and 250", o.Nodes))
@@ -256,7 +256,7 @@ func (o *Options) validate() []error {
 	if o.RequestHistorySize < 1 || o.RequestHistorySize > 1000000 {
 		errs = append(errs, fmt.Errorf("--request-history-size %d is not between 1 and 1000000", o.RequestHistorySize))
 	}
-	if err := (kubelet.File{Nodes: o.NodeSpecs, PodBehaviours: o.PodBehaviours}).Validate(); err != nil {
+	if err := (clusterconfig.File{Nodes: o.NodeSpecs, PodBehaviours: o.PodBehaviours}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("cluster config: %w", err))
 	}
 	if o.EventTTL <= 0 {

@@ -16,8 +16,8 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/klog/v2"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/crds"
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 	"github.com/mockernetes/mockernetes/pkg/load"
 	"github.com/mockernetes/mockernetes/pkg/storage"
 )
@@ -27,8 +27,8 @@ import (
 // behaviour rules.
 type baseline struct {
 	state *storage.State
-	nodes []kubelet.NodeSpec
-	rules []kubelet.Rule
+	nodes []clusterconfig.NodeSpec
+	rules []clusterconfig.Rule
 }
 
 // baselineCheck is the readiness check that passes once the baseline is
@@ -173,7 +173,7 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 		if s.nodes == nil {
 			return apierrors.NewBadRequest("nodes and podBehaviours: no nodes are simulated (--nodes 0 or --controllers none)")
 		}
-		f := kubelet.File{Nodes: req.Nodes}
+		f := clusterconfig.File{Nodes: req.Nodes}
 		if req.PodBehaviours != nil {
 			f.PodBehaviours = *req.PodBehaviours
 		}

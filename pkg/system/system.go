@@ -22,8 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/mockernetes/mockernetes/manifests"
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/crds"
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
 
 // ControlPlaneLabel and the taint of that key mark the control-plane node.
@@ -44,13 +44,13 @@ type Values struct {
 
 // ControlPlaneNode is the control-plane node with its static pods: kind's
 // labels and taint, so that workloads go to the workers.
-func ControlPlaneNode(v Values) (kubelet.NodeSpec, error) {
+func ControlPlaneNode(v Values) (clusterconfig.NodeSpec, error) {
 	name := v.Cluster + "-control-plane"
 	pods, err := staticPods(v, name)
 	if err != nil {
-		return kubelet.NodeSpec{}, err
+		return clusterconfig.NodeSpec{}, err
 	}
-	return kubelet.NodeSpec{
+	return clusterconfig.NodeSpec{
 		Name:       name,
 		Labels:     map[string]string{ControlPlaneLabel: "", "node.kubernetes.io/exclude-from-external-load-balancers": ""},
 		Taints:     []corev1.Taint{{Key: ControlPlaneLabel, Effect: corev1.TaintEffectNoSchedule}},
@@ -105,7 +105,7 @@ func fill(name string, v Values, node string) ([]byte, error) {
 		"${CONTROL_PLANE_NODE}", node,
 		"${ADVERTISE}", v.Advertise.String(),
 		"${SERVICE_RANGE}", v.ServiceRange.String(),
-		"${POD_NETWORK}", kubelet.PodNetwork,
+		"${POD_NETWORK}", clusterconfig.PodNetwork,
 		"${VERSION}", v.Version,
 		"${DNS_IP}", dns.String(),
 	).Replace(string(data))), nil

@@ -19,9 +19,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/faults"
 	"github.com/mockernetes/mockernetes/pkg/history"
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
 )
 
 // The endpoints, under the server's address.
@@ -66,9 +66,9 @@ type RequestList struct {
 // the server started with), and manifests (YAML or JSON, several
 // documents) to apply after the reset, as --load does.
 type ResetRequest struct {
-	Nodes         []kubelet.NodeSpec `json:"nodes,omitempty"`
-	PodBehaviours *[]kubelet.Rule    `json:"podBehaviours,omitempty"`
-	Manifests     string             `json:"manifests,omitempty"`
+	Nodes         []clusterconfig.NodeSpec `json:"nodes,omitempty"`
+	PodBehaviours *[]clusterconfig.Rule    `json:"podBehaviours,omitempty"`
+	Manifests     string                   `json:"manifests,omitempty"`
 }
 
 // KubeconfigRequest asks for a kubeconfig of a user in groups (a client
@@ -190,15 +190,15 @@ func (c *Client) SetSettings(ctx context.Context, s Settings) (Settings, error) 
 }
 
 // PodBehaviours returns the pod behaviour rules in force.
-func (c *Client) PodBehaviours(ctx context.Context) ([]kubelet.Rule, error) {
-	var f kubelet.File
+func (c *Client) PodBehaviours(ctx context.Context) ([]clusterconfig.Rule, error) {
+	var f clusterconfig.File
 	err := c.do(ctx, http.MethodGet, PodBehavioursPath, nil, nil, &f)
 	return f.PodBehaviours, err
 }
 
 // SetPodBehaviours replaces the pod behaviour rules.
-func (c *Client) SetPodBehaviours(ctx context.Context, rules []kubelet.Rule) error {
-	return c.do(ctx, http.MethodPut, PodBehavioursPath, nil, kubelet.File{PodBehaviours: rules}, nil)
+func (c *Client) SetPodBehaviours(ctx context.Context, rules []clusterconfig.Rule) error {
+	return c.do(ctx, http.MethodPut, PodBehavioursPath, nil, clusterconfig.File{PodBehaviours: rules}, nil)
 }
 
 // do sends one request; an answer other than 2xx is returned as the

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
@@ -272,7 +272,7 @@ func TestScheduler(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := control.Reset(ctx, testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{{Name: "c1"}}}); err != nil {
+		if err := control.Reset(ctx, testcontrol.ResetRequest{Nodes: []clusterconfig.NodeSpec{{Name: "c1"}}}); err != nil {
 			t.Fatal(err)
 		}
 		if slices, err := c.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{}); err != nil || len(slices.Items) != 0 {
@@ -373,8 +373,8 @@ func TestSchedulerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fpga := kubelet.NodeSpec{Name: "fpga-1", Devices: []kubelet.Device{{Driver: "fpga.example.com", Name: "fpga"}}}
-	if err := control.Reset(t.Context(), testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{fpga}}); err != nil {
+	fpga := clusterconfig.NodeSpec{Name: "fpga-1", Devices: []clusterconfig.Device{{Driver: "fpga.example.com", Name: "fpga"}}}
+	if err := control.Reset(t.Context(), testcontrol.ResetRequest{Nodes: []clusterconfig.NodeSpec{fpga}}); err != nil {
 		t.Fatal(err)
 	}
 	slices, err := c.ResourceV1().ResourceSlices().List(t.Context(), metav1.ListOptions{})
@@ -385,7 +385,7 @@ func TestSchedulerConfig(t *testing.T) {
 		t.Errorf("DeviceClass of the new driver: %v", err)
 	}
 	fpga.Devices[0].Name = "Not A Name"
-	if err := control.Reset(t.Context(), testcontrol.ResetRequest{Nodes: []kubelet.NodeSpec{fpga}}); err == nil || !strings.Contains(err.Error(), "Not A Name") {
+	if err := control.Reset(t.Context(), testcontrol.ResetRequest{Nodes: []clusterconfig.NodeSpec{fpga}}); err == nil || !strings.Contains(err.Error(), "Not A Name") {
 		t.Errorf("reset with an invalid device: %v", err)
 	}
 

@@ -1,4 +1,10 @@
-package kubelet
+// Package clusterconfig is the format of the simulated cluster's
+// configuration: the nodes (their labels, capacity, images, devices and
+// static pods, and the addresses they are numbered from) and the pod
+// behaviour rules, as a server configuration file, `--load`-ed reset and
+// the admin API carry them. It reads and checks them; the simulated
+// kubelet and the node registration act on them.
+package clusterconfig
 
 import (
 	"fmt"
@@ -187,15 +193,15 @@ func (b Behaviour) validateSessions() error {
 		if f.Port < 0 || f.Port > 65535 {
 			return fmt.Errorf("portForward[%d].port: %d is not a port", i, f.Port)
 		}
-		if err := forwardAddress(f.Address); err != nil {
+		if err := ForwardAddress(f.Address); err != nil {
 			return fmt.Errorf("portForward[%d].address: %v", i, err)
 		}
 	}
 	return nil
 }
 
-// forwardAddress checks a port-forward target: host:port.
-func forwardAddress(addr string) error {
+// ForwardAddress checks a port-forward target: host:port.
+func ForwardAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%q: %v", addr, err)
@@ -206,8 +212,9 @@ func forwardAddress(addr string) error {
 	return nil
 }
 
-// localExec reports the first rule that runs a local command.
-func localExec(rules []Rule) (string, bool) {
+// LocalExec reports the first rule that runs a local command, by its
+// place in the file.
+func LocalExec(rules []Rule) (string, bool) {
 	for i, r := range rules {
 		for j, e := range r.Behaviour.Exec {
 			if e.Local != nil {
@@ -218,7 +225,8 @@ func localExec(rules []Rule) (string, bool) {
 	return "", false
 }
 
-func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {
+// Matches reports whether the rule's match selects container c of pod.
+func (m Match) Matches(pod *corev1.Pod, c corev1.Container) bool {
 	if m.Namespace != "" && m.Namespace != pod.Namespace || m.Container != "" && m.Container != c.Name {
 		return false
 	}
@@ -239,60 +247,4 @@ func (m Match) matches(pod *corev1.Pod, c corev1.Container) bool {
 		}
 	}
 	return true
-}
-
-// honorsGracePeriod reports whether a deleted pod waits out its grace
-// period: by annotation, or by a rule matching one of its containers.
-func honorsGracePeriod(pod *corev1.Pod, rules []Rule) bool {
-	if v, ok := pod.Annotations[AnnotationGracePeriod]; ok {
-		return v == "true"
-	}
-	honor := false
-	for _, r := range rules {
-		if r.Behaviour.HonorGracePeriod == nil {
-			continue
-		}
-		for _, c := range pod.Spec.Containers {
-			if r.Match.matches(pod, c) {
-				honor = *r.Behaviour.HonorGracePeriod
-			}
-		}
-	}
-	return honor
-}
-
-// apply sets the fields the rule sets.
-func (r Behaviour) apply(b *behaviour) {
-	if r.StartDelay != nil {
-		b.startDelay = r.StartDelay.Duration
-	}
-	if r.ReadyDelay != nil {
-		b.readyDelay = r.ReadyDelay.Duration
-	}
-	if r.NeverReady != nil {
-		b.neverReady = *r.NeverReady
-	}
-	if r.ExitCode != nil {
-		b.exits, b.exitCode = true, *r.ExitCode
-	}
-	if r.ExitAfter != nil {
-		b.exitAfter = r.ExitAfter.Duration
-	}
-	if r.OOMKilled != nil && *r.OOMKilled {
-		b.exits, b.oomKilled, b.exitCode = true, true, 137
-	}
-	if r.ImagePull == "fail" {
-		b.pullFails = true
-	}
-	if r.Logs != nil {
-		b.logs = r.Logs
-	}
-	if r.RestartBackoff != nil {
-		b.backoff = r.RestartBackoff.Duration
-	}
-	b.exec = append(b.exec, r.Exec...)
-	if r.Stdin != "" {
-		b.stdin = r.Stdin
-	}
-	b.forwards = append(b.forwards, r.PortForward...)
 }

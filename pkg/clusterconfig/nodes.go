@@ -1,14 +1,12 @@
-package kubelet
+package clusterconfig
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
@@ -17,6 +15,73 @@ import (
 	resourcevalidation "k8s.io/kubernetes/pkg/apis/resource/validation"
 	"k8s.io/utils/ptr"
 )
+
+// NodeSpec describes one simulated node.
+type NodeSpec struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Taints []corev1.Taint    `json:"taints,omitempty"`
+	// Capacity defaults to 8 CPUs, 32 GiB of memory, 110 pods and 100 GiB of
+	// ephemeral storage; allocatable equals capacity.
+	Capacity corev1.ResourceList `json:"capacity,omitempty"`
+	// Images are the container images the node reports as present
+	// (kube-scheduler's ImageLocality scores nodes by them).
+	Images []corev1.ContainerImage `json:"images,omitempty"`
+	// Devices are the node's simulated DRA devices, published by a
+	// stand-in driver in ResourceSlices.
+	Devices []Device `json:"devices,omitempty"`
+	// StaticPods are the node's static pods (a kubelet's manifest
+	// directory): the kubelet creates their mirror pods, named
+	// <name>-<node>, and runs them.
+	StaticPods []corev1.Pod `json:"staticPods,omitempty"`
+}
+
+// The well-known topology labels, and the region and zones DefaultNodes
+// spreads nodes over.
+const (
+	LabelZone     = corev1.LabelTopologyZone
+	LabelRegion   = corev1.LabelTopologyRegion
+	DefaultRegion = "region-1"
+)
+
+// DefaultZones are the zones of DefaultNodes, node i in zone i mod 3.
+var DefaultZones = []string{"zone-a", "zone-b", "zone-c"}
+
+// The networks the simulated nodes and pods take their addresses from, as
+// kind's: nobody listens on them here.
+const (
+	NodeNetwork = "172.18.0.0/16"
+	PodNetwork  = "10.244.0.0/16"
+)
+
+// HostIP is node i's address, podCIDR its pods' range, as kind numbers them.
+func HostIP(i int) string  { return fmt.Sprintf("172.18.0.%d", i+3) }
+func PodCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }
+
+// DefaultNodes are n nodes named node-1 to node-n, spread over the three
+// zones of one region as a cloud cluster's are (topology spread and zone
+// affinity have something to work with); the server's default is one, as
+// a single-node development cluster has.
+func DefaultNodes(n int) []NodeSpec {
+	nodes := make([]NodeSpec, n)
+	for i := range nodes {
+		nodes[i] = NodeSpec{Name: fmt.Sprintf("node-%d", i+1), Labels: map[string]string{
+			LabelRegion: DefaultRegion,
+			LabelZone:   DefaultZones[i%len(DefaultZones)],
+		}}
+	}
+	return nodes
+}
+
+// DefaultCapacity is a node's capacity unless its spec sets one.
+func DefaultCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("8"),
+		corev1.ResourceMemory:           resource.MustParse("32Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+	}
+}
 
 // Device is a simulated DRA device of a node, or Count alike ones (named
 // Name-0, Name-1, ...). A DRA driver's kubelet plugin publishes the devices
@@ -38,9 +103,9 @@ type Device struct {
 // holds at most 128).
 const maxDevices = resourcev1.ResourceSliceMaxDevices
 
-// slices are the ResourceSlices of node: one pool per driver, named after
+// ResourceSlices are the ResourceSlices of the node: one pool per driver, named after
 // the node, in one slice.
-func (spec NodeSpec) slices() ([]*resourcev1.ResourceSlice, error) {
+func (spec NodeSpec) ResourceSlices() ([]*resourcev1.ResourceSlice, error) {
 	byDriver := map[string][]resourcev1.Device{}
 	for i, d := range spec.Devices {
 		if d.Count < 0 || d.Count > maxDevices {
@@ -82,7 +147,7 @@ func (spec NodeSpec) slices() ([]*resourcev1.ResourceSlice, error) {
 // validateDevices checks a node's devices as the API server will check
 // their ResourceSlices, so that a bad cluster config fails at start.
 func (spec NodeSpec) validateDevices() error {
-	slices, err := spec.slices()
+	slices, err := spec.ResourceSlices()
 	if err != nil {
 		return err
 	}
@@ -96,89 +161,4 @@ func (spec NodeSpec) validateDevices() error {
 		}
 	}
 	return nil
-}
-
-// publishDevices writes the ResourceSlices of the nodes' devices (owned by
-// their node, as the kubelet's DRA plugin manager owns them: they go with
-// it) and a DeviceClass per driver that has none.
-func (k *Kubelet) publishDevices(ctx context.Context) error {
-	drivers := map[string]bool{}
-	wanted := map[string]bool{}
-	for _, spec := range k.nodes().specs {
-		slices, err := spec.slices()
-		if err != nil {
-			return err
-		}
-		for _, s := range slices {
-			wanted[s.Name] = true
-		}
-		if len(slices) == 0 {
-			continue
-		}
-		owner := k.nodeOwner(ctx, spec.Name)
-		if owner == nil {
-			return fmt.Errorf("node %s not found", spec.Name)
-		}
-		for _, s := range slices {
-			drivers[s.Spec.Driver] = true
-			s.OwnerReferences = owner
-			if err := k.putSlice(ctx, s); err != nil {
-				return fmt.Errorf("node %s: ResourceSlice %s: %w", spec.Name, s.Name, err)
-			}
-		}
-	}
-	// A node that no longer has a driver's devices (a reset with another
-	// cluster config) loses that slice, as a driver's kubelet plugin
-	// removes it when it goes.
-	existing, err := k.client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, s := range existing.Items {
-		node := ptr.Deref(s.Spec.NodeName, "")
-		if !k.Runs(node) || wanted[s.Name] || s.Name != node+"-"+s.Spec.Driver || s.Spec.Pool.Name != node {
-			continue
-		}
-		if err := k.client.ResourceV1().ResourceSlices().Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("ResourceSlice %s: %w", s.Name, err)
-		}
-	}
-	for driver := range drivers {
-		_, err := k.client.ResourceV1().DeviceClasses().Create(ctx, &resourcev1.DeviceClass{
-			ObjectMeta: metav1.ObjectMeta{Name: driver},
-			Spec: resourcev1.DeviceClassSpec{Selectors: []resourcev1.DeviceSelector{{
-				CEL: &resourcev1.CELDeviceSelector{Expression: fmt.Sprintf("device.driver == %q", driver)},
-			}}},
-		}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("DeviceClass %s: %w", driver, err)
-		}
-	}
-	return nil
-}
-
-// putSlice creates s or brings the existing one to its spec.
-func (k *Kubelet) putSlice(ctx context.Context, s *resourcev1.ResourceSlice) error {
-	api := k.client.ResourceV1().ResourceSlices()
-	_, err := api.Create(ctx, s, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	old, err := api.Get(ctx, s.Name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if equalSlices(old, s) {
-		return nil
-	}
-	s.ResourceVersion = old.ResourceVersion
-	s.Spec.Pool.Generation = old.Spec.Pool.Generation + 1
-	_, err = api.Update(ctx, s, metav1.UpdateOptions{})
-	return err
-}
-
-func equalSlices(a, b *resourcev1.ResourceSlice) bool {
-	bs := b.Spec.DeepCopy()
-	bs.Pool.Generation = a.Spec.Pool.Generation
-	return equality.Semantic.DeepEqual(a.Spec, *bs)
 }
