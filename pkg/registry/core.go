@@ -88,12 +88,14 @@ func newCoreProvider(c Config) (*coreProvider, error) {
 		},
 		clusterIPs: clusterIPs,
 		nodePorts:  c.NodePorts,
-		clusterIPRepr: ipallocatorcontroller.NewRepairIPAddress(
-			time.Minute, client,
-			c.Informers.Core().V1().Services(),
-			c.Informers.Networking().V1().ServiceCIDRs(),
-			c.Informers.Networking().V1().IPAddresses(),
-		).RunUntil,
+		clusterIPRepr: func(onFirstSuccess func(), stopCh chan struct{}) {
+			ipallocatorcontroller.NewRepairIPAddress(
+				time.Minute, client,
+				c.Informers.Core().V1().Services(),
+				c.Informers.Networking().V1().ServiceCIDRs(),
+				c.Informers.Networking().V1().IPAddresses(),
+			).RunUntil(onFirstSuccess, stopCh)
+		},
 	}, nil
 }
 
@@ -264,7 +266,23 @@ func (p *coreProvider) PostStartHook() (string, genericapiserver.PostStartHookFu
 	return "start-service-ip-repair-controllers", func(ctx genericapiserver.PostStartHookContext) error {
 		stop := make(chan struct{})
 		first := make(chan struct{})
-		go p.clusterIPRepr(func() { close(first) }, stop) // called once
+		// Its first pass gives up when the Service informer shows a
+		// ClusterIP before the IPAddress informer shows its IPAddress
+		// (two watches; the repair then finds the address taken): a
+		// kube-apiserver failing its readiness for that is restarted, so
+		// the pass runs again, with a fresh repair controller.
+		go func() {
+			for {
+				p.clusterIPRepr(func() { close(first) }, stop) // returns when stopped or failed
+				select {
+				case <-first:
+					return
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}()
 		go func() {
 			<-ctx.Done()
 			close(stop)

@@ -346,18 +346,21 @@ func (b *configBuilder) serving() error {
 	return err
 }
 
+// trimManagedFields is the informers' transform that drops what the
+// in-process components never read, as kube-controller-manager's does.
+func trimManagedFields(obj any) (any, error) {
+	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+		accessor.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // informersAndEgress makes the shared informers of the admission plugins,
 // authenticators and registries, and the one gate every outbound
 // connection goes through (pkg/egress), handed to each dialing path as
 // kube-apiserver hands its egress selector.
 func (b *configBuilder) informersAndEgress() error {
-	trim := func(obj interface{}) (interface{}, error) {
-		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-			accessor.SetManagedFields(nil)
-		}
-		return obj, nil
-	}
-	b.c.Informer = informers.NewSharedInformerFactoryWithOptions(b.client, 10*time.Minute, informers.WithTransform(trim))
+	b.c.Informer = informers.NewSharedInformerFactoryWithOptions(b.client, 10*time.Minute, informers.WithTransform(trimManagedFields))
 	var err error
 	b.c.inProcess = &inProcess{}
 	if b.gate, err = newGate(b.o, b.clusterIPRange, b.host, b.port, b.c.Informer, b.c.inProcess.dial); err != nil {

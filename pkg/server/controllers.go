@@ -114,7 +114,10 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	factory := informers.NewSharedInformerFactory(kubeletClient, 0)
+	// Without the pods' managed fields, as kube-controller-manager's and
+	// kube-scheduler's informers keep them: the kubelet never reads them,
+	// and at fleet size they are a good part of its copy of every pod.
+	factory := informers.NewSharedInformerFactoryWithOptions(kubeletClient, 0, informers.WithTransform(trimManagedFields))
 	k, err := kubelet.New(c.Kubelet, kubeletClient, factory)
 	if err != nil {
 		return nil, err
