@@ -34,6 +34,7 @@ import (
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	"k8s.io/kubernetes/pkg/controller/apis/config"
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
+	gcconfig "k8s.io/kubernetes/pkg/controller/garbagecollector/config"
 
 	"github.com/mockernetes/mockernetes/pkg/settle"
 )
@@ -75,6 +76,13 @@ func New(c Config) (*Manager, error) {
 	component.Generic.LeaderElection.LeaderElect = false
 	component.SAController.RootCAFile = c.RootCAFile
 	component.KubeCloudShared.UseServiceAccountCredentials = false
+	// The garbage collector leaves Events alone, as kube-controller-manager's
+	// options set it (the component config's defaults do not): they go by
+	// their TTL, and a cluster's many Events would all be in its graph.
+	for r := range garbagecollector.DefaultIgnoredResources() {
+		component.GarbageCollectorController.GCIgnoredResources = append(component.GarbageCollectorController.GCIgnoredResources,
+			gcconfig.GroupResource{Group: r.Group, Resource: r.Resource})
+	}
 	return &Manager{config: c, component: component}, nil
 }
 
