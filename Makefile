@@ -17,7 +17,7 @@ VERSION_LDFLAGS := \
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: build test python-test soak fuzz bench bench-scale bench-python run vet fmt kubectl helm clean
+.PHONY: build test python-test soak fuzz bench bench-scale bench-reference bench-python run vet fmt kubectl helm clean
 
 # Compile every package and the two binaries under $(BIN)/.
 build:
@@ -93,6 +93,11 @@ bench:
 # pods and then 10,000, each on a fresh server, with a progress line.
 bench-scale: build
 	$(GO) run ./hack/benchscale -bin $(BIN)/mockernetes $(BENCH_SCALE_FLAGS)
+
+# Side by side with kube-apiserver and etcd as envtest runs them (built here
+# from the same Kubernetes version): start-up, memory, CRUD, LIST, watch.
+bench-reference: build
+	cd hack/bench && $(GO) run . -repo $(CURDIR) -mockernetes $(abspath $(BIN))/mockernetes $(BENCH_REFERENCE_FLAGS)
 
 # The Python package's benchmark (one activation on a warm server); needs
 # the virtualenv `make python-test` sets up.
