@@ -86,7 +86,9 @@ func TestDerivePodStatus(t *testing.T) {
 	}{
 		{name: "creating", states: []corev1.ContainerState{creating, creating}, ready: []bool{false, false}, phase: corev1.PodPending,
 			podReady: corev1.ConditionFalse, readyMsg: "containers with unready status: [a b]", sandbox: corev1.ConditionFalse},
-		{name: "one started", states: []corev1.ContainerState{running, creating}, ready: []bool{true, false}, phase: corev1.PodRunning,
+		// Pending while a container waits to start (getPhase), though the
+		// sandbox is up and the pod has its IP.
+		{name: "one started", states: []corev1.ContainerState{running, creating}, ready: []bool{true, false}, phase: corev1.PodPending,
 			podReady: corev1.ConditionFalse, readyMsg: "containers with unready status: [b]", sandbox: corev1.ConditionTrue, wantPodIP: true},
 		{name: "all ready", states: []corev1.ContainerState{running, running}, ready: []bool{true, true}, phase: corev1.PodRunning,
 			podReady: corev1.ConditionTrue, sandbox: corev1.ConditionTrue, wantPodIP: true},
@@ -100,7 +102,7 @@ func TestDerivePodStatus(t *testing.T) {
 	} {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Generation: 2},
-			Spec:       corev1.PodSpec{NodeName: "node-2", Containers: []corev1.Container{{Name: "a"}, {Name: "b"}}},
+			Spec:       corev1.PodSpec{NodeName: "node-2", RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "a"}, {Name: "b"}}},
 			Status:     corev1.PodStatus{HostIP: "172.18.0.4"},
 		}
 		p := pod.DeepCopy()
@@ -108,6 +110,8 @@ func TestDerivePodStatus(t *testing.T) {
 			cs := corev1.ContainerStatus{Name: pod.Spec.Containers[i].Name, State: st, Ready: tc.ready[i]}
 			if i == 0 && tc.restartOne {
 				cs.RestartCount = 1
+				cs.LastTerminationState = exited(1)
+				pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
 			}
 			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, cs)
 		}

@@ -25,6 +25,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -37,6 +38,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	kubecontainer "k8s.io/kubernetes/pkg/kubelet/container"
 	"k8s.io/kubernetes/pkg/util/parsers"
 	"k8s.io/utils/ptr"
 
@@ -364,7 +366,13 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 		if s.State.Running == nil {
 			continue
 		}
-		k.recorder(pod.Spec.NodeName).Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", s.Name)
+		var about runtime.Object = pod
+		if c := containerSpec(pod, s.Name); c != nil {
+			if ref, err := kubecontainer.GenerateContainerRef(pod, c); err == nil {
+				about = ref
+			}
+		}
+		k.recorder(pod.Spec.NodeName).Eventf(about, corev1.EventTypeNormal, "Killing", "Stopping container %s", s.Name)
 		reason := "Completed"
 		if exitCode != 0 {
 			reason = "Error"
@@ -401,7 +409,8 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 }
 
 // accept is the kubelet's first status: host IP, start time, containers
-// waiting in ContainerCreating.
+// waiting in ContainerCreating (PodInitializing, all of them, in a pod with
+// init containers).
 func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	now := metav1.Now()
@@ -412,6 +421,9 @@ func (k *Kubelet) accept(ctx context.Context, pod *corev1.Pod) error {
 	p.Status.HostIPs = []corev1.HostIP{{IP: ip}}
 	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
 	p.Status.InitContainerStatuses = statuses(pod.Spec.InitContainers, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}})
+	if len(pod.Spec.InitContainers) > 0 {
+		waiting.Waiting.Reason = "PodInitializing"
+	}
 	p.Status.ContainerStatuses = statuses(pod.Spec.Containers, waiting)
 	if err := k.derivePodStatus(pod, p); err != nil {
 		return err
@@ -505,15 +517,22 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	now := time.Now()
 	recorder := k.recorder(pod.Spec.NodeName)
 	var events []func()
-	event := func(kind, reason, format string, args ...any) {
-		events = append(events, func() { recorder.Eventf(pod, kind, reason, format, args...) })
+	// Each about one container, as the kubelet's: the reference names
+	// it (spec.containers{app}), so that alike events of two containers
+	// stay two.
+	event := func(c corev1.Container, kind, reason, format string, args ...any) {
+		var about runtime.Object = pod
+		if ref, err := kubecontainer.GenerateContainerRef(pod, &c); err == nil {
+			about = ref
+		}
+		events = append(events, func() { recorder.Eventf(about, kind, reason, format, args...) })
 	}
 	pull := func(c corev1.Container) {
 		if k.pulls(pod.Spec.NodeName, c) {
-			event(corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-			event(corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", c.Image)
+			event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+			event(c, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in 0s (0s including waiting). Image size: 0 bytes.", c.Image)
 		} else {
-			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 		}
 	}
 	var next time.Duration
@@ -528,11 +547,12 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		t := metav1.NewTime(now)
 		for i, c := range pod.Spec.InitContainers {
 			pull(c)
-			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
-			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+			event(c, corev1.EventTypeNormal, "Created", "Container created")
+			event(c, corev1.EventTypeNormal, "Started", "Container started")
 			k.config.Logs.Start(pod.UID, c.Name, 0, k.behaviourOf(pod, c).logs...)
 			k.config.Logs.End(pod.UID, c.Name, 0)
 			s := &p.Status.InitContainerStatuses[i]
+			s.Image = imageRef(c.Image)
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
 			s.Ready, s.Started = true, ptr.To(false)
 		}
@@ -551,18 +571,19 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			t := metav1.NewTime(now)
 			k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
 			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
+			s.Image = imageRef(c.Image) // as the runtime reports the image it runs
 			s.Started = ptr.To(true)
 			k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, b.logs...)
-			event(corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
-			event(corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+			event(c, corev1.EventTypeNormal, "Created", "Container created")
+			event(c, corev1.EventTypeNormal, "Started", "Container started")
 		}
 		switch {
-		case s.State.Waiting != nil && s.State.Waiting.Reason == "ContainerCreating":
+		case s.State.Waiting != nil && (s.State.Waiting.Reason == "ContainerCreating" || s.State.Waiting.Reason == "PodInitializing"):
 			if b.pullFails {
-				event(corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+				event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 				msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
-				event(corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
-				event(corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+				event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
+				event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
 				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
 				due(now.Add(b.backoff))
 				continue
@@ -575,8 +596,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			pull(c)
 			run()
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull":
-			event(corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
-			event(corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
+			event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			event(c, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
 			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff":
 			last := s.LastTerminationState.Terminated
@@ -589,7 +610,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				continue
 			}
 			s.RestartCount++
-			event(corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 			run()
 		}
 		if s.State.Running == nil {
@@ -609,7 +630,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 					backoff := b.backoffFor(s.RestartCount)
 					s.LastTerminationState = corev1.ContainerState{Terminated: term}
 					s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
-					event(corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+					event(c, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
 					due(now.Add(backoff))
 				} else {
 					s.State = corev1.ContainerState{Terminated: term}
@@ -618,7 +639,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			}
 		}
 		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.reported(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
-			event(corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", probeFailure(c.ReadinessProbe))
+			event(c, corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", probeFailure(c.ReadinessProbe))
 		}
 		if !s.Ready && !b.neverReady {
 			if readyAt := startedAt.Add(b.readyDelay); now.Before(readyAt) {
@@ -643,78 +664,6 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	return next, nil
 }
 
-// derivePodStatus sets the phase, IPs and conditions from the container
-// statuses, as the kubelet's generateAPIPodStatus does.
-func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) error {
-	started, creating, terminated, failed := false, 0, 0, 0
-	var unready, uninitialized []string
-	for i, s := range p.Status.ContainerStatuses {
-		if t := s.State.Terminated; t != nil {
-			terminated++
-			if t.ExitCode != 0 {
-				failed++
-			}
-		}
-		if w := s.State.Waiting; w != nil && w.Reason == "ContainerCreating" {
-			creating++
-		}
-		if s.State.Running != nil || s.State.Terminated != nil || s.RestartCount > 0 {
-			started = true
-		}
-		if !s.Ready {
-			unready = append(unready, old.Spec.Containers[i].Name)
-		}
-	}
-	for i, s := range p.Status.InitContainerStatuses {
-		if s.State.Terminated == nil {
-			uninitialized = append(uninitialized, old.Spec.InitContainers[i].Name)
-		}
-	}
-	total := len(p.Status.ContainerStatuses)
-	switch {
-	case terminated == total && failed == 0:
-		p.Status.Phase = corev1.PodSucceeded
-	case terminated == total:
-		p.Status.Phase = corev1.PodFailed
-	case started:
-		p.Status.Phase = corev1.PodRunning
-	default:
-		p.Status.Phase = corev1.PodPending
-	}
-	completed := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-	if started && p.Status.PodIP == "" {
-		ip := p.Status.HostIP
-		if !old.Spec.HostNetwork {
-			var err error
-			if ip, err = k.ips.allocate(old.Spec.NodeName, k.nodes().index[old.Spec.NodeName], refOf(old)); err != nil {
-				return err
-			}
-		}
-		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-	}
-	// The sandbox exists once the containers got past ContainerCreating,
-	// and is gone when the pod has completed.
-	setCondition(p, corev1.PodReadyToStartContainers, boolCondition(!completed && creating < total), "", "")
-	if len(uninitialized) == 0 {
-		setCondition(p, corev1.PodInitialized, corev1.ConditionTrue, "", "")
-	} else {
-		setCondition(p, corev1.PodInitialized, corev1.ConditionFalse, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: %v", uninitialized))
-	}
-	switch {
-	case completed:
-		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "PodCompleted", "")
-		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "PodCompleted", "")
-	case len(unready) == 0:
-		setCondition(p, corev1.ContainersReady, corev1.ConditionTrue, "", "")
-		setCondition(p, corev1.PodReady, corev1.ConditionTrue, "", "")
-	default:
-		msg := fmt.Sprintf("containers with unready status: %v", unready)
-		setCondition(p, corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady", msg)
-		setCondition(p, corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady", msg)
-	}
-	return nil
-}
-
 func boolCondition(b bool) corev1.ConditionStatus {
 	if b {
 		return corev1.ConditionTrue
@@ -726,7 +675,9 @@ func boolCondition(b bool) corev1.ConditionStatus {
 func statuses(containers []corev1.Container, state corev1.ContainerState) []corev1.ContainerStatus {
 	var out []corev1.ContainerStatus
 	for _, c := range containers {
-		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: imageRef(c.Image), State: *state.DeepCopy(), Started: ptr.To(false)})
+		// Not created yet: the spec's image, as the kubelet reports it until
+		// the runtime names the one it pulled.
+		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: c.Image, State: *state.DeepCopy(), Started: ptr.To(false)})
 	}
 	return out
 }
@@ -758,4 +709,14 @@ func setCondition(p *corev1.Pod, t corev1.PodConditionType, status corev1.Condit
 // stdin runs until its attached session ends.
 func runsToCompletion(pod *corev1.Pod) bool {
 	return pod.Spec.RestartPolicy != corev1.RestartPolicyAlways
+}
+
+// containerSpec is pod's container named name, nil if there is none.
+func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
 }

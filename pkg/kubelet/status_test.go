@@ -21,8 +21,7 @@ import (
 // The expectations of these tests are upstream's kubelet's, v1.37.2
 // (k8s.io/kubernetes/pkg/kubelet): getPhase and generateAPIPodStatus in
 // kubelet_pods.go, the conditions in status/generate.go, the transition
-// times in status/status_manager.go. Where the simulation differs, the
-// test says so and is skipped.
+// times in status/status_manager.go.
 
 // hourAgo is when the conditions of the test pods last changed.
 var hourAgo = metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
@@ -121,7 +120,6 @@ func TestStatusPhase(t *testing.T) {
 		policy     corev1.RestartPolicy
 		containers []corev1.ContainerStatus
 		want       corev1.PodPhase
-		differs    string
 	}{
 		{name: "all waiting", policy: corev1.RestartPolicyAlways,
 			containers: []corev1.ContainerStatus{containerStatus("app", stateCreating(), false), containerStatus("sidecar", stateCreating(), false)}, want: corev1.PodPending},
@@ -130,9 +128,7 @@ func TestStatusPhase(t *testing.T) {
 		{name: "all running", policy: corev1.RestartPolicyAlways,
 			containers: []corev1.ContainerStatus{containerStatus("app", stateRunning(), true), containerStatus("sidecar", stateRunning(), false)}, want: corev1.PodRunning},
 		{name: "one running, one still waiting", policy: corev1.RestartPolicyAlways,
-			containers: []corev1.ContainerStatus{containerStatus("app", stateRunning(), true), containerStatus("sidecar", stateCreating(), false)}, want: corev1.PodPending,
-			differs: "upstream's getPhase returns Pending while any container waits without a last termination state " +
-				"(kubelet_pods.go:1839-1842, `case waiting > 0`); derivePodStatus returns Running as soon as one container has started"},
+			containers: []corev1.ContainerStatus{containerStatus("app", stateRunning(), true), containerStatus("sidecar", stateCreating(), false)}, want: corev1.PodPending},
 		{name: "all exited 0, restartPolicy Never", policy: corev1.RestartPolicyNever,
 			containers: []corev1.ContainerStatus{containerStatus("app", stateExited(0), false), containerStatus("sidecar", stateExited(0), false)}, want: corev1.PodSucceeded},
 		{name: "all exited 0, restartPolicy OnFailure", policy: corev1.RestartPolicyOnFailure,
@@ -149,9 +145,6 @@ func TestStatusPhase(t *testing.T) {
 			containers: []corev1.ContainerStatus{crashLooping("app", 3)}, want: corev1.PodRunning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.differs != "" {
-				t.Skip("differs from upstream: " + tc.differs)
-			}
 			var names []string
 			for _, c := range tc.containers {
 				names = append(names, c.Name)
@@ -184,25 +177,7 @@ type wantCondition struct {
 	typ             corev1.PodConditionType
 	status          corev1.ConditionStatus
 	reason, message string
-	// differs: the simulation reports another status (skipped).
-	differs string
-	// reasonDiffers: the status is upstream's, the reason or message not
-	// (the status is checked, the rest skipped).
-	reasonDiffers string
 }
-
-const (
-	// generate.go:284-290 with kuberuntime/util/util.go:34-36 (no sandbox
-	// yet) and :52-55 (the sandbox of a finished pod is stopped).
-	sandboxReason = "upstream's GeneratePodReadyToStartContainersCondition (status/generate.go:284-290) sets reason " +
-		"PodSandboxNotReady (types/constants.go:45) and the message of runtimeutil.PodSandboxChanged; derivePodStatus sets neither"
-	// generate.go:300-303 and 316-319.
-	failedReason = "upstream reports a Failed pod's ContainersReady and Ready with reason PodFailed " +
-		"(status/generate.go:93-96, 300-301, and 130-137 for Ready); derivePodStatus says PodCompleted for Failed too"
-	// generate.go:210-218.
-	initializedCompleted = "upstream's GeneratePodInitializedCondition gives a Succeeded pod reason PodCompleted " +
-		"(status/generate.go:210-218); derivePodStatus sets no reason"
-)
 
 // The kubelet's conditions, their status, reason and message
 // (status/generate.go), and PodScheduled, which the kubelet writes True
@@ -224,9 +199,9 @@ func TestStatusConditions(t *testing.T) {
 	initialized := wantCondition{typ: corev1.PodInitialized, status: corev1.ConditionTrue}
 	sandbox := wantCondition{typ: corev1.PodReadyToStartContainers, status: corev1.ConditionTrue}
 	noSandboxYet := wantCondition{typ: corev1.PodReadyToStartContainers, status: corev1.ConditionFalse,
-		reason: "PodSandboxNotReady", message: "no pod sandbox exists", reasonDiffers: sandboxReason}
+		reason: "PodSandboxNotReady", message: "no pod sandbox exists"}
 	sandboxStopped := wantCondition{typ: corev1.PodReadyToStartContainers, status: corev1.ConditionFalse,
-		reason: "PodSandboxNotReady", message: "pod sandbox is not ready", reasonDiffers: sandboxReason}
+		reason: "PodSandboxNotReady", message: "pod sandbox is not ready"}
 
 	for _, tc := range []struct {
 		name       string
@@ -293,7 +268,7 @@ func TestStatusConditions(t *testing.T) {
 			pod:        func() *corev1.Pod { return statusPod("succeeded", corev1.RestartPolicyNever, "app") },
 			containers: []corev1.ContainerStatus{containerStatus("app", stateExited(0), false)},
 			want: []wantCondition{sandboxStopped, scheduled,
-				{typ: corev1.PodInitialized, status: corev1.ConditionTrue, reason: "PodCompleted", reasonDiffers: initializedCompleted},
+				{typ: corev1.PodInitialized, status: corev1.ConditionTrue, reason: "PodCompleted"},
 				{typ: corev1.ContainersReady, status: corev1.ConditionFalse, reason: "PodCompleted"},
 				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "PodCompleted"},
 			},
@@ -303,8 +278,8 @@ func TestStatusConditions(t *testing.T) {
 			pod:        func() *corev1.Pod { return statusPod("failed", corev1.RestartPolicyNever, "app") },
 			containers: []corev1.ContainerStatus{containerStatus("app", stateExited(1), false)},
 			want: []wantCondition{sandboxStopped, scheduled, initialized,
-				{typ: corev1.ContainersReady, status: corev1.ConditionFalse, reason: "PodFailed", reasonDiffers: failedReason},
-				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "PodFailed", reasonDiffers: failedReason},
+				{typ: corev1.ContainersReady, status: corev1.ConditionFalse, reason: "PodFailed"},
+				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "PodFailed"},
 			},
 		},
 		{
@@ -318,9 +293,7 @@ func TestStatusConditions(t *testing.T) {
 			want: []wantCondition{sandbox, initialized, scheduled,
 				{typ: corev1.ContainersReady, status: corev1.ConditionTrue},
 				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "ReadinessGatesNotReady",
-					message: `corresponding condition of pod readiness gate "example.com/load-balancer" does not exist.`,
-					differs: "upstream's GeneratePodReadyCondition holds Ready False until every readiness gate's condition is True " +
-						"(status/generate.go:140-162); derivePodStatus ignores spec.readinessGates and reports Ready True"},
+					message: `corresponding condition of pod readiness gate "example.com/load-balancer" does not exist.`},
 			},
 		},
 		{
@@ -335,9 +308,7 @@ func TestStatusConditions(t *testing.T) {
 			want: []wantCondition{sandbox, initialized, scheduled,
 				{typ: corev1.ContainersReady, status: corev1.ConditionTrue},
 				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "ReadinessGatesNotReady",
-					message: `the status of pod readiness gate "example.com/load-balancer" is not "True", but False`,
-					differs: "upstream's GeneratePodReadyCondition holds Ready False until every readiness gate's condition is True " +
-						"(status/generate.go:140-162); derivePodStatus ignores spec.readinessGates and reports Ready True"},
+					message: `the status of pod readiness gate "example.com/load-balancer" is not "True", but False`},
 				{typ: "example.com/load-balancer", status: corev1.ConditionFalse},
 			},
 		},
@@ -363,13 +334,9 @@ func TestStatusConditions(t *testing.T) {
 			containers: []corev1.ContainerStatus{containerStatus("app", stateRunning(), true)},
 			inits:      []corev1.ContainerStatus{containerStatus("proxy", stateRunning(), false)},
 			want: []wantCondition{sandbox, scheduled,
-				{typ: corev1.PodInitialized, status: corev1.ConditionTrue,
-					differs: "upstream counts a started restartable init container as initialized, and the pod as initialized once a regular " +
-						"container started (status/generate.go:171-182, 220-230); derivePodStatus wants every init container terminated"},
-				{typ: corev1.ContainersReady, status: corev1.ConditionFalse, reason: "ContainersNotReady", message: "containers with unready status: [proxy]",
-					differs: "upstream's GenerateContainersReadyCondition counts restartable init containers (status/generate.go:64-76); derivePodStatus only regular containers"},
-				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "ContainersNotReady", message: "containers with unready status: [proxy]",
-					differs: "upstream's GenerateContainersReadyCondition counts restartable init containers (status/generate.go:64-76); derivePodStatus only regular containers"},
+				{typ: corev1.PodInitialized, status: corev1.ConditionTrue},
+				{typ: corev1.ContainersReady, status: corev1.ConditionFalse, reason: "ContainersNotReady", message: "containers with unready status: [proxy]"},
+				{typ: corev1.PodReady, status: corev1.ConditionFalse, reason: "ContainersNotReady", message: "containers with unready status: [proxy]"},
 			},
 		},
 		{
@@ -381,10 +348,7 @@ func TestStatusConditions(t *testing.T) {
 			},
 			containers: []corev1.ContainerStatus{containerStatus("app", stateRunning(), true)},
 			want: append([]wantCondition{sandbox, initialized,
-				{typ: corev1.PodScheduled, status: corev1.ConditionTrue,
-					differs: "upstream's generateAPIPodStatus always sets PodScheduled True (kubelet_pods.go:2014-2018, a kubelet-owned " +
-						"condition, types/pod_status.go:26-33); derivePodStatus leaves PodScheduled to the scheduler, so a pod created " +
-						"with spec.nodeName has none"}}, ready...),
+				{typ: corev1.PodScheduled, status: corev1.ConditionTrue}}, ready...),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -392,9 +356,6 @@ func TestStatusConditions(t *testing.T) {
 			p := deriveStatus(t, k, pod, tc.containers, tc.inits)
 			for _, w := range tc.want {
 				t.Run(string(w.typ), func(t *testing.T) {
-					if w.differs != "" {
-						t.Skip("differs from upstream: " + w.differs)
-					}
 					c := findCondition(p, w.typ)
 					if c == nil {
 						t.Fatalf("no %s condition in %+v", w.typ, p.Status.Conditions)
@@ -407,9 +368,6 @@ func TestStatusConditions(t *testing.T) {
 					if (w.typ == corev1.PodReady || w.typ == corev1.ContainersReady || w.typ == corev1.PodInitialized ||
 						w.typ == corev1.PodReadyToStartContainers || w.typ == corev1.PodScheduled) && c.ObservedGeneration != 3 {
 						t.Errorf("observedGeneration %d, want 3", c.ObservedGeneration)
-					}
-					if w.reasonDiffers != "" {
-						t.Skip("differs from upstream: " + w.reasonDiffers)
 					}
 					if c.Reason != w.reason || c.Message != w.message {
 						t.Errorf("reason %q message %q, want %q %q", c.Reason, c.Message, w.reason, w.message)
@@ -524,8 +482,6 @@ func TestStatusPodIPs(t *testing.T) {
 	}
 
 	t.Run("host-network pod before its containers start", func(t *testing.T) {
-		t.Skip("differs from upstream: upstream's generateAPIPodStatus gives a host-network pod the node's IPs in every status, " +
-			"before its containers start (kubelet_pods.go:2045-2050); derivePodStatus only once a container started")
 		p := deriveStatus(t, k, hostNetwork, []corev1.ContainerStatus{containerStatus("app", stateCreating(), false)}, nil)
 		if p.Status.PodIP != hostIP {
 			t.Errorf("host-network pod: %q, want the node's %s", p.Status.PodIP, hostIP)
@@ -574,8 +530,6 @@ func TestStatusAccept(t *testing.T) {
 	}
 
 	t.Run("image of a waiting container", func(t *testing.T) {
-		t.Skip("differs from upstream: a container not created yet reports its spec's image (kubelet_pods.go:2540, " +
-			`Image: container.Image, "nginx:1.27"); accept reports it normalized ("docker.io/library/nginx:1.27")`)
 		if c.Image != "nginx:1.27" {
 			t.Errorf("image %q, want nginx:1.27", c.Image)
 		}
@@ -591,8 +545,6 @@ func TestStatusAccept(t *testing.T) {
 		t.Errorf("init container statuses %+v, want setup waiting in PodInitializing", is)
 	}
 	t.Run("regular containers of a pod with init containers", func(t *testing.T) {
-		t.Skip("differs from upstream: in a pod with init containers every container waits with reason PodInitializing " +
-			"(kubelet_pods.go:2531-2534, hasInitContainers); accept puts the regular containers in ContainerCreating")
 		if cs := got.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "PodInitializing" {
 			t.Errorf("container statuses %+v, want app waiting in PodInitializing", cs)
 		}
@@ -685,8 +637,6 @@ func TestStepStartsContainer(t *testing.T) {
 		t.Errorf("events %q, want Created then Started", recorded[2:])
 	}
 	t.Run("messages of Created and Started", func(t *testing.T) {
-		t.Skip("differs from upstream: v1.37.2's kubelet records Created with message \"Container created\" and Started with " +
-			"\"Container started\" (kuberuntime/kuberuntime_container.go:289, 298); the simulation says \"Created container: app\" and \"Started container app\"")
 		if recorded[2] != "Normal Created Container created" || recorded[3] != "Normal Started Container started" {
 			t.Errorf("events %q", recorded[2:])
 		}
@@ -759,5 +709,27 @@ func TestStepReadinessDelay(t *testing.T) {
 	}
 	if c := findCondition(got, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse || c.Reason != "ContainersNotReady" || c.Message != "containers with unready status: [app]" {
 		t.Errorf("Ready %+v", c)
+	}
+}
+
+// A deleted pod whose containers stopped is terminal (getPhase's
+// podIsTerminal): Succeeded when they all exited 0, Failed otherwise,
+// though its restart policy would restart them.
+func TestStatusPhaseDeleted(t *testing.T) {
+	k, _ := newStatusKubelet(t)
+	for _, tc := range []struct {
+		exitCode int32
+		want     corev1.PodPhase
+	}{{0, corev1.PodSucceeded}, {137, corev1.PodFailed}} {
+		pod := statusPod("deleted", corev1.RestartPolicyAlways, "app")
+		pod.DeletionTimestamp = &hourAgo
+		p := deriveStatus(t, k, pod, []corev1.ContainerStatus{containerStatus("app", stateExited(tc.exitCode), false)}, nil)
+		if p.Status.Phase != tc.want {
+			t.Errorf("exit code %d: phase %s, want %s", tc.exitCode, p.Status.Phase, tc.want)
+		}
+	}
+	pod := statusPod("alive", corev1.RestartPolicyAlways, "app")
+	if p := deriveStatus(t, k, pod, []corev1.ContainerStatus{containerStatus("app", stateExited(0), false)}, nil); p.Status.Phase != corev1.PodRunning {
+		t.Errorf("not deleted, restartPolicy Always: phase %s, want Running", p.Status.Phase)
 	}
 }

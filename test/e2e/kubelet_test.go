@@ -130,7 +130,10 @@ func TestPodLifecycle(t *testing.T) {
 			t.Fatal("pod never Running and Ready")
 		}
 	}
-	if creating == nil || creating.Status.Phase != corev1.PodPending || creating.Status.ContainerStatuses[0].State.Waiting.Reason != "ContainerCreating" ||
+	// A pod with init containers: every container waits in PodInitializing,
+	// with the image of its spec until it runs.
+	if creating == nil || creating.Status.Phase != corev1.PodPending || creating.Status.ContainerStatuses[0].State.Waiting.Reason != "PodInitializing" ||
+		creating.Status.ContainerStatuses[0].Image != "nginx:1.27" ||
 		creating.Status.InitContainerStatuses[0].State.Waiting.Reason != "PodInitializing" || condition(creating, corev1.PodInitialized).Status != corev1.ConditionFalse {
 		t.Errorf("pending status: %+v", creating)
 	}
@@ -157,18 +160,21 @@ func TestPodLifecycle(t *testing.T) {
 		if err != nil {
 			return false, nil
 		}
-		seen := map[string]string{}
+		seen := map[string][]string{} // the init container's and the app's
 		for _, e := range evs.Items {
 			// kube-scheduler writes events.k8s.io events: no source, only
 			// a reporting controller (as on a real cluster).
-			seen[e.Reason] = e.ReportingController + ": " + e.Message
+			seen[e.Reason] = append(seen[e.Reason], e.ReportingController+": "+e.Message)
+		}
+		has := func(reason, prefix string) bool {
+			return slices.ContainsFunc(seen[reason], func(m string) bool { return strings.HasPrefix(m, prefix) })
 		}
 		// Pulled: the first pod with the image on node-1 pulls it (other
 		// tests may have run one there before; TestImagePulls tells them).
-		pulled := seen["Pulling"] == `kubelet: Pulling image "nginx:1.27"` && strings.HasPrefix(seen["Pulled"], `kubelet: Successfully pulled image "nginx:1.27"`) ||
-			seen["Pulling"] == "" && seen["Pulled"] == `kubelet: Container image "nginx:1.27" already present on machine and can be accessed by the pod`
-		return seen["Scheduled"] == "default-scheduler: Successfully assigned "+ns+"/web to node-1" && pulled &&
-			seen["Created"] == "kubelet: Created container: app" && seen["Started"] == "kubelet: Started container app", nil
+		pulled := has("Pulling", `kubelet: Pulling image "nginx:1.27"`) && has("Pulled", `kubelet: Successfully pulled image "nginx:1.27"`) ||
+			has("Pulled", `kubelet: Container image "nginx:1.27" already present on machine and can be accessed by the pod`)
+		return has("Scheduled", "default-scheduler: Successfully assigned "+ns+"/web to node-1") && pulled &&
+			len(seen["Created"]) == 2 && has("Created", "kubelet: Container created") && len(seen["Started"]) == 2 && has("Started", "kubelet: Container started"), nil
 	})
 
 	// Deleting it ends it at once (the kubelet confirms the deletion).
