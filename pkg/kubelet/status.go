@@ -50,12 +50,11 @@ func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) error {
 	default:
 		setCondition(p, corev1.PodReadyToStartContainers, corev1.ConditionFalse, kubetypes.PodSandboxNotReadyReason, kubetypes.PodSandboxNotReadyMsgNoPodSandbox)
 	}
-	pod := old.DeepCopy()
-	pod.Generation = p.Generation
+	// setCondition keeps the transition times and sets the generation.
 	for _, c := range []corev1.PodCondition{
-		status.GeneratePodInitializedCondition(pod, &old.Status, all, p.Status.Phase),
-		status.GeneratePodReadyCondition(pod, &old.Status, p.Status.Conditions, all, p.Status.Phase),
-		status.GenerateContainersReadyCondition(pod, &old.Status, all, p.Status.Phase),
+		status.GeneratePodInitializedCondition(old, &old.Status, all, p.Status.Phase),
+		status.GeneratePodReadyCondition(old, &old.Status, p.Status.Conditions, all, p.Status.Phase),
+		status.GenerateContainersReadyCondition(old, &old.Status, all, p.Status.Phase),
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 	} {
 		setCondition(p, c.Type, c.Status, c.Reason, c.Message)
