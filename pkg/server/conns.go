@@ -24,22 +24,26 @@ func trackConns(l net.Listener) *connTracker {
 }
 
 func (t *connTracker) Accept() (net.Conn, error) {
-	c, err := t.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, t: t}
-	t.mu.Lock()
-	closed := t.closed
-	if !closed {
-		t.conns[tc] = struct{}{}
-	}
-	t.mu.Unlock()
-	if closed {
+	for {
+		c, err := t.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, t: t}
+		t.mu.Lock()
+		closed := t.closed
+		if !closed {
+			t.conns[tc] = struct{}{}
+		}
+		t.mu.Unlock()
+		if !closed {
+			return tc, nil
+		}
+		// Refused, but the listener stays up until the HTTP server's
+		// shutdown closes it: an error here could reach upstream's serving
+		// goroutine before its stop channel closes, and it panics then.
 		_ = c.Close()
-		return nil, net.ErrClosed
 	}
-	return tc, nil
 }
 
 // closeAll closes every connection still open, and those accepted later.
