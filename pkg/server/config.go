@@ -415,7 +415,7 @@ func (b *configBuilder) storage() error {
 	// Lists are handed to the registries read-only, as kube-apiserver's
 	// watch cache hands them out: the registries and handlers only encode
 	// listed objects, and a large LIST costs what it costs there.
-	c.Backend = storage.NewBackend(storage.Options{BookmarkInterval: time.Minute, ReadOnlyLists: true})
+	c.Backend = storage.NewBackend(storage.Options{HistoryWindow: o.HistoryWindow, BookmarkInterval: time.Minute, ReadOnlyLists: true})
 	c.cleanup = append(c.cleanup, c.Backend.Close)
 	c.control = &control{
 		history:     history.New(o.RequestHistorySize, o.RequestHistoryBodies),

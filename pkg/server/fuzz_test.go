@@ -34,7 +34,7 @@ type fuzzServer struct {
 	token   string
 }
 
-func newFuzzServer(f *testing.F) *fuzzServer {
+func newFuzzServer(f testing.TB) *fuzzServer {
 	f.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
@@ -199,13 +199,17 @@ func FuzzCreate(f *testing.F) {
 	for i, b := range seedBodies {
 		f.Add(uint8(i), []byte(b))
 	}
-	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		contentType := contentTypes[int(kind)%len(contentTypes)]
-		for _, path := range []string{"/api/v1/namespaces/default/configmaps", "/apis/apps/v1/namespaces/default/deployments"} {
-			s.do(t, http.MethodPost, path+"?fieldValidation=Strict", contentType, body)
-		}
-		s.alive(t)
-	})
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte) { fuzzCreate(t, s, kind, body) })
+}
+
+// fuzzCreate POSTs body as a ConfigMap and as a Deployment, in the
+// content type kind picks.
+func fuzzCreate(t *testing.T, s *fuzzServer, kind uint8, body []byte) {
+	contentType := contentTypes[int(kind)%len(contentTypes)]
+	for _, path := range []string{"/api/v1/namespaces/default/configmaps", "/apis/apps/v1/namespaces/default/deployments"} {
+		s.do(t, http.MethodPost, path+"?fieldValidation=Strict", contentType, body)
+	}
+	s.alive(t)
 }
 
 var patchTypes = []string{
@@ -213,88 +217,113 @@ var patchTypes = []string{
 	"application/apply-patch+yaml", "application/apply-patch+cbor", "application/json",
 }
 
-func FuzzPatch(f *testing.F) {
-	s := newFuzzServer(f)
+var patchSeeds = []string{
+	`[{"op":"test","path":"/data/k","value":"v"},{"op":"replace","path":"/data/k","value":"w"}]`,
+	`[{"op":"remove","path":"/metadata/name"}]`,
+	`[{"op":"move","from":"/data","path":"/data/k"}]`,
+	`{"data":{"k":null,"n":"1"}}`,
+	`{"metadata":{"$patch":"delete"}}`,
+	`{"data":{"$setElementOrder/k":[1]}}`,
+	"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: target}\ndata: {k: applied}\n",
+	"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n",
+	`{"data":`,
+	`[]`,
+	`null`,
+}
+
+// newPatchTarget creates the ConfigMap fuzzPatch patches.
+func newPatchTarget(tb testing.TB, s *fuzzServer) {
 	cm := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target","labels":{"a":"b"}},"data":{"k":"v"}}`
 	if rec, _ := s.raw(http.MethodPost, "/api/v1/namespaces/default/configmaps", "application/json", []byte(cm)); rec.Code != http.StatusCreated {
-		f.Fatalf("create the target: %d %s", rec.Code, rec.Body.String())
+		tb.Fatalf("create the target: %d %s", rec.Code, rec.Body.String())
 	}
-	for i, b := range []string{
-		`[{"op":"test","path":"/data/k","value":"v"},{"op":"replace","path":"/data/k","value":"w"}]`,
-		`[{"op":"remove","path":"/metadata/name"}]`,
-		`[{"op":"move","from":"/data","path":"/data/k"}]`,
-		`{"data":{"k":null,"n":"1"}}`,
-		`{"metadata":{"$patch":"delete"}}`,
-		`{"data":{"$setElementOrder/k":[1]}}`,
-		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: target}\ndata: {k: applied}\n",
-		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n",
-		`{"data":`,
-		`[]`,
-		`null`,
-	} {
+}
+
+func FuzzPatch(f *testing.F) {
+	s := newFuzzServer(f)
+	newPatchTarget(f, s)
+	for i, b := range patchSeeds {
 		f.Add(uint8(i), []byte(b))
 	}
-	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		patchType := patchTypes[int(kind)%len(patchTypes)]
-		s.do(t, http.MethodPatch, "/api/v1/namespaces/default/configmaps/target?fieldManager=fuzz", patchType, body)
-		s.do(t, http.MethodPatch, "/api/v1/namespaces/default/configmaps/target/status?fieldManager=fuzz&force=true", patchType, body)
-		s.alive(t)
-	})
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte) { fuzzPatch(t, s, kind, body) })
+}
+
+// fuzzPatch sends body as a patch of the type kind picks, to the
+// ConfigMap and to its status.
+func fuzzPatch(t *testing.T, s *fuzzServer, kind uint8, body []byte) {
+	patchType := patchTypes[int(kind)%len(patchTypes)]
+	s.do(t, http.MethodPatch, "/api/v1/namespaces/default/configmaps/target?fieldManager=fuzz", patchType, body)
+	s.do(t, http.MethodPatch, "/api/v1/namespaces/default/configmaps/target/status?fieldManager=fuzz&force=true", patchType, body)
+	s.alive(t)
+}
+
+// listSeeds are label selector, field selector, continue token, limit.
+var listSeeds = [][4]string{
+	{"a=b,c!=d", "metadata.name=x", "", "10"},
+	{"a in (b,c),!d", "spec.nodeName=", "", ""},
+	{"=", "metadata.namespace!=default,status.phase=Running", "", "-1"},
+	{"a=b", "", "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJ4In0", "1"},
+	{"", "", "not base64!", "5"},
+	{"x", "unknown.field=1", "e30", "abc"},
+	{strings.Repeat("a", 300) + "=b", strings.Repeat(",", 50), "", "9999999999999999999999"},
 }
 
 func FuzzList(f *testing.F) {
 	s := newFuzzServer(f)
-	for _, seed := range [][4]string{
-		{"a=b,c!=d", "metadata.name=x", "", "10"},
-		{"a in (b,c),!d", "spec.nodeName=", "", ""},
-		{"=", "metadata.namespace!=default,status.phase=Running", "", "-1"},
-		{"a=b", "", "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJ4In0", "1"},
-		{"", "", "not base64!", "5"},
-		{"x", "unknown.field=1", "e30", "abc"},
-		{strings.Repeat("a", 300) + "=b", strings.Repeat(",", 50), "", "9999999999999999999999"},
-	} {
+	for _, seed := range listSeeds {
 		f.Add(seed[0], seed[1], seed[2], seed[3])
 	}
 	f.Fuzz(func(t *testing.T, labels, fields, continueToken, limit string) {
-		q := url.Values{"labelSelector": {labels}, "fieldSelector": {fields}, "continue": {continueToken}, "limit": {limit}}
-		for _, path := range []string{"/api/v1/pods", "/api/v1/namespaces/default/configmaps", "/apis/apps/v1/deployments"} {
-			s.do(t, http.MethodGet, path+"?"+q.Encode(), "", nil)
-		}
-		s.alive(t)
+		fuzzList(t, s, labels, fields, continueToken, limit)
 	})
+}
+
+// fuzzList LISTs pods, ConfigMaps and Deployments with these parameters.
+func fuzzList(t *testing.T, s *fuzzServer, labels, fields, continueToken, limit string) {
+	q := url.Values{"labelSelector": {labels}, "fieldSelector": {fields}, "continue": {continueToken}, "limit": {limit}}
+	for _, path := range []string{"/api/v1/pods", "/api/v1/namespaces/default/configmaps", "/apis/apps/v1/deployments"} {
+		s.do(t, http.MethodGet, path+"?"+q.Encode(), "", nil)
+	}
+	s.alive(t)
+}
+
+var adminSeeds = []string{
+	`{"rules":[{"match":{"verb":"create","resource":"configmaps"},"status":409,"times":1}]}`,
+	`{"rules":[{"match":{"verb":"frobnicate"},"status":999}]}`,
+	`{"rules":[{"match":{"labels":"a in ("},"latency":"-1s"}]}`,
+	`{"settleOnWrite":true,"settleOnWriteTimeout":"1ms"}`,
+	`{"settleOnWrite":"yes"}`,
+	`{"user":"alice","groups":["dev"]}`,
+	`{"user":""}`,
+	`{"unknown":1}`,
+	`[]`,
+	`{`,
+}
+
+var adminTargets = []struct{ method, path string }{
+	{http.MethodPut, FaultsPath},
+	{http.MethodPut, SettingsPath},
+	{http.MethodPost, KubeconfigPath},
+	{http.MethodPost, SettlePath + "?timeout=1s"},
+	{http.MethodPut, PodBehavioursPath},
+	{http.MethodGet, RequestsPath + "?verb=get&since=yesterday"},
 }
 
 func FuzzAdmin(f *testing.F) {
 	s := newFuzzServer(f)
-	for i, b := range []string{
-		`{"rules":[{"match":{"verb":"create","resource":"configmaps"},"status":409,"times":1}]}`,
-		`{"rules":[{"match":{"verb":"frobnicate"},"status":999}]}`,
-		`{"rules":[{"match":{"labels":"a in ("},"latency":"-1s"}]}`,
-		`{"settleOnWrite":true,"settleOnWriteTimeout":"1ms"}`,
-		`{"settleOnWrite":"yes"}`,
-		`{"user":"alice","groups":["dev"]}`,
-		`{"user":""}`,
-		`{"unknown":1}`,
-		`[]`,
-		`{`,
-	} {
+	for i, b := range adminSeeds {
 		f.Add(uint8(i), []byte(b))
 	}
-	targets := []struct{ method, path string }{
-		{http.MethodPut, FaultsPath},
-		{http.MethodPut, SettingsPath},
-		{http.MethodPost, KubeconfigPath},
-		{http.MethodPost, SettlePath + "?timeout=1s"},
-		{http.MethodPut, PodBehavioursPath},
-		{http.MethodGet, RequestsPath + "?verb=get&since=yesterday"},
-	}
-	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		target := targets[int(which)%len(targets)]
-		s.do(t, target.method, target.path, "application/json", body)
-		// Injected faults answer 5xx on purpose: clear them, and the
-		// settings, before the server's health is judged.
-		s.do(t, http.MethodDelete, FaultsPath, "", nil)
-		s.do(t, http.MethodPut, SettingsPath, "application/json", []byte(`{"settleOnWrite":false}`))
-		s.alive(t)
-	})
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) { fuzzAdmin(t, s, which, body) })
+}
+
+// fuzzAdmin sends body to the admin endpoint which picks.
+func fuzzAdmin(t *testing.T, s *fuzzServer, which uint8, body []byte) {
+	target := adminTargets[int(which)%len(adminTargets)]
+	s.do(t, target.method, target.path, "application/json", body)
+	// Injected faults answer 5xx on purpose: clear them, and the
+	// settings, before the server's health is judged.
+	s.do(t, http.MethodDelete, FaultsPath, "", nil)
+	s.do(t, http.MethodPut, SettingsPath, "application/json", []byte(`{"settleOnWrite":false}`))
+	s.alive(t)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/controllers"
 	"github.com/mockernetes/mockernetes/pkg/history"
+	"github.com/mockernetes/mockernetes/pkg/storage"
 )
 
 // Options are the user-facing settings of one server. As in
@@ -48,6 +49,11 @@ type Options struct {
 	ServiceNodePortRange string
 	// EventTTL is how long events are kept (kube-apiserver: 1h).
 	EventTTL time.Duration
+	// HistoryWindow is how long replaced and deleted versions stay
+	// readable (watches and reads at an older resourceVersion, continue
+	// tokens), as kube-apiserver's --etcd-compaction-interval bounds them.
+	// The history is also bounded in events and bytes (pkg/storage).
+	HistoryWindow time.Duration
 
 	// AuthorizationModes are kube-apiserver's --authorization-mode values,
 	// in order (AlwaysAllow, RBAC, Node, AlwaysDeny); default AlwaysAllow.
@@ -127,6 +133,7 @@ const (
 	DefaultServiceNodePortRange  = "30000-32767"
 	DefaultAdvertiseAddress      = "172.18.0.2"
 	DefaultEventTTL              = time.Hour
+	DefaultHistoryWindow         = storage.DefaultHistoryWindow
 )
 
 // serviceAccountAdmission is the admission plugin that needs the
@@ -144,6 +151,7 @@ func NewOptions() *Options {
 		ServiceClusterIPRange: DefaultServiceClusterIPRange,
 		ServiceNodePortRange:  DefaultServiceNodePortRange,
 		EventTTL:              DefaultEventTTL,
+		HistoryWindow:         DefaultHistoryWindow,
 		AuthorizationModes:    []string{modes.ModeAlwaysAllow},
 		GatewayAPI:            true,
 		Controllers:           []string{"*"},
@@ -173,6 +181,9 @@ func (o *Options) Complete() {
 	if o.EventTTL == 0 {
 		o.EventTTL = DefaultEventTTL
 	}
+	if o.HistoryWindow == 0 {
+		o.HistoryWindow = DefaultHistoryWindow
+	}
 	if len(o.AuthorizationModes) == 0 {
 		o.AuthorizationModes = []string{modes.ModeAlwaysAllow}
 	}
@@ -197,6 +208,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "CIDR from which Service ClusterIPs are allocated.")
 	fs.StringVar(&o.ServiceNodePortRange, "service-node-port-range", o.ServiceNodePortRange, "Port range reserved for NodePort Services, e.g. 30000-32767.")
 	fs.DurationVar(&o.EventTTL, "event-ttl", o.EventTTL, "How long events are retained.")
+	fs.DurationVar(&o.HistoryWindow, "history-window", o.HistoryWindow, "How long replaced and deleted versions stay readable (watches and reads from an older resourceVersion, continue tokens), as kube-apiserver's --etcd-compaction-interval; older ones answer 410 Gone. Memory grows with it under churn.")
 	fs.StringSliceVar(&o.AuthorizationModes, "authorization-mode", o.AuthorizationModes, "Ordered list of authorization modes, as kube-apiserver's: "+strings.Join(modes.AuthorizationModeChoices, ", ")+" (Webhook is not offered). With RBAC the bootstrap roles apply and anonymous requests are system:anonymous.")
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "Admission plugins to enable in addition to kube-apiserver's default ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "Admission plugins to disable, even if on by default.")
@@ -261,6 +273,9 @@ func (o *Options) validate() []error {
 	}
 	if o.EventTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--event-ttl must be positive, got %v", o.EventTTL))
+	}
+	if o.HistoryWindow < time.Second {
+		errs = append(errs, fmt.Errorf("--history-window must be at least 1s, got %v", o.HistoryWindow))
 	}
 	if slices.Contains(o.AuthorizationModes, modes.ModeWebhook) {
 		errs = append(errs, fmt.Errorf("--authorization-mode %s is not offered", modes.ModeWebhook))

@@ -64,6 +64,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"serve", "--disable-admission-plugins", "NoSuchPlugin"}, 2, `admission plugin "NoSuchPlugin" is unknown`},
 		{[]string{"serve", "--authorization-mode", "Bogus"}, 2, `authorization-mode "Bogus" is not a valid mode`},
 		{[]string{"serve", "--authorization-mode", "Webhook"}, 2, "--authorization-mode Webhook is not offered"},
+		{[]string{"serve", "--history-window", "500ms"}, 2, "--history-window must be at least 1s, got 500ms"},
 		{[]string{"serve", "extra"}, 2, "serve takes no arguments"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"serve", "--port", port}, 1, "address already in use"},
