@@ -412,10 +412,12 @@ func (b *configBuilder) storage() error {
 	if b.storageFactory, err = storageFactoryConfig.Complete(etcd).New(); err != nil {
 		return err
 	}
-	// Lists are handed to the registries read-only, as kube-apiserver's
-	// watch cache hands them out: the registries and handlers only encode
-	// listed objects, and a large LIST costs what it costs there.
-	c.Backend = storage.NewBackend(storage.Options{HistoryWindow: o.HistoryWindow, BookmarkInterval: time.Minute, ReadOnlyLists: true})
+	// Lists are handed to the registries read-only, and a watch event's
+	// object is shared by its watchers and encoded once per format, as
+	// kube-apiserver's watch cache hands them out: the registries and
+	// handlers only encode them, and a large LIST or a watch with many
+	// watchers costs what it costs there.
+	c.Backend = storage.NewBackend(storage.Options{HistoryWindow: o.HistoryWindow, BookmarkInterval: time.Minute, ReadOnlyLists: true, SharedWatchObjects: true})
 	c.cleanup = append(c.cleanup, c.Backend.Close)
 	c.control = &control{
 		history:     history.New(o.RequestHistorySize, o.RequestHistoryBodies),

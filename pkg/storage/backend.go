@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/fields"
@@ -54,6 +55,12 @@ type Options struct {
 	// times cheaper. Only for such callers: modifying a listed item would
 	// modify the store. Off (the zero value), nothing returned is shared.
 	ReadOnlyLists bool
+	// SharedWatchObjects sends every watcher of an event the same object,
+	// wrapped so that the API handlers encode it once per format for all of
+	// them (runtime.CacheableObject), as kube-apiserver's watch cache does.
+	// Only for such callers: a watcher gets a *cachingObject, not the
+	// resource's type. Off, each watcher gets its own copy.
+	SharedWatchObjects bool
 }
 
 // Default option values.
@@ -96,6 +103,50 @@ type item struct {
 	// superseded is set once a newer version replaced this one: then
 	// nothing is cached on it (see cache).
 	superseded atomic.Bool
+	// written and replaced are the objects watchers share
+	// (SharedWatchObjects): this version at its own revision, and at the
+	// revision of the event that replaced or deleted it. Held weakly:
+	// gone once no watcher holds them, so only events in flight keep
+	// their encodings.
+	written, replaced atomic.Pointer[sharedObject]
+}
+
+// sharedObject is a watch event's object shared by its watchers.
+type sharedObject struct {
+	rev int64
+	obj weak.Pointer[cachingObject]
+}
+
+// shared returns the object watchers share for it at rev, made
+// by build when there is none yet (or it was collected).
+func (it *item) shared(rev int64, build func() (runtime.Object, error)) (*cachingObject, error) {
+	slot := &it.written
+	if rev != it.rev {
+		slot = &it.replaced
+	}
+	old := slot.Load()
+	if old != nil && old.rev == rev {
+		if co := old.obj.Value(); co != nil {
+			return co, nil
+		}
+	}
+	obj, err := build()
+	if err != nil {
+		return nil, err
+	}
+	co, err := newCachingObject(obj)
+	if err != nil {
+		return nil, err
+	}
+	if !slot.CompareAndSwap(old, &sharedObject{rev: rev, obj: weak.Make(co)}) {
+		// Another watcher made one first: use it if it is for rev.
+		if now := slot.Load(); now != nil && now.rev == rev {
+			if winner := now.obj.Value(); winner != nil {
+				return winner, nil
+			}
+		}
+	}
+	return co, nil
 }
 
 // cache keeps a decoded copy of the item, unless it is already history:

@@ -4,9 +4,11 @@ package storage
 // objects handed in and out, the history window, and the RESTOptionsGetter.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -118,8 +121,9 @@ func TestBadInput(t *testing.T) {
 // store: changing it afterwards does not change what the store returns.
 //
 // With ReadOnlyLists, listed items are shared by contract (the caller must
-// not modify them, as with kube-apiserver's watch cache); everything else
-// stays isolated.
+// not modify them, as with kube-apiserver's watch cache), and with
+// SharedWatchObjects watch events' objects (whose setters copy first);
+// everything else stays isolated.
 func TestNoAliasing(t *testing.T) {
 	for _, m := range readModes {
 		t.Run(m.name, func(t *testing.T) {
@@ -153,7 +157,16 @@ func TestNoAliasing(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev := <-w.ResultChan()
-			ev.Object.(*example.Pod).Labels["a"] = "changed-watch"
+			if co, ok := ev.Object.(runtime.CacheableObject); s.b.opts.SharedWatchObjects {
+				// Shared by contract; its copy and its setters are not.
+				if !ok {
+					t.Fatalf("shared watch object: %T", ev.Object)
+				}
+				co.GetObject().(*example.Pod).Labels["a"] = "changed-watch-copy"
+				co.(metav1.Object).SetLabels(map[string]string{"a": "changed-watch-set"})
+			} else {
+				ev.Object.(*example.Pod).Labels["a"] = "changed-watch"
+			}
 			w.Stop()
 
 			var seen *example.Pod
@@ -476,5 +489,101 @@ func TestHistoryByteBound(t *testing.T) {
 	err := s.GetList(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: first.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact, Predicate: apistorage.Everything, Recursive: true}, &example.PodList{})
 	if !apierrors.IsResourceExpired(err) {
 		t.Errorf("list at a revision past the byte bound: want 410 Expired, got %v", err)
+	}
+}
+
+// With SharedWatchObjects, the watchers of an event get one object, and
+// encoding it for one of them encodes it for all: the encode function
+// runs once per format, not once per watcher. A DELETED event's object
+// carries the deletion's revision, and a watcher whose selector the
+// object left gets it as DELETED too, shared with the plain watchers'.
+func TestSharedWatchObjects(t *testing.T) {
+	ctx, s := testSetup(t, withBackendOptions(Options{SharedWatchObjects: true}))
+	start := mustCreate(t, ctx, s, "start")
+	var watchers []watch.Interface
+	for _, selector := range []string{"", "", "a=b"} {
+		pred := apistorage.Everything
+		if selector != "" {
+			pred = apistorage.SelectionPredicate{Label: mustParse(t, selector), Field: fields.Everything(), GetAttrs: apistorage.DefaultNamespaceScopedAttr}
+		}
+		w, err := s.Watch(ctx, "/pods/", apistorage.ListOptions{ResourceVersion: start.ResourceVersion, Predicate: pred, Recursive: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		watchers = append(watchers, w)
+	}
+	created := mustCreate(t, ctx, s, "p")
+	updated := &example.Pod{}
+	if err := s.GuaranteedUpdate(ctx, "/pods/ns/p", updated, false, nil, func(obj runtime.Object, _ apistorage.ResponseMeta) (runtime.Object, *uint64, error) {
+		pod := obj.(*example.Pod)
+		pod.Labels = map[string]string{"a": "c"}
+		return pod, nil, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	next := func(w watch.Interface) watch.Event {
+		t.Helper()
+		select {
+		case ev := <-w.ResultChan():
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+			return watch.Event{}
+		}
+	}
+	encodes := 0
+	encode := func(obj runtime.Object, w io.Writer) error {
+		encodes++
+		_, err := fmt.Fprint(w, obj.(*example.Pod).ResourceVersion)
+		return err
+	}
+	for _, want := range []struct {
+		types [3]watch.EventType
+		rv    string
+	}{
+		{[3]watch.EventType{watch.Added, watch.Added, watch.Added}, created.ResourceVersion},
+		{[3]watch.EventType{watch.Modified, watch.Modified, watch.Deleted}, updated.ResourceVersion},
+	} {
+		var objs [3]runtime.Object
+		for i, w := range watchers {
+			ev := next(w)
+			if ev.Type != want.types[i] {
+				t.Fatalf("watcher %d: %s, want %s", i, ev.Type, want.types[i])
+			}
+			objs[i] = ev.Object
+		}
+		if objs[0] != objs[1] {
+			t.Errorf("%s: two watchers without a selector got two objects", want.types[0])
+		}
+		encodes = 0
+		for i, obj := range objs {
+			var buf bytes.Buffer
+			if err := obj.(runtime.CacheableObject).CacheEncode("test", encode, &buf); err != nil || buf.String() != want.rv {
+				t.Errorf("watcher %d's %s: %v %q, want resourceVersion %s", i, want.types[i], err, buf.String(), want.rv)
+			}
+		}
+		if want.types[2] == watch.Deleted {
+			// The object as it was, at the update's revision: not the
+			// updated object the others got.
+			if objs[2] == objs[0] || objs[2].(metav1.Object).GetLabels()["a"] != "b" {
+				t.Errorf("the selector's DELETED object: %+v", objs[2])
+			}
+			if encodes != 2 {
+				t.Errorf("encoded %d times for the MODIFIED and the DELETED object, want 2", encodes)
+			}
+		} else if objs[2] != objs[0] || encodes != 1 {
+			t.Errorf("three watchers: shared %v, encoded %d times, want once", objs[2] == objs[0], encodes)
+		}
+	}
+	if err := s.Delete(ctx, "/pods/ns/p", &example.Pod{}, nil, apistorage.ValidateAllObjectFunc, nil, apistorage.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	first, second := next(watchers[0]), next(watchers[1])
+	if first.Type != watch.Deleted || first.Object != second.Object {
+		t.Fatalf("delete: %s, shared %v", first.Type, first.Object == second.Object)
+	}
+	if rv := first.Object.(metav1.Object).GetResourceVersion(); rv == updated.ResourceVersion {
+		t.Errorf("the DELETED object carries the update's resourceVersion %s, not the deletion's", rv)
 	}
 }

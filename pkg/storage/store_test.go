@@ -234,14 +234,15 @@ func (c *failingCodec) Decode(data []byte, defaults *schema.GroupVersionKind, in
 }
 
 // Every way of serving reads runs the suites: from the decode cache (the
-// default), with lists handed out read-only (the server's mode), and through
-// a value transformer (each read decodes, as etcd3).
+// default), with lists handed out read-only and watch objects shared (the
+// server's mode), and through a value transformer (each read decodes, as
+// etcd3).
 var readModes = []struct {
 	name string
 	opts []setupOption
 }{
 	{"cached", nil},
-	{"readOnlyLists", []setupOption{withBackendOptions(Options{ReadOnlyLists: true})}},
+	{"server", []setupOption{withBackendOptions(Options{ReadOnlyLists: true, SharedWatchObjects: true})}},
 	{"transformer", []setupOption{withPrefixTransformer()}},
 }
 

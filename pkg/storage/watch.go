@@ -229,6 +229,9 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 		}
 		filter = false
 	}
+	if s.b.opts.SharedWatchObjects {
+		return w.sharedObject(it, rev, filter)
+	}
 	data, _, err := s.fromStorage(w.ctx, it)
 	if err != nil {
 		return nil, err
@@ -240,6 +243,37 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 		return nil, nil
 	}
 	return sample, nil
+}
+
+// sharedObject is object for SharedWatchObjects: the first watcher to
+// send it at rev decodes it (or takes the decode cache's object, which
+// nobody modifies: the wrapper copies before any change) and the others
+// get the same wrapper.
+func (w *watchChan) sharedObject(it *item, rev int64, filter bool) (runtime.Object, error) {
+	s := w.s
+	co, err := it.shared(rev, func() (runtime.Object, error) {
+		if view := s.cachedView(it, s.newFunc()); view != nil && rev == it.rev {
+			return view, nil
+		}
+		data, _, err := s.fromStorage(w.ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		obj := s.newFunc()
+		return obj, s.decodeItem(it, data, obj, rev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if filter {
+		co.lock.RLock()
+		obj := co.object
+		co.lock.RUnlock()
+		if !w.matches(it, obj) {
+			return nil, nil
+		}
+	}
+	return co, nil
 }
 
 func (w *watchChan) matches(it *item, obj runtime.Object) bool {

@@ -246,7 +246,14 @@ spec:
 	if cond.Reason != "EndpointsNotFound" || cond.Message != `cannot find endpointslices for service/metrics in "`+ns+`"` {
 		t.Errorf("unreachable APIService: %+v", cond)
 	}
+	// The aggregator's proxy for the group comes from another informer than
+	// the availability condition's, as in kube-apiserver: 404 until then.
+	deadline := time.Now().Add(30 * time.Second)
 	err = c.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.example.com/v1beta1").Do(t.Context()).Error()
+	for apierrors.IsNotFound(err) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		err = c.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.example.com/v1beta1").Do(t.Context()).Error()
+	}
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Errorf("request to the unavailable APIService: %v, want 503", err)
 	}
