@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -146,6 +147,9 @@ type rule struct {
 type Set struct {
 	mu    sync.Mutex
 	rules []*rule
+	// active is whether rules is non-empty: every API request asks, and
+	// most clusters have no rules.
+	active atomic.Bool
 }
 
 // Replace puts rules in force in place of the current ones, or changes
@@ -164,6 +168,7 @@ func (s *Set) Replace(rules []Rule) error {
 	}
 	s.mu.Lock()
 	s.rules = next
+	s.active.Store(len(next) > 0)
 	s.mu.Unlock()
 	return nil
 }
@@ -183,6 +188,7 @@ func (s *Set) Rules() []Rule {
 func (s *Set) Clear() {
 	s.mu.Lock()
 	s.rules = nil
+	s.active.Store(false)
 	s.mu.Unlock()
 }
 
@@ -196,6 +202,9 @@ func (r *rule) matches(req Request) bool {
 // Match returns what the first applicable rule does to req and counts the
 // hit; false if no rule applies.
 func (s *Set) Match(req Request) (Action, bool) {
+	if !s.active.Load() {
+		return Action{}, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.rules {
