@@ -7,6 +7,7 @@
 package clusterconfig
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -114,8 +116,19 @@ func ReadFile(name string) (File, error) {
 	if err != nil {
 		return f, err
 	}
-	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+	// Keys match case-sensitively, as the API server's strict decoding
+	// matches them: Go's JSON decoder would take `startdelay` for
+	// `startDelay`.
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
 		return f, fmt.Errorf("%s: %v", name, err)
+	}
+	strict, err := kjson.UnmarshalStrict(js, &f, kjson.DisallowUnknownFields)
+	if err != nil {
+		return f, fmt.Errorf("%s: %v", name, err)
+	}
+	if len(strict) > 0 {
+		return f, fmt.Errorf("%s: %v", name, errors.Join(strict...))
 	}
 	if err := f.Validate(); err != nil {
 		return f, fmt.Errorf("%s: %v", name, err)

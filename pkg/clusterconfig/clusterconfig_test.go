@@ -199,13 +199,15 @@ func TestReadFileErrors(t *testing.T) {
 		want          string // after "<file>: "
 	}{
 		{"unknown top-level field", "nodes:\n- name: node-1\nnodez: []\n",
-			`error unmarshaling JSON: while decoding JSON: json: unknown field "nodez"`},
+			`unknown field "nodez"`},
 		{"unknown nested field", "podBehaviours:\n- match:\n    image: nginx\n  behaviour:\n    startDelays: 1s\n",
-			`error unmarshaling JSON: while decoding JSON: json: unknown field "startDelays"`},
+			`unknown field "podBehaviours[0].behaviour.startDelays"`},
+		{"a field in other capitals", "podBehaviours:\n- match:\n    image: nginx\n  behaviour:\n    startdelay: 1s\n",
+			`unknown field "podBehaviours[0].behaviour.startdelay"`},
 		{"duplicate field", "timeScale: 1\ntimeScale: 2\n",
-			`error converting YAML to JSON: yaml: unmarshal errors:` + "\n" + `  line 2: key "timeScale" already set in map`},
+			`yaml: unmarshal errors:` + "\n" + `  line 2: key "timeScale" already set in map`},
 		{"wrong type", "timeScale: fast\n",
-			"error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field File.timeScale of type float64"},
+			"json: cannot unmarshal string into Go struct field File.timeScale of type float64"},
 		{"invalid file", "nodes:\n- name: node-1\n- name: node-1\n", `nodes[1]: node "node-1" appears twice`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

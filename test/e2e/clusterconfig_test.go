@@ -132,7 +132,7 @@ func TestClusterConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stderr := runCLI(t, "serve", "--port", "0", "--cluster-config", bad)
-	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, `unknown field "colour"`) {
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, `unknown field "nodes[0].colour"`) {
 		t.Errorf("bad cluster config: exit %d, %q", code, stderr)
 	}
 }
