@@ -93,7 +93,7 @@ func newCoreProvider(c Config) (*coreProvider, error) {
 				time.Minute, client,
 				c.Informers.Core().V1().Services(),
 				c.Informers.Networking().V1().ServiceCIDRs(),
-				c.Informers.Networking().V1().IPAddresses(),
+				liveIPAddresses{IPAddressInformer: c.Informers.Networking().V1().IPAddresses(), client: client},
 			).RunUntil(onFirstSuccess, stopCh)
 		},
 	}, nil
