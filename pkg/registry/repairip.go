@@ -37,9 +37,5 @@ func (l liveIPAddressLister) Get(name string) (*networkingv1.IPAddress, error) {
 	if !apierrors.IsNotFound(err) {
 		return ip, err
 	}
-	live, liveErr := l.client.NetworkingV1().IPAddresses().Get(context.Background(), name, metav1.GetOptions{})
-	if liveErr != nil {
-		return nil, liveErr
-	}
-	return live, nil
+	return l.client.NetworkingV1().IPAddresses().Get(context.Background(), name, metav1.GetOptions{})
 }

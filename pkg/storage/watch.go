@@ -223,14 +223,15 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 	s := w.s
 	sample := s.newFunc()
 	// Decide on the cached object when there is one, before copying it.
-	if view := s.cachedView(it, sample); view != nil && filter {
+	view := s.cachedView(it, sample)
+	if view != nil && filter {
 		if !w.matches(it, view) {
 			return nil, nil
 		}
 		filter = false
 	}
 	if s.b.opts.SharedWatchObjects {
-		return w.sharedObject(it, rev, filter)
+		return w.sharedObject(it, rev, filter, view, sample)
 	}
 	data, _, err := s.fromStorage(w.ctx, it)
 	if err != nil {
@@ -246,21 +247,20 @@ func (w *watchChan) object(it *item, rev int64, filter bool) (runtime.Object, er
 }
 
 // sharedObject is object for SharedWatchObjects: the first watcher to
-// send it at rev decodes it (or takes the decode cache's object, which
-// nobody modifies: the wrapper copies before any change) and the others
-// get the same wrapper.
-func (w *watchChan) sharedObject(it *item, rev int64, filter bool) (runtime.Object, error) {
+// send it at rev decodes it into empty (or takes view, the decode cache's
+// object, which nobody modifies: the wrapper copies before any change)
+// and the others get the same wrapper.
+func (w *watchChan) sharedObject(it *item, rev int64, filter bool, view, empty runtime.Object) (runtime.Object, error) {
 	s := w.s
 	co, err := it.shared(rev, func() (runtime.Object, error) {
-		if view := s.cachedView(it, s.newFunc()); view != nil && rev == it.rev {
+		if view != nil && rev == it.rev {
 			return view, nil
 		}
 		data, _, err := s.fromStorage(w.ctx, it)
 		if err != nil {
 			return nil, err
 		}
-		obj := s.newFunc()
-		return obj, s.decodeItem(it, data, obj, rev)
+		return empty, s.decodeItem(it, data, empty, rev)
 	})
 	if err != nil {
 		return nil, err
