@@ -220,6 +220,13 @@ func TestReset(t *testing.T) {
 	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "extra"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	nodePortService := func(name string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: 30080}}}}
+	}
+	if _, err := client.CoreV1().Services("default").Create(ctx, nodePortService("np"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// kube-root-ca.crt exists at the baseline: change it.
 	root, err := client.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 	if err != nil {
@@ -259,6 +266,10 @@ func TestReset(t *testing.T) {
 	}
 	if f, err := tc.Faults(ctx); err != nil || len(f) != 0 {
 		t.Errorf("faults after the reset: %v %v", err, f)
+	}
+	// The NodePort of the Service the reset removed is free again.
+	if _, err := client.CoreV1().Services("default").Create(ctx, nodePortService("np-again"), metav1.CreateOptions{}); err != nil {
+		t.Errorf("the NodePort of a Service gone with the reset: %v", err)
 	}
 	// The informers follow without re-listing: their caches are the LIST.
 	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {

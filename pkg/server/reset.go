@@ -105,11 +105,15 @@ func (s *Server) takeBaseline() {
 
 // restore makes the store st, settling first (a controller's write in
 // flight would land after it), and the NodePort allocations, kept in memory
-// beside the store, those of the Services restored. The caller holds
+// beside the store, those of the Services restored (when the restore
+// changed a Service: otherwise they already are). The caller holds
 // resetMu.
 func (s *Server) restore(ctx context.Context, st *storage.State, timeout time.Duration) error {
 	_ = s.Settle(ctx, timeout)
-	s.config.Backend.Restore(st, restoreFirst...)
+	rev, changed := s.config.Backend.Restore(st, restoreFirst...)
+	if changed == 0 || s.config.Backend.LastRevision(schema.GroupResource{Resource: "services"}) != rev {
+		return nil
+	}
 	if err := s.resyncNodePorts(ctx); err != nil {
 		return apierrors.NewInternalError(fmt.Errorf("NodePort allocations: %w", err))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/btree"
@@ -20,6 +21,24 @@ import (
 type State struct {
 	tree *btree.BTreeG[*item]
 	rev  int64
+
+	// items is the tree's items in key order, for the restores of a state
+	// taken once and restored many times (the reset baseline).
+	itemsOnce sync.Once
+	items     []*item
+}
+
+// sorted returns the state's items in key order. Only once the state is
+// complete (Put no more).
+func (s *State) sorted() []*item {
+	s.itemsOnce.Do(func() {
+		s.items = make([]*item, 0, s.tree.Len())
+		s.tree.Ascend(func(it *item) bool {
+			s.items = append(s.items, it)
+			return true
+		})
+	})
+	return s.items
 }
 
 // Revision is the revision the state was taken at.
@@ -40,7 +59,8 @@ func (b *Backend) registerStore(s *store) {
 
 // Put adds obj, an object of resource gr of the type its registry stores
 // (internal for built-in types, unstructured for custom resources), to st
-// at its key, encoded as the resource's store encodes it.
+// at its key, encoded as the resource's store encodes it. A state is
+// complete once restored: Put before the first Restore.
 func (b *Backend) Put(ctx context.Context, st *State, gr schema.GroupResource, obj runtime.Object) error {
 	b.mu.RLock()
 	stores := b.stores[gr]
@@ -131,23 +151,38 @@ func (b *Backend) Restore(s *State, first ...schema.GroupResource) (rev int64, c
 	live := func(it *item) bool { return it.expires.IsZero() || it.expires.After(now) }
 
 	type change struct{ cur, next *item }
-	var changes []change
+	var changes, added []change
+	// One walk through both trees side by side (both are in key order):
+	// a lookup per key would cost a tree descent for each unchanged one.
+	olds := s.sorted()
+	j := 0
+	putBack := func(old *item) {
+		if live(old) {
+			added = append(added, change{next: old})
+		}
+	}
 	b.tree.Ascend(func(cur *item) bool {
-		old, ok := s.tree.Get(cur)
+		for ; j < len(olds) && olds[j].key < cur.key; j++ {
+			putBack(olds[j])
+		}
 		switch {
-		case !ok || !live(old):
+		case j == len(olds) || olds[j].key != cur.key:
 			changes = append(changes, change{cur: cur})
-		case old != cur:
-			changes = append(changes, change{cur: cur, next: old})
+		case !live(olds[j]):
+			changes = append(changes, change{cur: cur})
+			j++
+		case olds[j] != cur:
+			changes = append(changes, change{cur: cur, next: olds[j]})
+			j++
+		default:
+			j++
 		}
 		return true
 	})
-	s.tree.Ascend(func(old *item) bool {
-		if _, ok := b.tree.Get(old); !ok && live(old) {
-			changes = append(changes, change{next: old})
-		}
-		return true
-	})
+	for _, old := range olds[j:] {
+		putBack(old)
+	}
+	changes = append(changes, added...)
 	if len(changes) == 0 {
 		// Nothing to restore: no revision, nothing for watches to see.
 		return b.rev, 0

@@ -2,7 +2,9 @@ package storage
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,12 +157,67 @@ func TestRestore(t *testing.T) {
 	}
 }
 
+// Restores of one state, many times, after random creates, updates and
+// deletes in between: the key space is the state's each time.
+func TestRestoreRandom(t *testing.T) {
+	ctx, s := testSetup(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	out := &example.Pod{}
+	write := func(n int) {
+		for range n {
+			name := fmt.Sprintf("p%02d", rnd.IntN(60))
+			key := "/pods/ns/" + name
+			switch err := s.Create(ctx, key, &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: map[string]string{"v": fmt.Sprint(rnd.IntN(1000))}}}, out, 0); {
+			case apistorage.IsExist(err) && rnd.IntN(2) == 0:
+				if err := s.Delete(ctx, key, &example.Pod{}, nil, apistorage.ValidateAllObjectFunc, nil, apistorage.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			case apistorage.IsExist(err):
+				if err := s.GuaranteedUpdate(ctx, key, out, false, nil, func(obj runtime.Object, _ apistorage.ResponseMeta) (runtime.Object, *uint64, error) {
+					obj.(*example.Pod).Labels["v"] = fmt.Sprint(rnd.IntN(1000))
+					return obj, nil, nil
+				}, nil); err != nil {
+					t.Fatal(err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			}
+		}
+	}
+	contents := func() string {
+		list := &example.PodList{}
+		if err := s.GetList(ctx, "/pods/", apistorage.ListOptions{Recursive: true, Predicate: apistorage.Everything}, list); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range list.Items {
+			got = append(got, p.Name+":"+p.Labels["v"])
+		}
+		return strings.Join(got, " ")
+	}
+	write(40)
+	state, want := s.b.State(), contents()
+	for round := range 20 {
+		write(rnd.IntN(30))
+		s.b.Restore(state)
+		if got := contents(); got != want {
+			t.Fatalf("round %d: restored\n%s\nwant\n%s", round, got, want)
+		}
+	}
+}
+
 // Restore of a key space 1,000 objects away from its state (each
 // iteration adds them back first, untimed).
-func BenchmarkRestore1000(b *testing.B) {
+func BenchmarkRestore1000(b *testing.B) { benchmarkRestore(b, 100, 1000) }
+
+// Restore of a key space holding 10,000 objects, 10 away from its state:
+// the unchanged keys cost a walk, nothing more.
+func BenchmarkRestoreHeld10000(b *testing.B) { benchmarkRestore(b, 10000, 10) }
+
+func benchmarkRestore(b *testing.B, held, away int) {
 	ctx, s := testSetup(b)
 	out := &example.Pod{}
-	for i := range 100 {
+	for i := range held {
 		if err := s.Create(ctx, fmt.Sprintf("/pods/base/p%d", i), &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "base", Name: fmt.Sprintf("p%d", i)}}, out, 0); err != nil {
 			b.Fatal(err)
 		}
@@ -168,13 +225,13 @@ func BenchmarkRestore1000(b *testing.B) {
 	state := s.b.State()
 	for b.Loop() {
 		b.StopTimer()
-		for i := range 1000 {
+		for i := range away {
 			if err := s.Create(ctx, fmt.Sprintf("/pods/ns/p%d", i), &example.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"app": "x"}}}, out, 0); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.StartTimer()
-		if _, changed := s.b.Restore(state); changed != 1000 {
+		if _, changed := s.b.Restore(state); changed != away {
 			b.Fatalf("%d changes", changed)
 		}
 	}
