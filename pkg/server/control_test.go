@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -364,6 +365,59 @@ func TestReset(t *testing.T) {
 	if l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=back"}); err != nil || len(l.Items) != 1 ||
 		l.Items[0].Spec.NodeName != "node-1" || l.Items[0].Status.Phase != corev1.PodRunning {
 		t.Errorf("pods after the nodes came back: %v %+v", err, l)
+	}
+}
+
+// A reset undoes a scale-up of a Deployment of the baseline: the baseline's
+// pods, not replacements. The controllers take the reset in one event at a
+// time; one that sees the ReplicaSet back at 2 before two of its 4 pods
+// are gone deletes two that the baseline keeps, which the reset must undo.
+func TestResetUndoesScale(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, _, client, tc := readyServer(t, ctx)
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, deployment("base", 2), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.TakeBaseline(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pods := func() string {
+		t.Helper()
+		l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=base"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range l.Items {
+			out = append(out, fmt.Sprintf("%s/%s/%s", p.Name, p.UID, p.Status.Phase))
+		}
+		return strings.Join(sorted(out), " ")
+	}
+	want := pods()
+	if strings.Count(want, "/Running") != 2 {
+		t.Fatalf("baseline pods: %s", want)
+	}
+	for round := range 8 {
+		if _, err := client.AppsV1().Deployments("default").Patch(ctx, "base", types.MergePatchType, []byte(`{"spec":{"replicas":4}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.Settle(ctx, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.Reset(ctx, testcontrol.ResetRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := pods(); got != want {
+			t.Fatalf("round %d: pods after the reset %s, want %s", round, got, want)
+		}
+	}
+	// And they stay: nothing acts on them afterwards.
+	if err := tc.Settle(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := pods(); got != want {
+		t.Errorf("pods a while after the reset %s, want %s", got, want)
 	}
 }
 

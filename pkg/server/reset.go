@@ -108,17 +108,44 @@ func (s *Server) takeBaseline() {
 // beside the store, those of the Services restored (when the restore
 // changed a Service: otherwise they already are). The caller holds
 // resetMu.
-func (s *Server) restore(ctx context.Context, st *storage.State, timeout time.Duration) error {
+//
+// The components take in a restore one watch event at a time, each
+// informer at its own pace, so a controller can act on a state that was
+// never stored: a ReplicaSet scaled back from 4 to 2 seen before two of
+// its pods are gone makes the ReplicaSet controller delete two pods the
+// state keeps. So once they settled, the state is restored again, until
+// a restore finds nothing to change; on a cluster at rest that second
+// restore is one walk through the keys. That holds for a state the
+// components had settled on (the reset baseline: strict, an error if they
+// keep changing it); a snapshot may hold work in progress, which they
+// rightly carry on with: after restoreRounds its restore leaves them be.
+func (s *Server) restore(ctx context.Context, st *storage.State, timeout time.Duration, strict bool) error {
 	_ = s.Settle(ctx, timeout)
-	rev, changed := s.config.Backend.Restore(st, restoreFirst...)
-	if changed == 0 || s.config.Backend.LastRevision(schema.GroupResource{Resource: "services"}) != rev {
-		return nil
+	for round := 0; ; round++ {
+		rev, changed := s.config.Backend.Restore(st, restoreFirst...)
+		if changed == 0 {
+			return nil
+		}
+		if round == restoreRounds {
+			if !strict {
+				return nil
+			}
+			return apierrors.NewInternalError(fmt.Errorf("the cluster's components kept changing it: %d objects differed from the baseline after %d restores", changed, round))
+		}
+		if s.config.Backend.LastRevision(schema.GroupResource{Resource: "services"}) == rev {
+			if err := s.resyncNodePorts(ctx); err != nil {
+				return apierrors.NewInternalError(fmt.Errorf("NodePort allocations: %w", err))
+			}
+		}
+		if err := settleError(s.config.control.tracker.SettleRestored(ctx, timeout)); err != nil {
+			return err
+		}
 	}
-	if err := s.resyncNodePorts(ctx); err != nil {
-		return apierrors.NewInternalError(fmt.Errorf("NodePort allocations: %w", err))
-	}
-	return nil
 }
+
+// restoreRounds bounds how often restore puts the state back after the
+// components changed it.
+const restoreRounds = 5
 
 // restoreFirst are the workloads whose changes a restore makes before the
 // rest: their controllers then see an owner go or change before its pods
@@ -203,19 +230,21 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 	}
 	s.resetMu.Lock()
 	defer s.resetMu.Unlock()
-	if err := s.restore(ctx, b.state, timeout); err != nil {
-		return err
-	}
 	if s.nodes != nil {
+		// The restored pods run by the rules they are restored with.
 		if err := s.nodes.kubelet.SetRules(rules); err != nil {
 			return apierrors.NewInternalError(err)
 		}
-		// The baseline's nodes are back in the store; other nodes are
-		// registered, the baseline's not asked for deleted.
-		if !equality.Semantic.DeepEqual(nodes, s.nodes.kubelet.Nodes()) {
-			if err := s.nodes.kubelet.SetNodes(ctx, nodes); err != nil {
-				return apierrors.NewInternalError(err)
-			}
+	}
+	if err := s.restore(ctx, b.state, timeout, true); err != nil {
+		return err
+	}
+	// The baseline's nodes are back in the store; other nodes are
+	// registered, the baseline's not asked for deleted.
+	nodesChanged := s.nodes != nil && !equality.Semantic.DeepEqual(nodes, s.nodes.kubelet.Nodes())
+	if nodesChanged {
+		if err := s.nodes.kubelet.SetNodes(ctx, nodes); err != nil {
+			return apierrors.NewInternalError(err)
 		}
 	}
 	s.config.control.faults.Clear()
@@ -229,6 +258,9 @@ func (s *Server) Reset(ctx context.Context, req ResetRequest, timeout time.Durat
 		}
 		return s.Settle(ctx, timeout)
 	}
-	// The components catch up with a state they had settled on.
-	return settleError(s.config.control.tracker.SettleRestored(ctx, timeout))
+	if nodesChanged {
+		return s.Settle(ctx, timeout)
+	}
+	// restore left the cluster settled, and nothing was written since.
+	return nil
 }

@@ -198,7 +198,7 @@ func (s *Server) RestoreSnapshot(ctx context.Context, data []byte, timeout time.
 	}
 	s.resetMu.Lock()
 	defer s.resetMu.Unlock()
-	if err := s.restore(ctx, state, timeout); err != nil {
+	if err := s.restore(ctx, state, timeout, false); err != nil {
 		return err
 	}
 	return s.Settle(ctx, timeout)

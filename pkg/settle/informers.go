@@ -77,22 +77,23 @@ func (t *Tracker) Informer(name string, gr schema.GroupResource, informer cache.
 // busy says how far the informer is behind the store, "" if it is not (or
 // if nothing arrived for InformerGrace since the store's write). Once it
 // caught up, the quiet window runs from the last arrival: that is when the
-// informer's other handlers (the controllers') start on it.
-func (st *informerState) busy(store Store, now time.Time, quiet time.Duration) string {
+// informer's other handlers (the controllers') start on it; remaining is
+// what is left of that window (0 while the informer is behind).
+func (st *informerState) busy(store Store, now time.Time, quiet time.Duration) (s string, remaining time.Duration) {
 	rev := store.LastRevision(st.gr)
 	seen := st.seen.Load()
 	if seen >= rev {
 		if since := now.Sub(time.Unix(0, st.arrived.Load())); since < quiet {
-			return fmt.Sprintf("informer %s of %s handed an event %v ago", st.name, st.gr, since.Round(time.Microsecond))
+			return fmt.Sprintf("informer %s of %s handed an event %v ago", st.name, st.gr, since.Round(time.Microsecond)), quiet - since
 		}
-		return ""
+		return "", 0
 	}
 	since := max(st.arrived.Load(), store.LastWrite().UnixNano())
 	if now.Sub(time.Unix(0, since)) >= InformerGrace {
 		st.seen.CompareAndSwap(seen, rev) // it will not see that one
-		return ""
+		return "", 0
 	}
-	return fmt.Sprintf("informer %s of %s at resourceVersion %d, the store at %d", st.name, st.gr, seen, rev)
+	return fmt.Sprintf("informer %s of %s at resourceVersion %d, the store at %d", st.name, st.gr, seen, rev), 0
 }
 
 // Factory follows every informer factory f has started, once they synced

@@ -99,49 +99,68 @@ func (t *Tracker) RequestStarted(what string) (done func()) {
 
 // Busy returns what keeps the cluster from being settled now, nil if
 // nothing does.
-func (t *Tracker) Busy() []string { return t.busy(t.quiet) }
+func (t *Tracker) Busy() []string {
+	busy, _ := t.busy(t.quiet)
+	return busy
+}
+
+// pollEvery is how often settle looks again while something other than a
+// quiet window keeps the cluster busy.
+const pollEvery = time.Millisecond
 
 // busy is Busy with writeQuiet as the window after the store's last write.
-func (t *Tracker) busy(writeQuiet time.Duration) []string {
-	var busy []string
+// It also says when to look again: when the last quiet window ends if only
+// windows keep the cluster busy (nothing else can end sooner), else after
+// pollEvery.
+func (t *Tracker) busy(writeQuiet time.Duration) (busy []string, again time.Duration) {
 	now := time.Now()
-	if since := now.Sub(t.store.LastWrite()); since < writeQuiet {
-		busy = append(busy, fmt.Sprintf("store written %v ago", since.Round(time.Microsecond)))
+	polled := false
+	window := func(since, quiet time.Duration, what string) {
+		if since < quiet {
+			busy = append(busy, fmt.Sprintf("%s %v ago", what, since.Round(time.Microsecond)))
+			again = max(again, quiet-since)
+		}
 	}
-	if since := now.Sub(time.Unix(0, t.lastRequest.Load())); since < t.quiet {
-		busy = append(busy, fmt.Sprintf("in-process request ended %v ago", since.Round(time.Microsecond)))
+	other := func(s string) {
+		if s != "" {
+			busy = append(busy, s)
+			polled = true
+		}
 	}
+	window(now.Sub(t.store.LastWrite()), writeQuiet, "store written")
+	window(now.Sub(time.Unix(0, t.lastRequest.Load())), t.quiet, "in-process request ended")
 	t.mu.Lock()
 	for agent, n := range t.inflight {
-		busy = append(busy, fmt.Sprintf("%d in-process request(s) in flight: %s", n, agent))
+		other(fmt.Sprintf("%d in-process request(s) in flight: %s", n, agent))
 	}
 	for _, q := range t.queues {
-		if s := q.busy(); s != "" {
-			busy = append(busy, s)
-		}
+		other(q.busy())
 	}
 	for _, e := range t.events {
-		if s := e.busy(now); s != "" {
-			busy = append(busy, s)
-		}
+		other(e.busy(now))
 	}
 	for _, st := range t.informers {
-		if s := st.busy(t.store, now, writeQuiet); s != "" {
+		s, remaining := st.busy(t.store, now, writeQuiet)
+		if remaining > 0 {
 			busy = append(busy, s)
+			again = max(again, remaining)
+		} else {
+			other(s)
 		}
 	}
 	checks := t.checks
 	t.mu.Unlock()
 	for _, check := range checks {
-		if s := check(); s != "" {
-			busy = append(busy, s)
-		}
+		other(check())
 	}
 	if !t.store.WatchesDrained(Internal) {
-		busy = append(busy, "watch events not yet delivered")
+		other("watch events not yet delivered")
+	}
+	if polled {
+		again = pollEvery
 	}
 	slices.Sort(busy)
-	return busy
+	return busy, again
 }
 
 // Check adds a component's own look at its work (one whose queues are not
@@ -189,24 +208,35 @@ func (t *Tracker) SettleRestored(ctx context.Context, timeout time.Duration) err
 
 func (t *Tracker) settle(ctx context.Context, timeout, writeQuiet time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	poll := time.NewTicker(time.Millisecond)
-	defer poll.Stop()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
-		busy := t.busy(writeQuiet)
+		busy, again := t.busy(writeQuiet)
 		if len(busy) == 0 {
 			// Look twice: an event being handed over between two
 			// components is seen by one of the two looks.
-			if busy = t.busy(writeQuiet); len(busy) == 0 {
+			if busy, again = t.busy(writeQuiet); len(busy) == 0 {
 				return nil
 			}
 		}
-		if !time.Now().Before(deadline) {
+		now := time.Now()
+		if !now.Before(deadline) {
 			return &TimeoutError{After: timeout, Busy: busy}
+		}
+		again = min(again, deadline.Sub(now))
+		if timer == nil {
+			timer = time.NewTimer(again)
+		} else {
+			timer.Reset(again)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-poll.C:
+		case <-timer.C:
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -49,6 +50,13 @@ func (s *State) Len() int { return s.tree.Len() }
 
 // NewState returns an empty state, to Put objects into and Restore.
 func NewState() *State { return &State{tree: btree.NewG[*item](32, itemLess)} }
+
+// sameVersion reports whether the store's item cur holds the state's
+// version old: the same item, or (once restored before, the store holds a
+// copy) the same bytes and expiry.
+func sameVersion(old, cur *item) bool {
+	return old == cur || (bytes.Equal(old.data, cur.data) && old.expires.Equal(cur.expires))
+}
 
 func (b *Backend) registerStore(s *store) {
 	b.mu.Lock()
@@ -171,7 +179,7 @@ func (b *Backend) Restore(s *State, first ...schema.GroupResource) (rev int64, c
 		case !live(olds[j]):
 			changes = append(changes, change{cur: cur})
 			j++
-		case olds[j] != cur:
+		case !sameVersion(olds[j], cur):
 			changes = append(changes, change{cur: cur, next: olds[j]})
 			j++
 		default:

@@ -158,7 +158,8 @@ func TestRestore(t *testing.T) {
 }
 
 // Restores of one state, many times, after random creates, updates and
-// deletes in between: the key space is the state's each time.
+// deletes in between: the key space is the state's each time, and a
+// restore right after finds nothing to change.
 func TestRestoreRandom(t *testing.T) {
 	ctx, s := testSetup(t)
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -202,6 +203,10 @@ func TestRestoreRandom(t *testing.T) {
 		s.b.Restore(state)
 		if got := contents(); got != want {
 			t.Fatalf("round %d: restored\n%s\nwant\n%s", round, got, want)
+		}
+		// What it put back is the state's: a second restore finds nothing.
+		if _, changed := s.b.Restore(state); changed != 0 {
+			t.Fatalf("round %d: a second restore changed %d keys", round, changed)
 		}
 	}
 }
