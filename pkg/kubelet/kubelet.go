@@ -13,6 +13,8 @@ package kubelet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net"
@@ -361,8 +363,15 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 	p := pod.DeepCopy()
 	now := metav1.Now()
 	stopped := false
+	// The containers first, then the sidecars, as the kubelet stops them.
+	all := make([]*corev1.ContainerStatus, 0, len(p.Status.ContainerStatuses)+len(p.Status.InitContainerStatuses))
 	for i := range p.Status.ContainerStatuses {
-		s := &p.Status.ContainerStatuses[i]
+		all = append(all, &p.Status.ContainerStatuses[i])
+	}
+	for i := range p.Status.InitContainerStatuses {
+		all = append(all, &p.Status.InitContainerStatuses[i])
+	}
+	for _, s := range all {
 		if s.State.Running == nil {
 			continue
 		}
@@ -378,12 +387,12 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 			reason = "Error"
 		}
 		s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: exitCode, Reason: reason, StartedAt: s.State.Running.StartedAt, FinishedAt: now,
+			ExitCode: exitCode, Reason: reason, StartedAt: s.State.Running.StartedAt, FinishedAt: now, ContainerID: s.ContainerID,
 		}}
 		s.Ready, s.Started = false, ptr.To(false)
 		stopped = true
 	}
-	for _, s := range pod.Status.ContainerStatuses {
+	for _, s := range all {
 		k.config.Logs.End(pod.UID, s.Name, s.RestartCount)
 	}
 	if stopped {
@@ -542,18 +551,26 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
-	// Init containers run to completion as soon as the pod is accepted.
+	// Init containers run to completion as soon as the pod is accepted;
+	// sidecars (restartable init containers) start then and run beside
+	// the containers until the pod ends.
 	if len(p.Status.InitContainerStatuses) > 0 && p.Status.InitContainerStatuses[0].State.Waiting != nil {
 		t := metav1.NewTime(now)
 		for i, c := range pod.Spec.InitContainers {
 			pull(c)
 			event(c, corev1.EventTypeNormal, "Created", "Container created")
 			event(c, corev1.EventTypeNormal, "Started", "Container started")
-			k.config.Logs.Start(pod.UID, c.Name, 0, k.behaviourOf(pod, c).logs...)
-			k.config.Logs.End(pod.UID, c.Name, 0)
+			b := k.behaviourOf(pod, c)
+			k.config.Logs.Start(pod.UID, c.Name, 0, b.logs...)
 			s := &p.Status.InitContainerStatuses[i]
-			s.Image = imageRef(c.Image)
-			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t}}
+			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, 0)
+			if podutil.IsRestartableInitContainer(&c) {
+				s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
+				s.Ready, s.Started = !b.neverReady, ptr.To(true)
+				continue
+			}
+			k.config.Logs.End(pod.UID, c.Name, 0)
+			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t, ContainerID: s.ContainerID}}
 			s.Ready, s.Started = true, ptr.To(false)
 		}
 	}
@@ -571,7 +588,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			t := metav1.NewTime(now)
 			k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
 			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
-			s.Image = imageRef(c.Image) // as the runtime reports the image it runs
+			// As the runtime reports the image it runs and the container.
+			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, s.RestartCount)
 			s.Started = ptr.To(true)
 			k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, b.logs...)
 			event(c, corev1.EventTypeNormal, "Created", "Container created")
@@ -623,7 +641,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				due(exitAt)
 			} else {
 				term := &corev1.ContainerStateTerminated{ExitCode: b.exitCode, Reason: b.terminatedReason(),
-					StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now)}
+					StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}
 				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
 				s.Ready, s.Started = false, ptr.To(false)
 				if podutil.ContainerShouldRestart(c, pod.Spec, b.exitCode) {
@@ -650,6 +668,20 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
+	// Once every container of a pod that is not restarted has ended, the
+	// kubelet stops its sidecars (SIGTERM, which they heed).
+	if runsToCompletion(pod) && allTerminated(p.Status.ContainerStatuses) {
+		for i, c := range pod.Spec.InitContainers {
+			if s := &p.Status.InitContainerStatuses[i]; s.State.Running != nil {
+				event(c, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
+				s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					ExitCode: 0, Reason: "Completed", StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}}
+				s.Ready, s.Started = false, ptr.To(false)
+			}
+		}
+	}
+
 	if err := k.derivePodStatus(pod, p); err != nil {
 		return 0, err
 	}
@@ -669,6 +701,16 @@ func boolCondition(b bool) corev1.ConditionStatus {
 		return corev1.ConditionTrue
 	}
 	return corev1.ConditionFalse
+}
+
+// allTerminated: every container in statuses has ended.
+func allTerminated(statuses []corev1.ContainerStatus) bool {
+	for _, s := range statuses {
+		if s.State.Terminated == nil {
+			return false
+		}
+	}
+	return len(statuses) > 0
 }
 
 // statuses are the containers' first statuses, every one in state.
@@ -696,6 +738,30 @@ func imageRef(image string) string {
 	}
 }
 
+// imageID is the image's digest reference as the container runtime
+// reports it: the digest the image was named by, or one made up from its
+// name (the same for every pull of one name, as a registry's would be for
+// one tag at one time).
+func imageID(image string) string {
+	repo, _, digest, err := parsers.ParseImageName(image)
+	switch {
+	case err != nil:
+		return ""
+	case digest != "":
+		return repo + "@" + digest
+	default:
+		sum := sha256.Sum256([]byte(imageRef(image)))
+		return repo + "@sha256:" + hex.EncodeToString(sum[:])
+	}
+}
+
+// containerID is the runtime's ID of a container instance (one per
+// restart), as the kubelet reports it: runtime://64 hex digits.
+func containerID(pod types.UID, name string, restart int32) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d", pod, name, restart))
+	return "containerd://" + hex.EncodeToString(sum[:])
+}
+
 // setCondition sets a pod condition with upstream's transition-time rules.
 func setCondition(p *corev1.Pod, t corev1.PodConditionType, status corev1.ConditionStatus, reason, message string) {
 	podutil.UpdatePodCondition(&p.Status, &corev1.PodCondition{
@@ -711,11 +777,17 @@ func runsToCompletion(pod *corev1.Pod) bool {
 	return pod.Spec.RestartPolicy != corev1.RestartPolicyAlways
 }
 
-// containerSpec is pod's container named name, nil if there is none.
+// containerSpec is pod's container or init container named name, nil if
+// there is none.
 func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
 		}
 	}
 	return nil

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +225,89 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("SIGTERM to exit with requests and watches in flight: %v", took)
 	}
+}
+
+// Sidecars (restartable init containers) run beside the containers, as
+// the kubelet runs them: started after the init containers before them,
+// Running and Ready for the pod's life, stopped after the containers when
+// the pod is deleted (Killing about each), and stopped once the
+// containers of a pod that is not restarted have ended.
+func TestSidecars(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	ctx := t.Context()
+	withSidecar := func(name string, restart corev1.RestartPolicy) *corev1.Pod {
+		p := pod(name, nil)
+		p.Spec.RestartPolicy = restart
+		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+		p.Spec.InitContainers = []corev1.Container{
+			{Name: "setup", Image: "busybox:1.36"},
+			{Name: "proxy", Image: "envoy:v1", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)},
+		}
+		return p
+	}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, withSidecar("served", corev1.RestartPolicyAlways), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var running *corev1.Pod
+	eventually(t, "pod with a sidecar ready", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().Pods(ns).Get(ctx, "served", metav1.GetOptions{})
+		running = got
+		return err == nil && podReady(got), nil
+	})
+	inits := running.Status.InitContainerStatuses
+	if len(inits) != 2 || inits[0].State.Terminated == nil || inits[0].State.Terminated.Reason != "Completed" ||
+		inits[1].State.Running == nil || !inits[1].Ready || !ptr.Deref(inits[1].Started, false) || inits[1].Image != "docker.io/library/envoy:v1" {
+		t.Fatalf("init container statuses of a running pod: %+v", inits)
+	}
+	// The runtime's IDs, as a kubelet reports them.
+	app := running.Status.ContainerStatuses[0]
+	for _, s := range []corev1.ContainerStatus{inits[0], inits[1], app} {
+		if !regexp.MustCompile(`^containerd://[0-9a-f]{64}$`).MatchString(s.ContainerID) || !regexp.MustCompile(`^docker\.io/library/[a-z]+@sha256:[0-9a-f]{64}$`).MatchString(s.ImageID) {
+			t.Errorf("container %s: containerID %q, imageID %q", s.Name, s.ContainerID, s.ImageID)
+		}
+	}
+	if inits[0].State.Terminated.ContainerID != inits[0].ContainerID || app.ContainerID == inits[1].ContainerID {
+		t.Errorf("container IDs: %+v", running.Status)
+	}
+	if err := c.CoreV1().Pods(ns).Delete(ctx, "served", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Killing events of the container and the sidecar", func(ctx context.Context) (bool, error) {
+		evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Killing,involvedObject.name=served"})
+		if err != nil || len(evs.Items) != 2 {
+			return false, err
+		}
+		var got []string
+		for _, e := range evs.Items {
+			got = append(got, e.InvolvedObject.FieldPath+" "+e.Message)
+		}
+		want := "spec.containers{app} Stopping container app, spec.initContainers{proxy} Stopping container proxy"
+		if strings.Join(sortedStrings(got), ", ") != want {
+			t.Fatalf("Killing events: %v, want %s", got, want)
+		}
+		return true, nil
+	})
+
+	// A pod that is not restarted: its container runs to completion, then
+	// the sidecar is stopped and the pod Succeeded.
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, withSidecar("batch", corev1.RestartPolicyNever), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod with a sidecar succeeded", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().Pods(ns).Get(ctx, "batch", metav1.GetOptions{})
+		if err != nil || got.Status.Phase != corev1.PodSucceeded {
+			return false, err
+		}
+		if s := got.Status.InitContainerStatuses; len(s) != 2 || s[1].State.Terminated == nil || s[1].State.Terminated.ExitCode != 0 || s[1].Ready {
+			t.Fatalf("sidecar of a succeeded pod: %+v", s)
+		}
+		return true, nil
+	})
+}
+
+func sortedStrings(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }
