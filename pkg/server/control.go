@@ -94,6 +94,14 @@ func (c *control) filter(next http.Handler) http.Handler {
 		// discovery polls are not.
 		if e.Internal && info.IsResourceRequest && !c.longRunning(r, info) && e.UserAgent != controlUserAgent {
 			defer c.tracker.RequestStarted(e.Verb + " " + e.Path + " by " + e.UserAgent)()
+			if mutatingVerbs[e.Verb] {
+				// Counted before the request stops being in flight.
+				defer func() {
+					if code := rec.status(); code >= 200 && code < 300 {
+						c.tracker.Wrote()
+					}
+				}()
+			}
 		}
 
 		if a, ok := c.faults.Match(faults.Request{Verb: e.Verb, APIGroup: e.APIGroup, Resource: e.Resource, Subresource: e.Subresource,

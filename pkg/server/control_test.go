@@ -421,6 +421,51 @@ func TestResetUndoesScale(t *testing.T) {
 	}
 }
 
+// What another client writes in reaction to a reset (a test's controller
+// that labels a config map whenever the label is missing) stands: the
+// reset restores again only what the server's own components wrote.
+func TestResetLeavesOthersReactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, _, client, tc := readyServer(t, ctx)
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "watched"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.TakeBaseline(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	label := func(obj any) {
+		if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == "watched" && cm.Labels["seen"] == "" {
+			_, _ = client.CoreV1().ConfigMaps("default").Patch(ctx, "watched", types.MergePatchType, []byte(`{"metadata":{"labels":{"seen":"yes"}}}`), metav1.PatchOptions{})
+		}
+	}
+	if _, err := factory.Core().V1().ConfigMaps().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: label, UpdateFunc: func(_, obj any) { label(obj) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer factory.Shutdown()
+	defer close(stop)
+	factory.Start(stop)
+	labelled := func() bool {
+		cm, err := client.CoreV1().ConfigMaps("default").Get(ctx, "watched", metav1.GetOptions{})
+		return err == nil && cm.Labels["seen"] == "yes"
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return labelled(), nil }); err != nil {
+		t.Fatal("the test's controller never labelled the config map")
+	}
+	for range 3 {
+		if err := tc.Reset(ctx, testcontrol.ResetRequest{}); err != nil {
+			t.Fatalf("reset under a client that reacts to it: %v", err)
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return labelled(), nil }); err != nil {
+			t.Fatal("the test's controller did not label the config map again after the reset")
+		}
+	}
+}
+
 // Faults reach client-go as real failures: its conflict retry, its 429
 // back-off, an informer's resumed watch; history records what the test
 // sent.

@@ -69,7 +69,17 @@ type Tracker struct {
 	inflight map[string]int
 	// lastRequest is when an in-process request last ended (Unix ns).
 	lastRequest atomic.Int64
+	// writes counts the in-process components' successful writes.
+	writes atomic.Int64
 }
+
+// Wrote records a successful write of an in-process component (before its
+// request ends).
+func (t *Tracker) Wrote() { t.writes.Add(1) }
+
+// Writes is the number of successful writes of the in-process components
+// so far: compared before and after, whether they wrote in between.
+func (t *Tracker) Writes() int64 { return t.writes.Load() }
 
 // New returns a tracker over store with the given quiet window
 // (DefaultQuiet if zero).
