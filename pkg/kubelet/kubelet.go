@@ -382,14 +382,7 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 			}
 		}
 		k.recorder(pod.Spec.NodeName).Eventf(about, corev1.EventTypeNormal, "Killing", "Stopping container %s", s.Name)
-		reason := "Completed"
-		if exitCode != 0 {
-			reason = "Error"
-		}
-		s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: exitCode, Reason: reason, StartedAt: s.State.Running.StartedAt, FinishedAt: now, ContainerID: s.ContainerID,
-		}}
-		s.Ready, s.Started = false, ptr.To(false)
+		stop(s, exitCode, now)
 		stopped = true
 	}
 	for _, s := range all {
@@ -675,9 +668,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			if s := &p.Status.InitContainerStatuses[i]; s.State.Running != nil {
 				event(c, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
-				s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-					ExitCode: 0, Reason: "Completed", StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}}
-				s.Ready, s.Started = false, ptr.To(false)
+				stop(s, 0, metav1.NewTime(now))
 			}
 		}
 	}
@@ -701,6 +692,19 @@ func boolCondition(b bool) corev1.ConditionStatus {
 		return corev1.ConditionTrue
 	}
 	return corev1.ConditionFalse
+}
+
+// stop reports a running container stopped at at with exitCode: 0 for
+// one that heeded SIGTERM, 137 for one killed.
+func stop(s *corev1.ContainerStatus, exitCode int32, at metav1.Time) {
+	reason := "Completed"
+	if exitCode != 0 {
+		reason = "Error"
+	}
+	s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode: exitCode, Reason: reason, StartedAt: s.State.Running.StartedAt, FinishedAt: at, ContainerID: s.ContainerID,
+	}}
+	s.Ready, s.Started = false, ptr.To(false)
 }
 
 // allTerminated: every container in statuses has ended.
