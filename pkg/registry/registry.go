@@ -13,6 +13,8 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/registry/generic"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/client-go/informers"
@@ -24,6 +26,8 @@ import (
 	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
 
 	"k8s.io/kubernetes/pkg/serviceaccount"
+
+	"github.com/mockernetes/mockernetes/pkg/listcache"
 
 	admissionregistrationrest "k8s.io/kubernetes/pkg/registry/admissionregistration/rest"
 	apiserverinternalrest "k8s.io/kubernetes/pkg/registry/apiserverinternal/rest"
@@ -92,6 +96,9 @@ type Config struct {
 	// (kube-apiserver dials its scheduler's, controller manager's and etcd's
 	// health endpoints); nil serves no componentstatuses.
 	ComponentStatuses func() map[string]componentstatus.Server
+	// ListCache, when set, keeps the JSON encoding of each listed object
+	// version for the next LIST of it (every group shares it).
+	ListCache *listcache.Cache
 }
 
 // DefaultResourceConfig is the set of group versions kube-apiserver 1.37
@@ -125,7 +132,7 @@ func Providers(c Config) ([]Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Provider{
+	providers := []Provider{
 		core,
 		apiserverinternalrest.StorageProvider{},
 		authenticationrest.RESTStorageProvider{Authenticator: c.Authenticator, APIAudiences: c.APIAudiences},
@@ -148,5 +155,45 @@ func Providers(c Config) ([]Provider, error) {
 		admissionregistrationrest.RESTStorageProvider{Authorizer: c.Authorizer, DiscoveryClient: client.Discovery()},
 		eventsrest.RESTStorageProvider{TTL: c.EventTTL},
 		resourcerest.RESTStorageProvider{NamespaceClient: client.CoreV1().Namespaces(), Authorizer: c.Authorizer},
-	}, nil
+	}
+	if c.ListCache != nil {
+		for i, p := range providers {
+			providers[i] = cachedLists(p, c.ListCache)
+		}
+	}
+	return providers, nil
+}
+
+// cachedLists makes p's API group write its JSON lists through cache.
+func cachedLists(p Provider, cache *listcache.Cache) Provider {
+	l := listCaching{Provider: p, cache: cache}
+	if hooks, ok := p.(genericapiserver.PostStartHookProvider); ok {
+		return listCachingWithHook{listCaching: l, hooks: hooks}
+	}
+	return l
+}
+
+type listCaching struct {
+	Provider
+	cache *listcache.Cache
+}
+
+func (l listCaching) NewRESTStorage(resources serverstorage.APIResourceConfigSource, getter generic.RESTOptionsGetter) (genericapiserver.APIGroupInfo, error) {
+	info, err := l.Provider.NewRESTStorage(resources, getter)
+	if err != nil {
+		return info, err
+	}
+	info.NegotiatedSerializer = listcache.Wrap(info.NegotiatedSerializer, l.cache)
+	return info, nil
+}
+
+// listCachingWithHook keeps the post-start hook of a provider that has one
+// (upstream's installer looks for it by type assertion).
+type listCachingWithHook struct {
+	listCaching
+	hooks genericapiserver.PostStartHookProvider
+}
+
+func (l listCachingWithHook) PostStartHook() (string, genericapiserver.PostStartHookFunc, error) {
+	return l.hooks.PostStartHook()
 }

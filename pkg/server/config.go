@@ -63,6 +63,7 @@ import (
 	"github.com/mockernetes/mockernetes/pkg/egress"
 	"github.com/mockernetes/mockernetes/pkg/history"
 	"github.com/mockernetes/mockernetes/pkg/kubelet"
+	"github.com/mockernetes/mockernetes/pkg/listcache"
 	"github.com/mockernetes/mockernetes/pkg/load"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 	"github.com/mockernetes/mockernetes/pkg/registry"
@@ -659,6 +660,7 @@ func (b *configBuilder) registries() error {
 		KubeletClientConfig:   kubeletClient,
 		ProxyTransport:        b.proxyTransport,
 		EndpointSliceGetter:   endpointSlices,
+		ListCache:             listcache.New(0),
 	}
 	if c.Kubelet.Logs != nil { // an interface: no typed nil
 		c.Registry.PodLogs = c.Kubelet.Logs

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,15 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // The server's store hands listed objects to the registries read-only
@@ -161,5 +168,153 @@ func TestListsLeaveStoreIntact(t *testing.T) {
 
 	if err := cfg.Backend.VerifyCache(); err != nil {
 		t.Fatalf("after %d LISTs: %v", requests.Load(), err)
+	}
+}
+
+// JSON LISTs of built-in kinds are written from the encodings kept of each
+// object version (pkg/listcache). What a client reads must be what the
+// store holds at the list's revision: the same objects as the protobuf
+// LIST at that revision (encoded by upstream, no cache), after updates,
+// deletions and re-creations under the same names.
+func TestListsFromCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, cfg, rc := runServer(t, ctx)
+	if err := srv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	protoConfig := rest.CopyConfig(rc)
+	protoConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	protoConfig.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+	protoClient := kubernetes.NewForConfigOrDie(protoConfig)
+	labels := map[string]string{"app": "web"}
+	replicas := int32(3)
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5")}}}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Labels: labels},
+			Data:       map[string]string{"i": fmt.Sprint(i)},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Settle(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	// check lists every kind as JSON twice and as protobuf at the first
+	// JSON list's revision, and compares what the three hold.
+	check := func(step string) {
+		t.Helper()
+		type kind struct {
+			path  string
+			proto func(opts metav1.ListOptions) (runtime.Object, error)
+			json  func() runtime.Object
+		}
+		kinds := []kind{
+			{"/api/v1/namespaces/default/configmaps", func(o metav1.ListOptions) (runtime.Object, error) {
+				return protoClient.CoreV1().ConfigMaps("default").List(ctx, o)
+			}, func() runtime.Object { return &corev1.ConfigMapList{} }},
+			{"/api/v1/pods", func(o metav1.ListOptions) (runtime.Object, error) { return protoClient.CoreV1().Pods("").List(ctx, o) },
+				func() runtime.Object { return &corev1.PodList{} }},
+			{"/apis/apps/v1/replicasets", func(o metav1.ListOptions) (runtime.Object, error) {
+				return protoClient.AppsV1().ReplicaSets("").List(ctx, o)
+			}, func() runtime.Object { return &appsv1.ReplicaSetList{} }},
+			{"/api/v1/events", func(o metav1.ListOptions) (runtime.Object, error) {
+				return protoClient.CoreV1().Events("").List(ctx, o)
+			},
+				func() runtime.Object { return &corev1.EventList{} }},
+			{"/api/v1/nodes", func(o metav1.ListOptions) (runtime.Object, error) { return protoClient.CoreV1().Nodes().List(ctx, o) },
+				func() runtime.Object { return &corev1.NodeList{} }},
+		}
+		for _, k := range kinds {
+			first, err := cs.CoreV1().RESTClient().Get().AbsPath(k.path).SetHeader("Accept", "application/json").DoRaw(ctx)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", step, k.path, err)
+			}
+			fromJSON := k.json()
+			if err := json.Unmarshal(first, fromJSON); err != nil {
+				t.Fatalf("%s: %s: %v", step, k.path, err)
+			}
+			rv := fromJSON.(metav1.ListInterface).GetResourceVersion()
+			again, err := cs.CoreV1().RESTClient().Get().AbsPath(k.path).Param("resourceVersion", rv).Param("resourceVersionMatch", "Exact").
+				SetHeader("Accept", "application/json").DoRaw(ctx)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", step, k.path, err)
+			}
+			if !bytes.Equal(first, again) {
+				t.Errorf("%s: %s: two JSON LISTs at revision %s differ:\n%s\n%s", step, k.path, rv, first, again)
+			}
+			fromProto, err := k.proto(metav1.ListOptions{ResourceVersion: rv, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+			if err != nil {
+				t.Fatalf("%s: %s: %v", step, k.path, err)
+			}
+			fromProto.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+			fromJSON.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+			if !apiequality.Semantic.DeepEqual(fromJSON, fromProto) {
+				t.Errorf("%s: %s at revision %s: the JSON LIST and the protobuf LIST differ:\n%s", step, k.path, rv, cmp.Diff(fromProto, fromJSON))
+			}
+		}
+	}
+	check("first")
+	hits, misses := cfg.Registry.ListCache.Stats()
+	if hits == 0 || misses == 0 {
+		t.Fatalf("list cache: %d hits, %d misses; both expected", hits, misses)
+	}
+
+	// An update, a deletion, a re-creation under the same name, a scale.
+	if _, err := cs.CoreV1().ConfigMaps("default").Patch(ctx, "cm-1", types.MergePatchType, []byte(`{"data":{"i":"updated"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().ConfigMaps("default").Delete(ctx, "cm-2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().ConfigMaps("default").Delete(ctx, "cm-3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm-3"}, Data: map[string]string{"i": "again"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AppsV1().Deployments("default").Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Settle(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	check("after changes")
+	l, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, cm := range l.Items {
+		got[cm.Name] = cm.Data["i"]
+	}
+	if len(l.Items) != 28 || got["cm-1"] != "updated" || got["cm-5"] != "5" {
+		t.Errorf("config maps listed after the changes: %v", got)
+	}
+	all, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range all.Items {
+		if cm.Name == "cm-2" {
+			t.Error("deleted cm-2 listed")
+		}
+		if cm.Name == "cm-3" && cm.Data["i"] != "again" {
+			t.Errorf("cm-3 listed as %v, want its new version", cm.Data)
+		}
+	}
+	if h, _ := cfg.Registry.ListCache.Stats(); h <= hits {
+		t.Errorf("no LIST after the changes came from the cache (%d hits before, %d after)", hits, h)
 	}
 }
