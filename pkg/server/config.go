@@ -467,6 +467,10 @@ func (b *configBuilder) authentication() error {
 		return err
 	}
 	c.AuthTrust = clusterauthenticationtrust.ClusterAuthenticationInfo{ClientCA: clientCA}
+	// A client certificate's verification is reused across its requests.
+	if clientCA != nil {
+		g.Authentication.Authenticator = newCertAuthCache(g.Authentication.Authenticator, clientCA)
+	}
 	// Published in kube-system/extension-apiserver-authentication, where
 	// extension API servers read whom to trust (kube-apiserver's BuildGenericConfig).
 	requestHeader, err := authn.RequestHeader.ToAuthenticationRequestHeaderConfig()
