@@ -28,18 +28,41 @@ import (
 	"k8s.io/client-go/rest"
 )
 
+// readyWithConfig runs a server for the test (two minutes at most), waits
+// until it is ready, and returns its config too.
+func readyWithConfig(t *testing.T) (context.Context, *Server, *Config, *rest.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	srv, cfg, rc := runServer(t, ctx)
+	if err := srv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, srv, cfg, rc
+}
+
+// webDeployment is a Deployment of 3 with quantities in its pods'
+// resources, which encoders format lazily.
+func webDeployment(labels map[string]string) *appsv1.Deployment {
+	replicas := int32(3)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx",
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5"), corev1.ResourceMemory: resource.MustParse("1.5Gi")},
+						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2000M")},
+					}}}}}},
+	}
+}
+
 // The server's store hands listed objects to the registries read-only
 // (storage.Options.ReadOnlyLists), as kube-apiserver's watch cache does.
 // This LISTs every kind of object, through every representation a client
 // can ask for, and then checks that no cached object in the store changed:
 // nothing between the store and the wire writes to listed objects.
 func TestListsLeaveStoreIntact(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, cfg, rc := runServer(t, ctx)
-	if err := srv.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, cfg, rc := readyWithConfig(t)
 	cs := kubernetes.NewForConfigOrDie(rc)
 	dyn := dynamic.NewForConfigOrDie(rc)
 	must := func(_ any, err error) {
@@ -52,17 +75,7 @@ func TestListsLeaveStoreIntact(t *testing.T) {
 	// Objects of the kinds whose registries decorate what they read, and
 	// Pods with quantities, which encoders format lazily.
 	labels := map[string]string{"app": "web"}
-	replicas := int32(3)
-	must(cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels},
-		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx",
-					Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5"), corev1.ResourceMemory: resource.MustParse("1.5Gi")},
-						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2000M")},
-					}}}}}},
-	}, metav1.CreateOptions{}))
+	must(cs.AppsV1().Deployments("default").Create(ctx, webDeployment(labels), metav1.CreateOptions{}))
 	for _, svc := range []corev1.Service{
 		{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels}, Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "headless"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}},
@@ -177,26 +190,14 @@ func TestListsLeaveStoreIntact(t *testing.T) {
 // LIST at that revision (encoded by upstream, no cache), after updates,
 // deletions and re-creations under the same names.
 func TestListsFromCache(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, cfg, rc := runServer(t, ctx)
-	if err := srv.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, srv, cfg, rc := readyWithConfig(t)
 	cs := kubernetes.NewForConfigOrDie(rc)
 	protoConfig := rest.CopyConfig(rc)
 	protoConfig.ContentType = "application/vnd.kubernetes.protobuf"
 	protoConfig.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
 	protoClient := kubernetes.NewForConfigOrDie(protoConfig)
 	labels := map[string]string{"app": "web"}
-	replicas := int32(3)
-	if _, err := cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels},
-		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5")}}}}}}},
-	}, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, webDeployment(labels), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 30 {
