@@ -1,18 +1,20 @@
-// Package listcache writes JSON LIST responses from a cache of each
-// object version's encoding.
+// Package listcache writes LIST responses (JSON and protobuf) from a
+// cache of each object version's encoding.
 //
-// Three quarters of a LIST's time is JSON encoding, and kube-apiserver
-// encodes every item again for every LIST. An object's encoding is fixed
-// by its type, its uid and its resourceVersion (every write gives it a new
+// Three quarters of a LIST's time is encoding, and kube-apiserver encodes
+// every item again for every LIST. An object's encoding is fixed by its
+// type, its uid and its resourceVersion (every write gives it a new
 // resourceVersion, and revisions never go back, not even on a reset), so
 // the encoding of an item listed before is reused as bytes. The output is
-// the same, byte for byte, as upstream's streaming JSON list encoder
-// (k8s.io/apimachinery's json serializer with StreamingCollectionsEncoding,
-// kube-apiserver's default), whose framing is copied here.
+// the same, byte for byte, as upstream's streaming list encoders
+// (k8s.io/apimachinery's JSON and protobuf serializers with
+// StreamingCollectionsEncoding, kube-apiserver's default), whose framing is
+// copied here.
 //
 // Only typed built-in lists go through the cache; custom resources
 // (unstructured, their encoding can change with their CRD's schema), tables,
-// partial object metadata, pretty and YAML output are left to upstream.
+// partial object metadata, YAML, CBOR and pretty output are left to
+// upstream.
 package listcache
 
 import (
@@ -124,6 +126,27 @@ func (c *Cache) get(ls []lookup) {
 	}
 }
 
+// lookups returns the cache's lookups for the items (those without a uid,
+// resourceVersion or plain TypeMeta are not cached: their uid is ""),
+// with the encodings the cache holds filled in, and the items.
+func (c *Cache) lookups(encoder int, items reflect.Value) ([]lookup, []any) {
+	typ := items.Type().Elem()
+	ls := make([]lookup, items.Len())
+	objs := make([]any, items.Len())
+	for i := range ls {
+		item := items.Index(i).Addr().Interface()
+		objs[i] = item
+		m := item.(metav1.ObjectMetaAccessor).GetObjectMeta()
+		uid, rv, tm := m.GetUID(), m.GetResourceVersion(), typeMetaOf(item)
+		if uid == "" || rv == "" || tm == nil {
+			continue
+		}
+		ls[i] = lookup{key: key{encoder: encoder, typ: typ, uid: uid}, rv: rv, tm: tm}
+	}
+	c.get(ls)
+	return ls, objs
+}
+
 // put keeps the encodings made for the items in ls that were missing.
 func (c *Cache) put(ls []lookup, made []int) {
 	c.mu.Lock()
@@ -149,8 +172,15 @@ func (c *Cache) putLocked(k key, e *entry) {
 func Wrap(s runtime.NegotiatedSerializer, c *Cache) runtime.NegotiatedSerializer {
 	infos := append([]runtime.SerializerInfo(nil), s.SupportedMediaTypes()...)
 	for i := range infos {
-		if infos[i].MediaType == runtime.ContentTypeJSON && infos[i].Serializer != nil {
-			infos[i].Serializer = &serializer{Serializer: infos[i].Serializer, cache: c, encoder: c.encoder(infos[i].Serializer.Identifier())}
+		inner := infos[i].Serializer
+		if inner == nil {
+			continue
+		}
+		switch infos[i].MediaType {
+		case runtime.ContentTypeJSON:
+			infos[i].Serializer = &jsonSerializer{Serializer: inner, cache: c, encoder: c.encoder(inner.Identifier())}
+		case runtime.ContentTypeProtobuf:
+			infos[i].Serializer = &protobufSerializer{Serializer: inner, cache: c, encoder: c.encoder(inner.Identifier())}
 		}
 	}
 	return &negotiated{NegotiatedSerializer: s, infos: infos}
@@ -163,9 +193,9 @@ type negotiated struct {
 
 func (n *negotiated) SupportedMediaTypes() []runtime.SerializerInfo { return n.infos }
 
-// serializer is the JSON serializer with lists encoded through the cache.
-// Everything else, decoding included, is the wrapped serializer's.
-type serializer struct {
+// jsonSerializer is the JSON serializer with lists encoded through the
+// cache. Everything else, decoding included, is the wrapped serializer's.
+type jsonSerializer struct {
 	runtime.Serializer
 	cache   *Cache
 	encoder int
@@ -173,14 +203,14 @@ type serializer struct {
 
 // Encode writes a typed list from the cached encodings of its items, and
 // anything else as the wrapped serializer does.
-func (s *serializer) Encode(obj runtime.Object, w io.Writer) error {
+func (s *jsonSerializer) Encode(obj runtime.Object, w io.Writer) error {
 	if _, ok := obj.(*unstructured.UnstructuredList); ok {
 		return s.Serializer.Encode(obj, w)
 	}
 	if _, ok := obj.(json.Marshaler); ok {
 		return s.Serializer.Encode(obj, w)
 	}
-	list, ok := listOf(obj)
+	list, ok := listOf(obj, jsonTags)
 	if !ok {
 		return s.Serializer.Encode(obj, w)
 	}
@@ -194,10 +224,38 @@ type list struct {
 	items    reflect.Value // the Items slice
 }
 
+// listTags are the struct tags a list's fields must have for a format's
+// streaming list encoder to write it field by field.
+type listTags struct {
+	name                  string // "json" or "protobuf"
+	typeMeta              func(tag string, ok bool) bool
+	listMeta, items       string
+	itemsMustNotImplement reflect.Type // a custom encoding upstream would use
+	itemsMustImplement    reflect.Type // the encoding the cache uses
+}
+
+var (
+	jsonTags = listTags{
+		name:                  "json",
+		typeMeta:              func(tag string, ok bool) bool { return ok && (tag == "" || tag == ",inline") },
+		listMeta:              "metadata,omitempty",
+		items:                 "items",
+		itemsMustNotImplement: marshalerType,
+	}
+	protobufTags = listTags{
+		name:               "protobuf",
+		typeMeta:           func(tag string, _ bool) bool { return tag == "" },
+		listMeta:           "bytes,1,opt,name=metadata",
+		items:              "bytes,2,rep,name=items",
+		itemsMustImplement: protoMarshalerType,
+	}
+)
+
 // listOf takes obj apart if it is a list that upstream's streaming encoder
-// writes field by field: TypeMeta inline, ListMeta as "metadata", and a
-// slice "items" of structs that are objects with object metadata.
-func listOf(obj runtime.Object) (list, bool) {
+// of the format writes field by field: TypeMeta inline, ListMeta as
+// "metadata", and a slice "items" of structs that are objects with object
+// metadata.
+func listOf(obj runtime.Object, tags listTags) (list, bool) {
 	v := reflect.ValueOf(obj)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return list{}, false
@@ -208,22 +266,21 @@ func listOf(obj runtime.Object) (list, bool) {
 		return list{}, false
 	}
 	typeMeta, ok := v.Field(0).Interface().(metav1.TypeMeta)
-	if !ok || !t.Field(0).Anonymous {
-		return list{}, false
-	}
-	if tag, ok := t.Field(0).Tag.Lookup("json"); !ok || (tag != "" && tag != ",inline") {
+	if !ok || !t.Field(0).Anonymous || !tags.typeMeta(t.Field(0).Tag.Lookup(tags.name)) {
 		return list{}, false
 	}
 	listMeta, ok := v.Field(1).Interface().(metav1.ListMeta)
-	if !ok || t.Field(1).Tag.Get("json") != "metadata,omitempty" {
+	if !ok || t.Field(1).Tag.Get(tags.name) != tags.listMeta {
 		return list{}, false
 	}
 	items := v.Field(2)
-	if t.Field(2).Tag.Get("json") != "items" || items.Kind() != reflect.Slice || items.Type().Elem().Kind() != reflect.Struct {
+	if t.Field(2).Tag.Get(tags.name) != tags.items || items.Kind() != reflect.Slice || items.Type().Elem().Kind() != reflect.Struct {
 		return list{}, false
 	}
 	elem := reflect.PointerTo(items.Type().Elem())
-	if !elem.Implements(objectType) || !elem.Implements(metaAccessorType) || elem.Implements(marshalerType) {
+	if !elem.Implements(objectType) || !elem.Implements(metaAccessorType) ||
+		tags.itemsMustNotImplement != nil && elem.Implements(tags.itemsMustNotImplement) ||
+		tags.itemsMustImplement != nil && !elem.Implements(tags.itemsMustImplement) {
 		return list{}, false
 	}
 	return list{typeMeta: typeMeta, listMeta: listMeta, items: items}, true
@@ -233,10 +290,13 @@ var (
 	objectType       = reflect.TypeFor[runtime.Object]()
 	metaAccessorType = reflect.TypeFor[metav1.ObjectMetaAccessor]()
 	marshalerType    = reflect.TypeFor[json.Marshaler]()
+	// protoMarshalerType is what the generated protobuf code of every
+	// built-in kind implements.
+	protoMarshalerType = reflect.TypeFor[interface{ Marshal() ([]byte, error) }]()
 )
 
 // encodeList writes what upstream's streamEncoder.encodeList writes.
-func (s *serializer) encodeList(l list, w io.Writer) error {
+func (s *jsonSerializer) encodeList(l list, w io.Writer) error {
 	e := &encoder{w: w}
 	e.json = json.NewEncoder(&e.buf)
 	if _, err := w.Write([]byte(`{`)); err != nil {
@@ -268,24 +328,11 @@ func (s *serializer) encodeList(l list, w io.Writer) error {
 
 // encodeItems writes the items from the cache where it holds their
 // version, and encodes (and keeps) the others.
-func (s *serializer) encodeItems(e *encoder, items reflect.Value) error {
+func (s *jsonSerializer) encodeItems(e *encoder, items reflect.Value) error {
 	if _, err := e.w.Write([]byte(`"items":[`)); err != nil {
 		return err
 	}
-	typ := items.Type().Elem()
-	ls := make([]lookup, items.Len())
-	objs := make([]any, items.Len())
-	for i := range ls {
-		item := items.Index(i).Addr().Interface()
-		objs[i] = item
-		m := item.(metav1.ObjectMetaAccessor).GetObjectMeta()
-		uid, rv, tm := m.GetUID(), m.GetResourceVersion(), typeMetaOf(item)
-		if uid == "" || rv == "" || tm == nil {
-			continue // not cached (uid "" marks it)
-		}
-		ls[i] = lookup{key: key{encoder: s.encoder, typ: typ, uid: uid}, rv: rv, tm: tm}
-	}
-	s.cache.get(ls)
+	ls, objs := s.cache.lookups(s.encoder, items)
 	var made []int
 	for i := range ls {
 		if i > 0 {

@@ -22,16 +22,27 @@ import (
 var codecs = runtimeserializer.NewCodecFactory(scheme.Scheme,
 	runtimeserializer.WithStreamingCollectionEncodingToJSON(), runtimeserializer.WithStreamingCollectionEncodingToProtobuf())
 
+// mediaTypes are the formats the cache serves lists in.
+var mediaTypes = []string{runtime.ContentTypeJSON, runtime.ContentTypeProtobuf}
+
 // encode encodes obj as a handler does: the negotiated JSON serializer,
 // converted to v1.
 func encode(t *testing.T, ns runtime.NegotiatedSerializer, obj runtime.Object) []byte {
 	t.Helper()
-	info, ok := runtime.SerializerInfoForMediaType(ns.SupportedMediaTypes(), runtime.ContentTypeJSON)
+	return encodeAs(t, runtime.ContentTypeJSON, ns, obj)
+}
+
+// encodeAs encodes obj in a media type as a handler does: the negotiated
+// serializer, converted to v1, with an allocator as the handlers give.
+func encodeAs(t *testing.T, mediaType string, ns runtime.NegotiatedSerializer, obj runtime.Object) []byte {
+	t.Helper()
+	info, ok := runtime.SerializerInfoForMediaType(ns.SupportedMediaTypes(), mediaType)
 	if !ok {
-		t.Fatal("no JSON serializer")
+		t.Fatalf("no %s serializer", mediaType)
 	}
 	var buf bytes.Buffer
-	if err := ns.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion).Encode(obj, &buf); err != nil {
+	enc := ns.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+	if err := runtime.NewEncoderWithAllocator(enc.(runtime.EncoderWithAllocator), &runtime.Allocator{}).Encode(obj, &buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -84,14 +95,19 @@ func TestSameBytesAsUpstream(t *testing.T) {
 		"status (no list)": &metav1.Status{Status: metav1.StatusFailure, Code: 404},
 	}
 	for name, obj := range cases {
-		t.Run(name, func(t *testing.T) {
-			want := encode(t, codecs, obj.DeepCopyObject())
-			for round := range 3 { // a miss, then hits
-				if got := encode(t, wrapped, obj.DeepCopyObject()); !bytes.Equal(got, want) {
-					t.Fatalf("round %d:\n got %s\nwant %s", round, got, want)
-				}
+		for _, mediaType := range mediaTypes {
+			if _, ok := obj.(*unstructured.UnstructuredList); ok && mediaType != runtime.ContentTypeJSON {
+				continue // no protobuf for unstructured
 			}
-		})
+			t.Run(name+" as "+mediaType, func(t *testing.T) {
+				want := encodeAs(t, mediaType, codecs, obj.DeepCopyObject())
+				for round := range 3 { // a miss, then hits
+					if got := encodeAs(t, mediaType, wrapped, obj.DeepCopyObject()); !bytes.Equal(got, want) {
+						t.Fatalf("round %d:\n got %q\nwant %q", round, got, want)
+					}
+				}
+			})
+		}
 	}
 	if hits, misses := c.Stats(); hits == 0 || misses == 0 {
 		t.Errorf("hits %d, misses %d: both expected", hits, misses)
@@ -105,13 +121,15 @@ func TestNewVersionsEncodedAfresh(t *testing.T) {
 	wrapped := Wrap(codecs, c)
 	check := func(l *corev1.PodList, wantHits, wantMisses int64) {
 		t.Helper()
-		h0, m0 := c.Stats()
-		if got, want := encode(t, wrapped, l.DeepCopy()), encode(t, codecs, l.DeepCopy()); !bytes.Equal(got, want) {
-			t.Fatalf("got %s\nwant %s", got, want)
-		}
-		h1, m1 := c.Stats()
-		if h1-h0 != wantHits || m1-m0 != wantMisses {
-			t.Errorf("hits %d, misses %d; want %d, %d", h1-h0, m1-m0, wantHits, wantMisses)
+		for _, mediaType := range mediaTypes {
+			h0, m0 := c.Stats()
+			if got, want := encodeAs(t, mediaType, wrapped, l.DeepCopy()), encodeAs(t, mediaType, codecs, l.DeepCopy()); !bytes.Equal(got, want) {
+				t.Fatalf("%s: got %q\nwant %q", mediaType, got, want)
+			}
+			h1, m1 := c.Stats()
+			if h1-h0 != wantHits || m1-m0 != wantMisses {
+				t.Errorf("%s: hits %d, misses %d; want %d, %d", mediaType, h1-h0, m1-m0, wantHits, wantMisses)
+			}
 		}
 	}
 	l := podList("5", "6", "7")
@@ -175,8 +193,9 @@ func TestConcurrent(t *testing.T) {
 					rvs[i] = strconv.Itoa(1 + r.IntN(3))
 				}
 				l := podList(rvs...)
-				if got, want := encode(t, wrapped, l.DeepCopy()), encode(t, codecs, l.DeepCopy()); !bytes.Equal(got, want) {
-					done <- fmt.Errorf("got %s\nwant %s", got, want)
+				mediaType := mediaTypes[r.IntN(len(mediaTypes))]
+				if got, want := encodeAs(t, mediaType, wrapped, l.DeepCopy()), encodeAs(t, mediaType, codecs, l.DeepCopy()); !bytes.Equal(got, want) {
+					done <- fmt.Errorf("%s: got %q\nwant %q", mediaType, got, want)
 					return
 				}
 			}

@@ -96,7 +96,7 @@ type Config struct {
 	// (kube-apiserver dials its scheduler's, controller manager's and etcd's
 	// health endpoints); nil serves no componentstatuses.
 	ComponentStatuses func() map[string]componentstatus.Server
-	// ListCache, when set, keeps the JSON encoding of each listed object
+	// ListCache, when set, keeps the JSON and protobuf encodings of each listed object
 	// version for the next LIST of it (every group shares it).
 	ListCache *listcache.Cache
 }
@@ -164,7 +164,7 @@ func Providers(c Config) ([]Provider, error) {
 	return providers, nil
 }
 
-// cachedLists makes p's API group write its JSON lists through cache.
+// cachedLists makes p's API group write its JSON and protobuf lists through cache.
 func cachedLists(p Provider, cache *listcache.Cache) Provider {
 	l := listCaching{Provider: p, cache: cache}
 	if hooks, ok := p.(genericapiserver.PostStartHookProvider); ok {

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 )
 
 // readyWithConfig runs a server for the test (two minutes at most), waits
@@ -184,11 +185,11 @@ func TestListsLeaveStoreIntact(t *testing.T) {
 	}
 }
 
-// JSON LISTs of built-in kinds are written from the encodings kept of each
-// object version (pkg/listcache). What a client reads must be what the
-// store holds at the list's revision: the same objects as the protobuf
-// LIST at that revision (encoded by upstream, no cache), after updates,
-// deletions and re-creations under the same names.
+// JSON and protobuf LISTs of built-in kinds are written from the encodings
+// kept of each object version (pkg/listcache). What a client reads must be
+// what the store holds at the list's revision: the same objects as the
+// YAML LIST at that revision (encoded by upstream, no cache), after
+// updates, deletions and re-creations under the same names.
 func TestListsFromCache(t *testing.T) {
 	ctx, srv, cfg, rc := readyWithConfig(t)
 	cs := kubernetes.NewForConfigOrDie(rc)
@@ -259,10 +260,24 @@ func TestListsFromCache(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %s: %v", step, k.path, err)
 			}
-			fromProto.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-			fromJSON.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-			if !apiequality.Semantic.DeepEqual(fromJSON, fromProto) {
-				t.Errorf("%s: %s at revision %s: the JSON LIST and the protobuf LIST differ:\n%s", step, k.path, rv, cmp.Diff(fromProto, fromJSON))
+			// YAML is encoded by upstream alone (not cached).
+			asYAML, err := cs.CoreV1().RESTClient().Get().AbsPath(k.path).Param("resourceVersion", rv).Param("resourceVersionMatch", "Exact").
+				SetHeader("Accept", "application/yaml").DoRaw(ctx)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", step, k.path, err)
+			}
+			fromYAML := k.json()
+			if err := yaml.Unmarshal(asYAML, fromYAML); err != nil {
+				t.Fatalf("%s: %s: %v", step, k.path, err)
+			}
+			for _, l := range []runtime.Object{fromProto, fromJSON, fromYAML} {
+				l.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+			}
+			if !apiequality.Semantic.DeepEqual(fromJSON, fromYAML) {
+				t.Errorf("%s: %s at revision %s: the JSON LIST and the YAML LIST differ:\n%s", step, k.path, rv, cmp.Diff(fromYAML, fromJSON))
+			}
+			if !apiequality.Semantic.DeepEqual(fromProto, fromYAML) {
+				t.Errorf("%s: %s at revision %s: the protobuf LIST and the YAML LIST differ:\n%s", step, k.path, rv, cmp.Diff(fromYAML, fromProto))
 			}
 		}
 	}
