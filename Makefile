@@ -39,12 +39,12 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Everything: under the race detector the store and the in-process servers
+# Everything: under the race detector the store, the list cache and the in-process servers
 # (their tests run the whole server: storage, controllers, scheduler and
 # kubelet), then the rest, including test/e2e, which builds the server and
 # kubectl and runs them as processes (the build step first, so that the e2e
 # set-up only links), and helm.
-RACE_PKGS := ./pkg/storage/... ./pkg/server/... ./pkg/envtest/...
+RACE_PKGS := ./pkg/storage/... ./pkg/listcache/... ./pkg/server/... ./pkg/envtest/...
 test: vet helm
 	$(GO) build ./...
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
