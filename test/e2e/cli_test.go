@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -148,5 +149,64 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
 		t.Errorf("temporary state directory %s left behind: %v", stateDir, err)
+	}
+}
+
+// The binary collects garbage less often while it starts (GOGC 400) and
+// puts the collector back to the default a second after ready, unless the
+// user set GOGC, which it leaves alone. The runtime's own figure is read
+// from /metrics (go_gc_gogc_percent).
+func TestStartupGC(t *testing.T) {
+	gogc := func(s *server) int {
+		t.Helper()
+		body, err := s.client(t).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go_gc_gogc_percent "); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatal("no go_gc_gogc_percent in /metrics")
+		return 0
+	}
+	settled := func(s *server, want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for got := gogc(s); got != want; got = gogc(s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("GOGC %d 20 s after ready, want %d", got, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	args := []string{"--controllers=none", "--gateway-api=false"}
+	s := startTestServer(t, args...)
+	// Read at once: the setting is put back a second after ready.
+	if got := gogc(s); got != 400 {
+		t.Errorf("GOGC %d right after ready, want 400 while starting", got)
+	}
+	settled(s, 100)
+
+	s2, err := startServerEnv(filepath.Join(t.TempDir(), "state"), []string{"GOGC=150"}, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s2.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if got := gogc(s2); got != 150 {
+		t.Errorf("GOGC %d with GOGC=150 set, right after ready", got)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := gogc(s2); got != 150 {
+		t.Errorf("GOGC %d with GOGC=150 set, 1.5 s after ready", got)
 	}
 }

@@ -107,8 +107,16 @@ type server struct {
 // startServer runs `mockernetes serve --port 0` with its state in stateDir
 // and returns once it printed its KUBECONFIG line (it does so when ready).
 func startServer(stateDir string, extra ...string) (*server, error) {
+	return startServerEnv(stateDir, nil, extra...)
+}
+
+// startServerEnv is startServer with env added to the process's environment.
+func startServerEnv(stateDir string, env []string, extra ...string) (*server, error) {
 	args := append([]string{"serve", "--port", "0", "--state-dir", stateDir}, extra...)
 	cmd := exec.Command(mockernetesBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
