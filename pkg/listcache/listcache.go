@@ -168,7 +168,8 @@ func (c *Cache) putLocked(k key, e *entry) {
 	}
 }
 
-// Wrap returns s with its JSON serializer writing lists through c.
+// Wrap returns s with its JSON and protobuf serializers writing lists
+// through c.
 func Wrap(s runtime.NegotiatedSerializer, c *Cache) runtime.NegotiatedSerializer {
 	infos := append([]runtime.SerializerInfo(nil), s.SupportedMediaTypes()...)
 	for i := range infos {

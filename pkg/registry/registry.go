@@ -180,7 +180,7 @@ type listCaching struct {
 
 func (l listCaching) NewRESTStorage(resources serverstorage.APIResourceConfigSource, getter generic.RESTOptionsGetter) (genericapiserver.APIGroupInfo, error) {
 	info, err := l.Provider.NewRESTStorage(resources, getter)
-	if err != nil {
+	if err != nil || info.NegotiatedSerializer == nil { // a group not served has none
 		return info, err
 	}
 	info.NegotiatedSerializer = listcache.Wrap(info.NegotiatedSerializer, l.cache)

@@ -5,6 +5,7 @@ import (
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	appsrest "k8s.io/kubernetes/pkg/registry/apps/rest"
+	authorizationrest "k8s.io/kubernetes/pkg/registry/authorization/rest"
 	rbacrest "k8s.io/kubernetes/pkg/registry/rbac/rest"
 
 	"github.com/mockernetes/mockernetes/pkg/listcache"
@@ -27,5 +28,15 @@ func TestCachedListsKeepHooks(t *testing.T) {
 	}
 	if _, ok := cachedLists(appsrest.StorageProvider{}, cache).(genericapiserver.PostStartHookProvider); ok {
 		t.Error("apps's provider gained a post-start hook")
+	}
+}
+
+// A group that is not served (authorization without an authorizer) gives
+// an empty APIGroupInfo: wrapping leaves it alone instead of failing.
+func TestCachedListsGroupNotServed(t *testing.T) {
+	p := cachedLists(authorizationrest.RESTStorageProvider{}, listcache.New(0))
+	info, err := p.NewRESTStorage(DefaultResourceConfig(), nil)
+	if err != nil || info.NegotiatedSerializer != nil || len(info.VersionedResourcesStorageMap) != 0 {
+		t.Errorf("%+v, %v", info, err)
 	}
 }
