@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -165,9 +164,10 @@ func serve(ctx context.Context, opts *server.Options, stdout, stderr io.Writer) 
 func releaseStartupMemory(ctx context.Context, restoreGC func()) {
 	select {
 	case <-ctx.Done():
-		restoreGC()
 	case <-time.After(startupSettleDelay):
-		restoreGC()
+	}
+	restoreGC()
+	if ctx.Err() == nil {
 		debug.FreeOSMemory()
 	}
 }
@@ -188,8 +188,7 @@ func startupGC() (restore func()) {
 		return func() {}
 	}
 	prev := debug.SetGCPercent(startupGCPercent)
-	var once sync.Once
-	return func() { once.Do(func() { debug.SetGCPercent(prev) }) }
+	return func() { debug.SetGCPercent(prev) }
 }
 
 // startupSettleDelay is how long after ready the start-up's work goes on.

@@ -25,7 +25,6 @@ import (
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -126,10 +125,10 @@ func (c *Cache) get(ls []lookup) {
 	}
 }
 
-// lookups returns the cache's lookups for the items (those without a uid,
-// resourceVersion or plain TypeMeta are not cached: their uid is ""),
-// with the encodings the cache holds filled in, and the items.
-func (c *Cache) lookups(encoder int, items reflect.Value) ([]lookup, []any) {
+// encodings returns the encoding of each item: the cache's where it holds
+// the item's version, else encode's, which the cache then keeps (items
+// without a uid, resourceVersion or plain TypeMeta are encoded, not kept).
+func (c *Cache) encodings(encoder int, items reflect.Value, encode func(any) ([]byte, error)) ([][]byte, error) {
 	typ := items.Type().Elem()
 	ls := make([]lookup, items.Len())
 	objs := make([]any, items.Len())
@@ -139,22 +138,35 @@ func (c *Cache) lookups(encoder int, items reflect.Value) ([]lookup, []any) {
 		m := item.(metav1.ObjectMetaAccessor).GetObjectMeta()
 		uid, rv, tm := m.GetUID(), m.GetResourceVersion(), typeMetaOf(item)
 		if uid == "" || rv == "" || tm == nil {
-			continue
+			continue // uid "" marks it: not kept
 		}
 		ls[i] = lookup{key: key{encoder: encoder, typ: typ, uid: uid}, rv: rv, tm: tm}
 	}
 	c.get(ls)
-	return ls, objs
-}
-
-// put keeps the encodings made for the items in ls that were missing.
-func (c *Cache) put(ls []lookup, made []int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, i := range made {
-		l := &ls[i]
-		c.putLocked(l.key, &entry{resourceVersion: l.rv, apiVersion: l.tm.APIVersion, kind: l.tm.Kind, data: l.data})
+	out := make([][]byte, len(ls))
+	var made []int
+	for i := range ls {
+		if ls[i].data == nil {
+			data, err := encode(objs[i])
+			if err != nil {
+				return nil, err
+			}
+			ls[i].data = data
+			if ls[i].uid != "" {
+				made = append(made, i)
+			}
+		}
+		out[i] = ls[i].data
 	}
+	if len(made) > 0 {
+		c.mu.Lock()
+		for _, i := range made {
+			l := &ls[i]
+			c.putLocked(l.key, &entry{resourceVersion: l.rv, apiVersion: l.tm.APIVersion, kind: l.tm.Kind, data: l.data})
+		}
+		c.mu.Unlock()
+	}
+	return out, nil
 }
 
 func (c *Cache) putLocked(k key, e *entry) {
@@ -205,10 +217,7 @@ type jsonSerializer struct {
 // Encode writes a typed list from the cached encodings of its items, and
 // anything else as the wrapped serializer does.
 func (s *jsonSerializer) Encode(obj runtime.Object, w io.Writer) error {
-	if _, ok := obj.(*unstructured.UnstructuredList); ok {
-		return s.Serializer.Encode(obj, w)
-	}
-	if _, ok := obj.(json.Marshaler); ok {
+	if _, ok := obj.(json.Marshaler); ok { // UnstructuredList included: upstream's own path
 		return s.Serializer.Encode(obj, w)
 	}
 	list, ok := listOf(obj, jsonTags)
@@ -327,44 +336,33 @@ func (s *jsonSerializer) encodeList(l list, w io.Writer) error {
 	return err
 }
 
-// encodeItems writes the items from the cache where it holds their
-// version, and encodes (and keeps) the others.
+// encodeItems writes the items, from the cache where it holds their
+// version.
 func (s *jsonSerializer) encodeItems(e *encoder, items reflect.Value) error {
+	data, err := s.cache.encodings(s.encoder, items, func(item any) ([]byte, error) {
+		e.buf.Reset()
+		if err := e.json.Encode(item); err != nil {
+			return nil, err
+		}
+		return bytes.Clone(e.buf.Bytes()[:e.buf.Len()-1]), nil // without Encode's newline
+	})
+	if err != nil {
+		return err
+	}
 	if _, err := e.w.Write([]byte(`"items":[`)); err != nil {
 		return err
 	}
-	ls, objs := s.cache.lookups(s.encoder, items)
-	var made []int
-	for i := range ls {
+	for i, d := range data {
 		if i > 0 {
 			if _, err := e.w.Write([]byte(",")); err != nil {
 				return err
 			}
 		}
-		l := &ls[i]
-		if l.data == nil {
-			e.buf.Reset()
-			if err := e.json.Encode(objs[i]); err != nil {
-				return err
-			}
-			if l.uid == "" {
-				e.buf.Truncate(e.buf.Len() - 1)
-				if _, err := e.w.Write(e.buf.Bytes()); err != nil {
-					return err
-				}
-				continue
-			}
-			l.data = bytes.Clone(e.buf.Bytes()[:e.buf.Len()-1])
-			made = append(made, i)
-		}
-		if _, err := e.w.Write(l.data); err != nil {
+		if _, err := e.w.Write(d); err != nil {
 			return err
 		}
 	}
-	if len(made) > 0 {
-		s.cache.put(ls, made)
-	}
-	_, err := e.w.Write([]byte("]"))
+	_, err = e.w.Write([]byte("]"))
 	return err
 }
 

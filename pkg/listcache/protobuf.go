@@ -47,25 +47,15 @@ func (s *protobufSerializer) encodeList(obj runtime.Object, l list, w io.Writer)
 	if err != nil {
 		return err
 	}
-	ls, objs := s.cache.lookups(s.encoder, l.items)
-	var made []int
-	size := fieldSize(len(listMeta))
-	for i := range ls {
-		lk := &ls[i]
-		if lk.data == nil {
-			data, err := objs[i].(interface{ Marshal() ([]byte, error) }).Marshal()
-			if err != nil {
-				return err
-			}
-			lk.data = data
-			if lk.uid != "" {
-				made = append(made, i)
-			}
-		}
-		size += fieldSize(len(lk.data))
+	data, err := s.cache.encodings(s.encoder, l.items, func(item any) ([]byte, error) {
+		return item.(interface{ Marshal() ([]byte, error) }).Marshal()
+	})
+	if err != nil {
+		return err
 	}
-	if len(made) > 0 {
-		s.cache.put(ls, made)
+	size := fieldSize(len(listMeta))
+	for _, d := range data {
+		size += fieldSize(len(d))
 	}
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{Kind: gvk.Kind, APIVersion: gvk.GroupVersion().String()}}
@@ -78,8 +68,8 @@ func (s *protobufSerializer) encodeList(obj runtime.Object, l list, w io.Writer)
 		if err != nil {
 			return n, err
 		}
-		for i := range ls {
-			m, err := writeField(w, header, 0x12, ls[i].data) // field 2, bytes
+		for _, d := range data {
+			m, err := writeField(w, header, 0x12, d) // field 2, bytes
 			n += m
 			if err != nil {
 				return n, err
