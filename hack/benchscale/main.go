@@ -9,7 +9,8 @@
 //	go run ./hack/benchscale -bin bin/mockernetes
 //
 // -cpuprofile and -heapprofile write the server's profiles of the largest
-// run (CPU over its first -profile-seconds, heap at the end).
+// run (CPU over its first -profile-seconds, heap at the end); -server-log
+// and -metrics keep its log and its /metrics at the end.
 package main
 
 import (
@@ -30,7 +31,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
@@ -44,6 +48,8 @@ func main() {
 	heapProfile := flag.String("heapprofile", "", "write the server's heap profile at the end of the largest run here")
 	profileSeconds := flag.Int("profile-seconds", 10, "length of the CPU profile")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
+	serverLog := flag.String("server-log", "", "write the server's log of the largest run here")
+	metrics := flag.String("metrics", "", "write the server's /metrics at the end of the largest run here")
 	flag.Parse()
 	var counts []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -58,6 +64,7 @@ func main() {
 		r := run{bin: *bin, nodes: *nodes, deployments: n, replicas: *replicas, timeout: *timeout}
 		if i == len(counts)-1 {
 			r.cpuProfile, r.heapProfile, r.profileSeconds = *cpuProfile, *heapProfile, *profileSeconds
+			r.serverLog, r.metrics = *serverLog, *metrics
 		}
 		res, err := r.do()
 		if err != nil {
@@ -88,6 +95,7 @@ type run struct {
 	timeout                      time.Duration
 	cpuProfile, heapProfile      string
 	profileSeconds               int
+	serverLog, metrics           string
 }
 
 type result struct {
@@ -106,7 +114,7 @@ func (r run) do() (result, error) {
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	srv, kubeconfig, err := start(r.bin, filepath.Join(dir, "state"), "--nodes", strconv.Itoa(r.nodes), "--gateway-api=false")
+	srv, kubeconfig, err := start(r.bin, r.serverLog, filepath.Join(dir, "state"), "--nodes", strconv.Itoa(r.nodes), "--gateway-api=false")
 	if err != nil {
 		return result{}, err
 	}
@@ -156,6 +164,14 @@ func (r run) do() (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	// Ready replicas from a watch, not a LIST in a loop: the bench's own
+	// reads would otherwise be a share of the server's CPU it measures.
+	factory := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
+	deployments := factory.Apps().V1().Deployments()
+	deployments.Informer()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	factory.WaitForCacheSync(ctx.Done())
 	start := time.Now()
 	// As one `kubectl apply` sends them: one after the other.
 	for i := range r.deployments {
@@ -166,7 +182,7 @@ func (r run) do() (result, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		ready, err := readyReplicas(ctx, c, ns)
+		ready, err := readyReplicas(deployments.Lister())
 		if err != nil {
 			return result{}, err
 		}
@@ -180,7 +196,7 @@ func (r run) do() (result, error) {
 			rss, _ := rssMiB(srv.Process.Pid)
 			fmt.Printf("  %5.1f s  %6d of %d ready  RSS %4.0f MiB\n", time.Since(start).Seconds(), ready, pods, rss)
 		default:
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	elapsed := time.Since(start)
@@ -205,16 +221,25 @@ func (r run) do() (result, error) {
 			return result{}, fmt.Errorf("heap profile: %w", err)
 		}
 	}
+	if r.metrics != "" {
+		data, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+		if err == nil {
+			err = os.WriteFile(r.metrics, data, 0o644)
+		}
+		if err != nil {
+			return result{}, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	return result{pods: pods, elapsed: elapsed, rssMiB: rss, cpu: cpuAfter - cpuBefore}, nil
 }
 
-func readyReplicas(ctx context.Context, c kubernetes.Interface, ns string) (int, error) {
-	l, err := c.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+func readyReplicas(lister appslisters.DeploymentLister) (int, error) {
+	l, err := lister.List(labels.Everything())
 	if err != nil {
 		return 0, err
 	}
 	ready := 0
-	for _, d := range l.Items {
+	for _, d := range l {
 		ready += int(d.Status.ReadyReplicas)
 	}
 	return ready, nil
@@ -239,8 +264,16 @@ func deployment(name string, replicas int32) *appsv1.Deployment {
 
 // start runs `mockernetes serve` and returns once it printed its
 // KUBECONFIG line (it does so when ready).
-func start(bin, stateDir string, args ...string) (*exec.Cmd, string, error) {
+func start(bin, logFile, stateDir string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(bin, append([]string{"serve", "--port", "0", "--state-dir", stateDir}, args...)...)
+	if logFile != "" {
+		f, err := os.Create(logFile)
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close() // the child has its own descriptor
+		cmd.Stderr = f
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
