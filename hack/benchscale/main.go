@@ -169,8 +169,10 @@ func (r run) do() (result, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
 	deployments := factory.Apps().V1().Deployments()
 	deployments.Informer()
-	factory.Start(ctx.Done())
+	stop := make(chan struct{})
+	factory.Start(stop)
 	defer factory.Shutdown()
+	defer close(stop) // before Shutdown, which waits for the informer
 	factory.WaitForCacheSync(ctx.Done())
 	start := time.Now()
 	// As one `kubectl apply` sends them: one after the other.

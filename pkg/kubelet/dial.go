@@ -8,11 +8,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
+	"github.com/mockernetes/mockernetes/pkg/pipe"
 	"github.com/mockernetes/mockernetes/pkg/pki"
 )
 
@@ -37,7 +36,7 @@ func (k *Kubelet) Dial(ctx context.Context, network, addr string) (net.Conn, boo
 	if n == kubeletPort {
 		for i, spec := range k.nodes().specs {
 			if strings.EqualFold(host, spec.Name) || host == clusterconfig.HostIP(i) {
-				conn, err := k.listener.dial(ctx, spec.Name)
+				conn, err := k.listener.Dial(ctx, spec.Name)
 				return conn, true, err
 			}
 		}
@@ -90,8 +89,8 @@ func (k *Kubelet) serve(ctx context.Context) error {
 			if t, ok := c.(*tls.Conn); ok {
 				c = t.NetConn()
 			}
-			if n, ok := c.(nodeConn); ok {
-				ctx = context.WithValue(ctx, nodeKey{}, n.node)
+			if p, ok := c.(pipe.Conn); ok {
+				ctx = context.WithValue(ctx, nodeKey{}, p.Tag)
 			}
 			return ctx
 		},
@@ -111,54 +110,8 @@ func (k *Kubelet) serve(ctx context.Context) error {
 
 type nodeKey struct{}
 
-// nodeConn is the server's end of a connection, with the node dialed.
-type nodeConn struct {
-	net.Conn
-	node string
-}
+// kubeletAddr is the address the kubelets' in-process connections report.
+type kubeletAddr struct{}
 
-// pipeListener hands the server the connections dialed in process.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-// dial connects to node's kubelet; refused once the kubelets stopped.
-func (l *pipeListener) dial(ctx context.Context, node string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- nodeConn{server, node}:
-		return client, nil
-	case <-l.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	_ = client.Close()
-	return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: pipeAddr{}, Err: &net.AddrError{Err: syscall.ECONNREFUSED.Error(), Addr: node}}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "kubelet" }
+func (kubeletAddr) Network() string { return "pipe" }
+func (kubeletAddr) String() string  { return "kubelet" }

@@ -46,6 +46,7 @@ import (
 
 	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 	"github.com/mockernetes/mockernetes/pkg/noderegistration"
+	"github.com/mockernetes/mockernetes/pkg/pipe"
 	"github.com/mockernetes/mockernetes/pkg/settle"
 )
 
@@ -101,7 +102,7 @@ type Kubelet struct {
 	// sessions are attached sessions that ended their container.
 	sessions sessions
 	// listener takes the in-process connections to the kubelets' port.
-	listener *pipeListener
+	listener *pipe.Listener
 
 	mu sync.Mutex
 	// since holds exact times of what the status records to the second:
@@ -169,7 +170,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		events:   broadcasters,
 		ips:      newIPAM(),
 		sessions: sessions{ended: map[types.UID]map[string]int32{}},
-		listener: newPipeListener(),
+		listener: pipe.NewListener(kubeletAddr{}),
 		since:    map[types.UID]map[string]time.Time{},
 	}
 	if err := k.checkLocalExec(c.Rules); err != nil {

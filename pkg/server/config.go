@@ -134,6 +134,11 @@ type Config struct {
 	cleanup []func()
 	// closeListener closes the listener (a server that never ran).
 	closeListener func()
+	// loopback carries the in-process clients' requests; tlsLoopback is
+	// the loopback client of the HTTPS port, for the webhook and service
+	// resolvers that reach the server at its service address.
+	loopback    *loopback
+	tlsLoopback *restclient.Config
 }
 
 // completedConfig is a Config with the upstream defaults filled in.
@@ -343,6 +348,15 @@ func (b *configBuilder) serving() error {
 	g.LoopbackClientConfig.DisableCompression = true
 	g.LoopbackClientConfig.WarningHandler = restclient.NoWarnings{}
 	g.LoopbackClientConfig.UserAgent = userAgent("kube-apiserver")
+	// Every in-process client goes through the in-memory connections; the
+	// TLS one stays for what must reach the HTTPS port (a webhook or
+	// APIService whose service is `kubernetes`).
+	c.tlsLoopback = g.LoopbackClientConfig
+	c.loopback = newLoopback()
+	c.cleanup = append(c.cleanup, c.loopback.close)
+	if g.LoopbackClientConfig, err = c.loopback.config(c.tlsLoopback); err != nil {
+		return err
+	}
 	b.client, err = kubernetes.NewForConfig(g.LoopbackClientConfig)
 	return err
 }
@@ -515,7 +529,7 @@ func (b *configBuilder) admission() error {
 	b.proxyTransport.DialContext = b.gate.ClusterDial()
 	b.proxyTransport.Proxy = nil
 	resolver := aggregatorapiserver.NewClusterIPServiceResolver(c.Informer.Core().V1().Services().Lister())
-	if loopback, err := url.Parse(g.LoopbackClientConfig.Host); err == nil {
+	if loopback, err := url.Parse(c.tlsLoopback.Host); err == nil {
 		resolver = aggregatorapiserver.NewLoopbackServiceResolver(resolver, loopback)
 	}
 	b.resolver = b.gate.Resolver(resolver)
@@ -631,7 +645,7 @@ func (b *configBuilder) registries() error {
 			Dial: b.gate.Dial(), AllowLocalExec: o.AllowLocalExec}
 	}
 	c.APIExtensions = newAPIExtensionsConfig(g, c.Informer, c.Backend, b.resolver,
-		webhook.NewDefaultAuthenticationInfoResolverWrapper(b.proxyTransport, g.EgressSelector, g.LoopbackClientConfig, g.TracerProvider))
+		webhook.NewDefaultAuthenticationInfoResolverWrapper(b.proxyTransport, g.EgressSelector, c.tlsLoopback, g.TracerProvider))
 	// The test control sits inside upstream's filters (after
 	// authentication, request info, priority and fairness), around the
 	// whole handler: built-in APIs, CRDs and the admin API. The CRD

@@ -145,6 +145,13 @@ func TestSettleOnWrite(t *testing.T) {
 	if err != nil || s.SettleOnWrite == nil || *s.SettleOnWrite {
 		t.Fatalf("settings: %v %+v", err, s)
 	}
+	// The ReplicaSet controller's pod creates take a second, so that an
+	// answer that waited for them (or a LIST after it) would show them;
+	// the in-process controllers are otherwise as quick as a client's
+	// next request.
+	if err := tc.SetFaults(ctx, faults.Rule{Verb: "create", Resource: "pods", Namespace: ns, Internal: true, Latency: "1s"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := client.AppsV1().Deployments(ns).Create(ctx, deployment("late", 2), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +164,9 @@ func TestSettleOnWrite(t *testing.T) {
 	}
 	if l, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=late"}); err != nil || len(l.Items) != 2 {
 		t.Errorf("after settle: %v %d pods", err, len(l.Items))
+	}
+	if err := tc.ClearFaults(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

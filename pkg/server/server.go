@@ -277,7 +277,13 @@ func (s *Server) Run(ctx context.Context) error {
 		select {
 		case <-s.config.Generic.DrainedNotify():
 			s.config.conns.closeAll()
+			s.config.loopback.close()
 		case <-done:
+		}
+	}()
+	go func() {
+		if err := s.config.loopback.serve(s.aggregator.GenericAPIServer.Handler); err != nil {
+			klog.ErrorS(err, "In-process connections stopped")
 		}
 	}()
 	s.openAPI.preparing.Store(true)
