@@ -9,7 +9,7 @@
 //	go run ./hack/benchscale -bin bin/mockernetes
 //
 // -cpuprofile and -heapprofile write the server's profiles of the largest
-// run (CPU over its first -profile-seconds, heap at the end); -server-log
+// run (CPU over -profile-seconds from -profile-after, heap at the end); -server-log
 // and -metrics keep its log and its /metrics at the end.
 package main
 
@@ -47,6 +47,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the largest run here")
 	heapProfile := flag.String("heapprofile", "", "write the server's heap profile at the end of the largest run here")
 	profileSeconds := flag.Int("profile-seconds", 10, "length of the CPU profile")
+	profileAfter := flag.Duration("profile-after", 0, "start the CPU profile this long after the first create")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
 	serverLog := flag.String("server-log", "", "write the server's log of the largest run here")
 	metrics := flag.String("metrics", "", "write the server's /metrics at the end of the largest run here")
@@ -63,7 +64,7 @@ func main() {
 	for i, n := range counts {
 		r := run{bin: *bin, nodes: *nodes, deployments: n, replicas: *replicas, timeout: *timeout}
 		if i == len(counts)-1 {
-			r.cpuProfile, r.heapProfile, r.profileSeconds = *cpuProfile, *heapProfile, *profileSeconds
+			r.cpuProfile, r.heapProfile, r.profileSeconds, r.profileAfter = *cpuProfile, *heapProfile, *profileSeconds, *profileAfter
 			r.serverLog, r.metrics = *serverLog, *metrics
 		}
 		res, err := r.do()
@@ -95,6 +96,7 @@ type run struct {
 	timeout                      time.Duration
 	cpuProfile, heapProfile      string
 	profileSeconds               int
+	profileAfter                 time.Duration
 	serverLog, metrics           string
 }
 
@@ -151,6 +153,7 @@ func (r run) do() (result, error) {
 	profiled := make(chan error, 1)
 	if r.cpuProfile != "" {
 		go func() {
+			time.Sleep(r.profileAfter)
 			data, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(r.profileSeconds)).DoRaw(context.Background())
 			if err == nil {
 				err = os.WriteFile(r.cpuProfile, data, 0o644)
