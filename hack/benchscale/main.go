@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
@@ -154,11 +155,7 @@ func (r run) do() (result, error) {
 	if r.cpuProfile != "" {
 		go func() {
 			time.Sleep(r.profileAfter)
-			data, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(r.profileSeconds)).DoRaw(context.Background())
-			if err == nil {
-				err = os.WriteFile(r.cpuProfile, data, 0o644)
-			}
-			profiled <- err
+			profiled <- save(c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(r.profileSeconds)), r.cpuProfile)
 		}()
 	} else {
 		profiled <- nil
@@ -218,24 +215,25 @@ func (r run) do() (result, error) {
 		return result{}, fmt.Errorf("CPU profile: %w", err)
 	}
 	if r.heapProfile != "" {
-		data, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(context.Background())
-		if err == nil {
-			err = os.WriteFile(r.heapProfile, data, 0o644)
-		}
-		if err != nil {
+		if err := save(c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap"), r.heapProfile); err != nil {
 			return result{}, fmt.Errorf("heap profile: %w", err)
 		}
 	}
 	if r.metrics != "" {
-		data, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-		if err == nil {
-			err = os.WriteFile(r.metrics, data, 0o644)
-		}
-		if err != nil {
+		if err := save(c.CoreV1().RESTClient().Get().AbsPath("/metrics"), r.metrics); err != nil {
 			return result{}, fmt.Errorf("metrics: %w", err)
 		}
 	}
 	return result{pods: pods, elapsed: elapsed, rssMiB: rss, cpu: cpuAfter - cpuBefore}, nil
+}
+
+// save writes what the server answers to req into file.
+func save(req *rest.Request, file string) error {
+	data, err := req.DoRaw(context.Background())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
 }
 
 func readyReplicas(lister appslisters.DeploymentLister) (int, error) {
