@@ -54,6 +54,11 @@ type Config struct {
 	// Tracker, if set, sees the work of the controllers written here
 	// (namespace deletion, the provisioner) for settle.
 	Tracker *settle.Tracker
+	// Informers, if set, is the typed informer factory the controllers
+	// share with other components (the simulated kubelets): it must drop
+	// managed fields as kube-controller-manager's does, and its owner
+	// shuts it down. Nil: the controllers make their own.
+	Informers informers.SharedInformerFactory
 }
 
 // Manager runs the selected controllers.
@@ -169,7 +174,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		controllers = append(controllers, ns)
 	}
 	controllerCtx.InformerFactory.Start(ctx.Done())
-	defer controllerCtx.InformerFactory.Shutdown()
+	if m.config.Informers == nil {
+		defer controllerCtx.InformerFactory.Shutdown()
+	}
 	controllerCtx.ObjectOrMetadataInformerFactory.Start(ctx.Done())
 	close(controllerCtx.InformersStarted)
 	// Upstream's controllers wait for their informers by polling every
@@ -221,7 +228,10 @@ func (m *Manager) controllerContext(ctx context.Context, root clientbuilder.Cont
 	if err != nil {
 		return kcm.ControllerContext{}, err
 	}
-	shared := informers.NewSharedInformerFactoryWithOptions(client, resync(), informers.WithTransform(trim))
+	shared := m.config.Informers
+	if shared == nil {
+		shared = informers.NewSharedInformerFactoryWithOptions(client, resync(), informers.WithTransform(trim))
+	}
 	metadataConfig, err := root.Config("metadata-informers")
 	if err != nil {
 		return kcm.ControllerContext{}, err

@@ -28,7 +28,11 @@ import (
 // ServiceAccount of the system namespaces: ServiceAccount admission rejects
 // pods in a namespace until it exists.
 func (s *Server) addControllers(simulated *nodes) error {
-	m, err := controllers.New(s.config.Controllers)
+	config := s.config.Controllers
+	if simulated != nil {
+		config.Informers = simulated.factory
+	}
+	m, err := controllers.New(config)
 	if err != nil {
 		return err
 	}
@@ -87,8 +91,10 @@ func (s *Server) goComponent(hookCtx context.Context, fn func(context.Context)) 
 	}()
 }
 
-// nodes are the simulated nodes: their kubelets on an informer factory of
-// their own, and kube-scheduler (nil if --controllers leaves it out) on its.
+// nodes are the simulated nodes: their kubelets on the informer factory
+// they share with the controllers, and kube-scheduler (nil if --controllers
+// leaves it out) on its own (it watches only the pods not finished, which
+// upstream builds into its factory).
 type nodes struct {
 	kubelet   *kubelet.Kubelet
 	scheduler *scheduler.Scheduler
@@ -114,10 +120,21 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Without the pods' managed fields, as kube-controller-manager's and
-	// kube-scheduler's informers keep them: the kubelet never reads them,
-	// and at fleet size they are a good part of its copy of every pod.
-	factory := informers.NewSharedInformerFactoryWithOptions(kubeletClient, 0, informers.WithTransform(trimManagedFields))
+	// One informer factory for the kubelets and the controllers: one copy
+	// of every pod in memory, one watch to decode, where each had its own
+	// (at fleet size the copies were a fifth of the heap). Its reads carry
+	// kube-controller-manager's shared informers' user agent, or the
+	// kubelet's without the controllers. Without managed fields, as
+	// kube-controller-manager's and kube-scheduler's informers keep them.
+	informerConfig := configFor("kubelet")
+	if !c.Controllers.Selection.None() {
+		informerConfig.UserAgent = c.Controllers.UserAgent + "/shared-informers"
+	}
+	informerClient, err := kubernetes.NewForConfig(informerConfig)
+	if err != nil {
+		return nil, err
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(informerClient, 0, informers.WithTransform(trimManagedFields))
 	k, err := kubelet.New(c.Kubelet, kubeletClient, factory)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 // The in-process clients (controllers, kube-scheduler, the kubelet,
@@ -18,7 +21,8 @@ import (
 // connections: none of them holds a connection to the HTTPS port, their
 // requests go through the same handler chain (the loopback token's user,
 // the field manager named by their user agent), and their watches end
-// when the server stops.
+// when the server stops. The kubelet reads pods from the controllers'
+// informer.
 func TestLoopbackInMemory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -38,6 +42,24 @@ func TestLoopbackInMemory(t *testing.T) {
 	cfg.conns.mu.Unlock()
 	if tcp != 0 {
 		t.Errorf("%d connections to the HTTPS port with only the in-process components running, want 0", tcp)
+	}
+
+	// The kubelets and the controllers share one informer of pods: no
+	// watch of pods carries the kubelet's user agent.
+	tc, err := testcontrol.New(cfg.LoopbackClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	watches, err := tc.Requests(ctx, url.Values{"verb": {"watch"}, "resource": {"pods"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	components := map[string]int{}
+	for _, e := range watches {
+		components[strings.Split(e.UserAgent, "/")[0]]++
+	}
+	if components["kubelet"] != 0 || components["kube-controller-manager"] != 1 || components["kube-scheduler"] != 1 {
+		t.Errorf("watches of pods by component %v, want one by the controllers (shared with the kubelet) and one by kube-scheduler", components)
 	}
 
 	loopback := cfg.LoopbackClientConfig()
