@@ -29,7 +29,7 @@ import (
 // pods in a namespace until it exists.
 func (s *Server) addControllers(simulated *nodes) error {
 	config := s.config.Controllers
-	if simulated != nil {
+	if simulated != nil && simulated.sharedWithControllers {
 		config.Informers = simulated.factory
 	}
 	m, err := controllers.New(config)
@@ -99,7 +99,14 @@ type nodes struct {
 	kubelet   *kubelet.Kubelet
 	scheduler *scheduler.Scheduler
 	factory   informers.SharedInformerFactory
-	tracker   *settle.Tracker
+	// sharedWithControllers: the controllers use factory too, and start
+	// it once they are built. Upstream's controllers register their
+	// handlers before they set what the handlers use (the disruption
+	// controller its PDB lister), as kube-controller-manager starts its
+	// informers only after building them all: an informer already running
+	// would call them half built.
+	sharedWithControllers bool
+	tracker               *settle.Tracker
 }
 
 // newNodes prepares the simulated nodes (nil if there are none). They are
@@ -127,7 +134,8 @@ func newNodes(c *Config) (*nodes, error) {
 	// kubelet's without the controllers. Without managed fields, as
 	// kube-controller-manager's and kube-scheduler's informers keep them.
 	informerConfig := configFor("kubelet")
-	if !c.Controllers.Selection.None() {
+	shared := !c.Controllers.Selection.None()
+	if shared {
 		informerConfig.UserAgent = c.Controllers.UserAgent + "/shared-informers"
 	}
 	informerClient, err := kubernetes.NewForConfig(informerConfig)
@@ -140,7 +148,7 @@ func newNodes(c *Config) (*nodes, error) {
 		return nil, err
 	}
 	c.inProcess.kubelet.Store(k)
-	n := &nodes{kubelet: k, factory: factory, tracker: c.control.tracker}
+	n := &nodes{kubelet: k, factory: factory, sharedWithControllers: shared, tracker: c.control.tracker}
 	if c.Controllers.Selection.Scheduler() {
 		config := configFor("kube-scheduler")
 		client, err := kubernetes.NewForConfig(config)
@@ -185,12 +193,14 @@ func (s *Server) addNodes(n *nodes) (func(context.Context), error) {
 		}
 	}
 	return func(ctx context.Context) {
-		n.factory.Start(ctx.Done())
-		go func() {
-			if err := n.tracker.Factory("kubelet", n.factory, ctx.Done()); err != nil {
-				klog.ErrorS(err, "Following the kubelet's informers for settle")
-			}
-		}()
+		if !n.sharedWithControllers { // else the controllers start and follow it
+			n.factory.Start(ctx.Done())
+			go func() {
+				if err := n.tracker.Factory("kubelet", n.factory, ctx.Done()); err != nil {
+					klog.ErrorS(err, "Following the kubelet's informers for settle")
+				}
+			}()
+		}
 		var scheduler sync.WaitGroup
 		if n.scheduler != nil {
 			scheduler.Go(func() {
