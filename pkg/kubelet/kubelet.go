@@ -280,8 +280,13 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		return last
 	}
 	go k.registrar.Heartbeat(ctx, k.Nodes)
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, k.synced) {
-		return nil
+	// The pods' informer may be the controllers' (started once they are
+	// built): polled every 5 ms, not client-go's 100 ms, so that readiness
+	// follows its sync at once.
+	if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(context.Context) (bool, error) {
+		return k.synced(), nil
+	}); err != nil {
+		return nil // ctx ended
 	}
 	for range workers {
 		go func() {
