@@ -224,12 +224,12 @@ func (m *Manager) controllerContext(ctx context.Context, root clientbuilder.Cont
 	}
 	cfg := (&kcmconfig.Config{ComponentConfig: m.component}).Complete()
 	resync := kcm.ResyncPeriod(cfg)
-	client, err := root.Client("shared-informers")
-	if err != nil {
-		return kcm.ControllerContext{}, err
-	}
 	shared := m.config.Informers
 	if shared == nil {
+		client, err := root.Client("shared-informers")
+		if err != nil {
+			return kcm.ControllerContext{}, err
+		}
 		shared = informers.NewSharedInformerFactoryWithOptions(client, resync(), informers.WithTransform(trim))
 	}
 	metadataConfig, err := root.Config("metadata-informers")

@@ -46,7 +46,8 @@ func TestLoopbackInMemory(t *testing.T) {
 
 	// The kubelets and the controllers share one informer of pods: no
 	// watch of pods carries the kubelet's user agent.
-	tc, err := testcontrol.New(cfg.LoopbackClientConfig())
+	loopback := cfg.LoopbackClientConfig()
+	tc, err := testcontrol.New(loopback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,6 @@ func TestLoopbackInMemory(t *testing.T) {
 		t.Errorf("watches of pods by component %v, want one by the controllers (shared with the kubelet) and one by kube-scheduler", components)
 	}
 
-	loopback := cfg.LoopbackClientConfig()
 	if !strings.HasPrefix(loopback.Host, "http://") || loopback.Transport == nil {
 		t.Errorf("loopback config: host %q, transport %v; want plain HTTP over the in-memory transport", loopback.Host, loopback.Transport)
 	}
