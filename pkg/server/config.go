@@ -719,16 +719,16 @@ func readCRDs(o *Options) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--crds: %w", err)
 	}
-	if o.GatewayAPI {
-		gateway, err := crds.ReadFS(manifests.GatewayAPI, "gateway-api")
-		if err != nil {
-			return nil, err
-		}
-		sources = append(gateway, sources...)
-	}
 	parsed, err := crds.Parse(sources)
 	if err != nil {
 		return nil, err
+	}
+	if o.GatewayAPI {
+		gateway, err := crds.ParseJSON(manifests.GatewayAPICRDs)
+		if err != nil {
+			return nil, fmt.Errorf("the embedded Gateway API CRDs: %w", err)
+		}
+		parsed = append(gateway, parsed...)
 	}
 	for _, crd := range o.CustomResourceDefinitions {
 		parsed = append(parsed, crd.DeepCopy())
@@ -737,13 +737,7 @@ func readCRDs(o *Options) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 }
 
 // GatewayAPIVersion is the release of the embedded Gateway API CRDs.
-func GatewayAPIVersion() string {
-	v, err := manifests.GatewayAPI.ReadFile("gateway-api/VERSION")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(v))
-}
+func GatewayAPIVersion() string { return manifests.GatewayAPIVersion() }
 
 // LoopbackClientConfig is the in-process client configuration (privileged).
 func (c *Config) LoopbackClientConfig() *restclient.Config {
