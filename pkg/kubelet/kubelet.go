@@ -36,7 +36,6 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
@@ -82,10 +81,8 @@ type Kubelet struct {
 	pods      corelisters.PodLister
 	synced    cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
-	// events are the broadcasters of the nodes' events, a node always
-	// on the same one: each writes its events one after the other, as a
-	// kubelet's does, so that nodes do not queue behind each other.
-	events []record.EventBroadcaster
+	// events are the broadcasters of the nodes' events, one per node.
+	events *nodeEvents
 	// written follows the events until they are written (for settle).
 	written *settle.Events
 	// set is the simulated nodes in force (replaced by SetNodes).
@@ -139,9 +136,6 @@ func (k *Kubelet) SetTimeScale(scale float64) {
 // scale is d under the time scale.
 func (k *Kubelet) scale(d time.Duration) time.Duration { return scaled(d, k.TimeScale()) }
 
-// eventShards is how many broadcasters write the nodes' events.
-const eventShards = 16
-
 // workers is how many pods are synced at once: a status write waits for
 // the API server, and each real node syncs its pods on its own.
 const workers = 16
@@ -151,10 +145,6 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 	if c.Dial == nil {
 		var d net.Dialer
 		c.Dial = d.DialContext
-	}
-	broadcasters := make([]record.EventBroadcaster, eventShards)
-	for i := range broadcasters {
-		broadcasters[i] = record.NewBroadcaster()
 	}
 	k := &Kubelet{
 		config:    c,
@@ -167,7 +157,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
-		events:   broadcasters,
+		events:   newNodeEvents(),
 		ips:      newIPAM(),
 		sessions: sessions{ended: map[types.UID]map[string]int32{}},
 		listener: pipe.NewListener(kubeletAddr{}),
@@ -266,10 +256,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		}
 	}()
 	sink := k.written.Sink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
-	for _, b := range k.events {
-		b.StartRecordingToSink(sink)
-		defer b.Shutdown()
-	}
+	k.events.start(sink)
+	defer k.events.stop()
 	// Registration waits for the kube-node-lease namespace, which the
 	// server creates as it starts.
 	var last error

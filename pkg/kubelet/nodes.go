@@ -3,7 +3,6 @@ package kubelet
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,19 +73,20 @@ func (k *Kubelet) pulls(node string, c corev1.Container) bool {
 func (k *Kubelet) nodes() *nodeSet { return k.set.Load() }
 
 // recorder records the events of node's kubelet (a node removed meanwhile
-// still gets its own).
+// still gets its own, through the broadcaster of the nodes gone).
 func (k *Kubelet) recorder(node string) record.EventRecorder {
 	if r, ok := k.nodes().recorders[node]; ok {
 		return r
 	}
-	return k.newRecorder(node)
+	return k.recorderOn(strays, node)
 }
 
 // newRecorder records node's events through its broadcaster.
-func (k *Kubelet) newRecorder(node string) record.EventRecorder {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(node))
-	broadcaster := k.events[h.Sum32()%uint32(len(k.events))]
+func (k *Kubelet) newRecorder(node string) record.EventRecorder { return k.recorderOn(node, node) }
+
+// recorderOn records node's events through the broadcaster of key.
+func (k *Kubelet) recorderOn(key, node string) record.EventRecorder {
+	broadcaster := k.events.broadcaster(key)
 	return k.written.Recorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node}))
 }
 
@@ -110,6 +110,7 @@ func (k *Kubelet) SetNodes(ctx context.Context, specs []clusterconfig.NodeSpec) 
 			gone = append(gone, spec.Name)
 		}
 	}
+	k.events.drop(gone)
 	if err := k.registrar.Remove(ctx, gone); err != nil {
 		return err
 	}
