@@ -115,3 +115,26 @@ func TestParseJSONErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGatewayAPI decodes the Gateway API CRDs as released (YAML) and
+// as the server embeds them (JSON): every default start does one.
+func BenchmarkGatewayAPI(b *testing.B) {
+	sources, err := ReadPaths([]string{"../../manifests/gateway-api"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("yaml", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Parse(sources); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseJSON(manifests.GatewayAPICRDs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
