@@ -5,9 +5,7 @@
 package crds
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -147,26 +145,6 @@ func ParseJSON(data []byte) ([]*apiextensionsv1.CustomResourceDefinition, error)
 		}
 	}
 	return out, nil
-}
-
-// MarshalJSON writes crds as ParseJSON reads them: a JSON array, one CRD
-// per line.
-func MarshalJSON(crds []*apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString("[\n")
-	for i, crd := range crds {
-		data, err := json.Marshal(crd)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(data)
-		if i < len(crds)-1 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteString("]\n")
-	return b.Bytes(), nil
 }
 
 // Object is one manifest document of any kind, with where it came from.

@@ -1,6 +1,8 @@
 package crds
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"reflect"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/mockernetes/mockernetes/manifests"
 )
@@ -79,7 +82,7 @@ func TestGatewayAPIJSON(t *testing.T) {
 		t.Fatal("no CRDs in manifests/gateway-api")
 	}
 	if *update {
-		data, err := MarshalJSON(want)
+		data, err := marshalJSON(want)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,4 +140,24 @@ func BenchmarkGatewayAPI(b *testing.B) {
 			}
 		}
 	})
+}
+
+// marshalJSON writes crds as ParseJSON reads them: a JSON array, one CRD
+// per line.
+func marshalJSON(crds []*apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, crd := range crds {
+		data, err := json.Marshal(crd)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(data)
+		if i < len(crds)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
+	return b.Bytes(), nil
 }

@@ -13,10 +13,9 @@ import (
 // nodes). Events of a node no longer simulated, still in flight, go through
 // one broadcaster for them all.
 type nodeEvents struct {
-	mu      sync.Mutex
-	sink    record.EventSink // nil until start
-	stopped bool
-	byNode  map[string]record.EventBroadcaster
+	mu     sync.Mutex
+	sink   record.EventSink                   // nil until start
+	byNode map[string]record.EventBroadcaster // nil once stopped
 }
 
 // strays is the key of the broadcaster of nodes no longer simulated (no
@@ -33,15 +32,16 @@ func (e *nodeEvents) broadcaster(node string) record.EventBroadcaster {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	b, ok := e.byNode[node]
-	if !ok {
+	switch {
+	case ok:
+	case e.byNode == nil: // stopped: what it records goes nowhere
 		b = record.NewBroadcaster()
-		if e.stopped {
-			b.Shutdown()
-		} else {
-			e.byNode[node] = b
-			if e.sink != nil {
-				b.StartRecordingToSink(e.sink)
-			}
+		b.Shutdown()
+	default:
+		b = record.NewBroadcaster()
+		e.byNode[node] = b
+		if e.sink != nil {
+			b.StartRecordingToSink(e.sink)
 		}
 	}
 	return b
@@ -73,9 +73,8 @@ func (e *nodeEvents) drop(nodes []string) {
 func (e *nodeEvents) stop() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.stopped = true
-	for node, b := range e.byNode {
+	for _, b := range e.byNode {
 		b.Shutdown()
-		delete(e.byNode, node)
 	}
+	e.byNode = nil
 }

@@ -33,7 +33,7 @@ func (k *Kubelet) newNodeSet(specs []clusterconfig.NodeSpec) *nodeSet {
 	set := &nodeSet{specs: specs, index: map[string]int{}, recorders: map[string]record.EventRecorder{}, images: map[string]*nodeImages{}}
 	for i, n := range specs {
 		set.index[n.Name] = i
-		set.recorders[n.Name] = k.newRecorder(n.Name)
+		set.recorders[n.Name] = k.recorderOn(n.Name, n.Name)
 		images := &nodeImages{present: map[string]bool{}}
 		for _, image := range n.Images {
 			for _, name := range image.Names {
@@ -81,10 +81,8 @@ func (k *Kubelet) recorder(node string) record.EventRecorder {
 	return k.recorderOn(strays, node)
 }
 
-// newRecorder records node's events through its broadcaster.
-func (k *Kubelet) newRecorder(node string) record.EventRecorder { return k.recorderOn(node, node) }
-
-// recorderOn records node's events through the broadcaster of key.
+// recorderOn records node's events through the broadcaster of key (the
+// node's own, or strays).
 func (k *Kubelet) recorderOn(key, node string) record.EventRecorder {
 	broadcaster := k.events.broadcaster(key)
 	return k.written.Recorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node}))
