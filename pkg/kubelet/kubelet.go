@@ -69,7 +69,17 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// AllowLocalExec lets exec rules run local commands.
 	AllowLocalExec bool
+	// Binding, if set, says whether the in-process scheduler is still in
+	// a pod's binding cycle. The kubelet takes the pod up after it, as a
+	// real kubelet, a watch and a pod sandbox behind, always does: the
+	// scheduler's Scheduled event comes before the kubelet's first.
+	Binding func(types.UID) bool
 }
+
+// bindingPoll is how soon the kubelet looks again at a pod that the
+// scheduler is still binding (the rest of its binding cycle takes
+// microseconds).
+const bindingPoll = time.Millisecond
 
 // Kubelet runs the simulated nodes.
 type Kubelet struct {
@@ -342,6 +352,9 @@ func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return 0, nil
 	case pod.Status.StartTime == nil:
+		if k.config.Binding != nil && k.config.Binding(pod.UID) {
+			return bindingPoll, nil
+		}
 		return 0, k.accept(ctx, pod)
 	default:
 		return k.step(ctx, pod)

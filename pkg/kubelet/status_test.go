@@ -3,6 +3,7 @@ package kubelet
 import (
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -549,6 +550,39 @@ func TestStatusAccept(t *testing.T) {
 			t.Errorf("container statuses %+v, want app waiting in PodInitializing", cs)
 		}
 	})
+}
+
+// A pod the scheduler is still binding waits: the kubelet takes it up
+// once the binding cycle is over (the Scheduled event recorded), and then
+// accepts it.
+func TestSyncAfterBinding(t *testing.T) {
+	pod := statusPod("web", corev1.RestartPolicyAlways, "app")
+	client := fake.NewClientset(pod)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	var binding atomic.Bool
+	binding.Store(true)
+	k, err := New(Config{Nodes: clusterconfig.DefaultNodes(2), KubeletVersion: "v1.37.2", Logs: NewLogs(),
+		Binding: func(uid types.UID) bool { return uid == pod.UID && binding.Load() }}, client, factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := factory.Core().V1().Pods().Informer().GetIndexer().Add(pod); err != nil {
+		t.Fatal(err)
+	}
+	again, err := k.sync(t.Context(), "default/web")
+	if err != nil || again != bindingPoll {
+		t.Fatalf("sync while binding: again %v, err %v; want %v, nil", again, err, bindingPoll)
+	}
+	if got, _ := client.CoreV1().Pods("default").Get(t.Context(), "web", metav1.GetOptions{}); got.Status.StartTime != nil {
+		t.Fatalf("accepted while the scheduler binds it: %+v", got.Status)
+	}
+	binding.Store(false)
+	if again, err = k.sync(t.Context(), "default/web"); err != nil || again != 0 {
+		t.Fatalf("sync after binding: again %v, err %v", again, err)
+	}
+	if got, _ := client.CoreV1().Pods("default").Get(t.Context(), "web", metav1.GetOptions{}); got.Status.StartTime == nil {
+		t.Fatalf("not accepted after binding: %+v", got.Status)
+	}
 }
 
 // recordTo sends the events of node's kubelet to a FakeRecorder (the

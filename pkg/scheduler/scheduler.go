@@ -240,6 +240,17 @@ func (b *bindings) done(p *corev1.Pod) {
 	b.mu.Unlock()
 }
 
+// Binding says whether the pod is in a binding cycle: bound, perhaps, but
+// its Scheduled event not yet recorded.
+func (s *Scheduler) Binding(uid types.UID) bool { return s.binding.has(uid) }
+
+func (b *bindings) has(uid types.UID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.uids[uid]
+	return ok
+}
+
 func (b *bindings) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -2,6 +2,8 @@ package scheduler_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -320,4 +322,37 @@ func TestTaintOnlyNode(t *testing.T) {
 	other.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
 	other = create(t, client, other)
 	checkUnschedulable(t, unschedulable(t, client, other), message)
+}
+
+// The simulated kubelet takes a pod up after kube-scheduler's binding
+// cycle, as a real kubelet, behind it by a watch and a sandbox, does: the
+// Scheduled event is each pod's first. Events are named after when they
+// were made (<pod>.<hex nanoseconds>), so a list of one pod's events is in
+// that order whichever was written first.
+func TestScheduledEventFirst(t *testing.T) {
+	t.Parallel()
+	client := cluster(t, clusterconfig.NodeSpec{Name: "node-1", Capacity: capacity("8")}, clusterconfig.NodeSpec{Name: "node-2", Capacity: capacity("8")})
+	const pods = 20
+	for i := range pods {
+		create(t, client, pod(fmt.Sprintf("p%d", i), ""))
+	}
+	for i := range pods {
+		name := fmt.Sprintf("p%d", i)
+		var reasons []string
+		poll(t, "the events of "+name, func(ctx context.Context) (bool, error) {
+			list, err := client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+				FieldSelector: fields.OneTermEqualSelector("involvedObject.name", name).String()})
+			if err != nil {
+				return false, err
+			}
+			reasons = reasons[:0]
+			for _, e := range list.Items {
+				reasons = append(reasons, e.Reason)
+			}
+			return slices.Contains(reasons, "Scheduled") && slices.Contains(reasons, "Started"), nil
+		})
+		if reasons[0] != "Scheduled" {
+			t.Errorf("%s: events %q, want Scheduled first", name, reasons)
+		}
+	}
 }

@@ -143,12 +143,8 @@ func newNodes(c *Config) (*nodes, error) {
 		return nil, err
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(informerClient, 0, informers.WithTransform(trimManagedFields))
-	k, err := kubelet.New(c.Kubelet, kubeletClient, factory)
-	if err != nil {
-		return nil, err
-	}
-	c.inProcess.kubelet.Store(k)
-	n := &nodes{kubelet: k, factory: factory, sharedWithControllers: shared, tracker: c.control.tracker}
+	n := &nodes{factory: factory, sharedWithControllers: shared, tracker: c.control.tracker}
+	kubeletConfig := c.Kubelet
 	if c.Controllers.Selection.Scheduler() {
 		config := configFor("kube-scheduler")
 		client, err := kubernetes.NewForConfig(config)
@@ -158,7 +154,13 @@ func newNodes(c *Config) (*nodes, error) {
 		if n.scheduler, err = scheduler.New(scheduler.Config{Client: client, KubeConfig: config, Configuration: c.Scheduler, Tracker: c.control.tracker}); err != nil {
 			return nil, err
 		}
+		kubeletConfig.Binding = n.scheduler.Binding
 	}
+	if n.kubelet, err = kubelet.New(kubeletConfig, kubeletClient, factory); err != nil {
+		n.close()
+		return nil, err
+	}
+	c.inProcess.kubelet.Store(n.kubelet)
 	return n, nil
 }
 

@@ -1,5 +1,6 @@
 """Faults, request history, snapshots and settle from Python."""
 
+import datetime
 import json
 import time
 
@@ -153,6 +154,33 @@ def test_events(mock_k8s):
     assert reasons.index("Pulled") < reasons.index("Started")
     assert [e.reason for e in mock_k8s.events("default", involved_object="evented")] == reasons
     assert mock_k8s.events("default", involved_object={"metadata": {"name": "nothing"}}) == []
+
+
+def test_events_order(mock_k8s):
+    # Written in another order than made: events() orders by the instant
+    # in the name (<object>.<hex nanoseconds>, as client-go's recorders
+    # name them) within the timestamp's second, and by the last time
+    # seen for an event aggregated later.
+    core = client.CoreV1Api()
+    second = datetime.datetime(2026, 12, 4, 12, 0, 0, tzinfo=datetime.timezone.utc)
+    ns = int(second.timestamp()) * 10**9
+    ref = client.V1ObjectReference(kind="Pod", namespace="default", name="ordered", uid="u-1")
+
+    def core_event(reason, made_ns, last):
+        core.create_namespaced_event("default", client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"ordered.{made_ns:x}"), involved_object=ref, reason=reason,
+            message=reason, type="Normal", first_timestamp=last, last_timestamp=last, count=1,
+            source=client.V1EventSource(component="test")))
+    core_event("Late", ns + 700_000_000, second)
+    core_event("Aggregated", ns - 5 * 10**9, second + datetime.timedelta(seconds=1))
+    core_event("Early", ns + 200_000_000, second)
+    at = second + datetime.timedelta(microseconds=500_000)
+    client.EventsV1Api().create_namespaced_event("default", client.EventsV1Event(
+        metadata=client.V1ObjectMeta(name=f"ordered.{ns + 500_000_123:x}"), event_time=at,
+        regarding=ref, reason="Middle", note="Middle", type="Normal", action="Test",
+        reporting_controller="example.com/test", reporting_instance="test-1"))
+    reasons = [e.reason for e in mock_k8s.events("default", involved_object="ordered")]
+    assert reasons == ["Early", "Middle", "Late", "Aggregated"], reasons
 
 
 @pytest.mark.mockernetes(history=False)

@@ -3,6 +3,7 @@ client, for the length of a test."""
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import os
@@ -466,14 +467,7 @@ class MockKubernetes:
         api = k8s_client.CoreV1Api(self.api_client)
         items = api.list_namespaced_event(namespace, field_selector=",".join(selector) or None).items
 
-        # Core events carry whole seconds, events.k8s.io ones (the
-        # scheduler's) microseconds: order by the second, then by the
-        # order they were written in.
-        def when(e: Any) -> tuple:
-            t = e.last_timestamp or e.event_time or e.metadata.creation_timestamp
-            rv = e.metadata.resource_version or "0"
-            return (int(t.timestamp()) if t else 0, int(rv) if rv.isdigit() else 0)
-        return sorted(items, key=when)
+        return sorted(items, key=_event_order)
 
     # Conveniences of the earlier pure-Python mock of the same name.
 
@@ -488,6 +482,40 @@ class MockKubernetes:
     def get_services(self, namespace: str = "default", label_selector: Optional[str] = None) -> List[Any]:
         self._check_active()
         return k8s_client.CoreV1Api(self.api_client).list_namespaced_service(namespace, label_selector=label_selector).items
+
+
+def _event_order(e: Any) -> tuple:
+    """When an event was last seen, to the nanosecond where it can tell.
+
+    Core events carry whole seconds, events.k8s.io ones (the scheduler's)
+    microseconds. client-go's recorders name an event after the instant
+    they made it (<object>.<hex nanoseconds>), so within its second the
+    name tells which came first, whichever was written first; failing
+    that, the order they were written in."""
+    t = e.last_timestamp or e.event_time or e.metadata.creation_timestamp
+    at = _nanoseconds(t) if t else 0
+    prefix, _, suffix = (e.metadata.name or "").rpartition(".")
+    involved = e.involved_object.name if e.involved_object else None
+    if prefix and prefix == involved:
+        try:
+            made = int(suffix, 16)
+        except ValueError:
+            made = None
+        # The instant named must fall in the timestamp's precision
+        # (an aggregated event was last seen after it was made).
+        step = 1000 if t and t.microsecond else 10**9
+        if made is not None and at <= made < at + step:
+            at = made
+    rv = e.metadata.resource_version or "0"
+    return (at, int(rv) if rv.isdigit() else 0)
+
+
+def _nanoseconds(t: Any) -> int:
+    """t (an aware datetime) in nanoseconds since the epoch, exactly."""
+    return (t - _EPOCH) // datetime.timedelta(microseconds=1) * 1000
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _crds(crds: Any):
