@@ -132,3 +132,55 @@ func BenchmarkDeploymentOf3(b *testing.B) {
 		})
 	}
 }
+
+// A LIST of 2,000 ConfigMaps over HTTPS read as bytes, as JSON, as
+// protobuf and as the table kubectl asks for (the client's decoding is not
+// the server's work), in envtest mode.
+func BenchmarkList(b *testing.B) {
+	client, _ := benchServer(b, func(o *Options) { o.Controllers, o.GatewayAPI = []string{"none"}, false })
+	ctx := b.Context()
+	for i := range 2000 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%05d", i), Labels: map[string]string{"shard": fmt.Sprint(i % 10)}},
+			Data: map[string]string{"key": fmt.Sprintf("value-%d", i), "other": "some longer text of a configuration"}}
+		if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, accept := range []struct{ name, header string }{
+		{"json", "application/json"},
+		{"protobuf", "application/vnd.kubernetes.protobuf"},
+		{"table", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+	} {
+		b.Run(accept.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				body, err := client.CoreV1().RESTClient().Get().Namespace("default").Resource("configmaps").
+					SetHeader("Accept", accept.header).DoRaw(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(body)
+			}
+			b.ReportMetric(float64(size), "bytes/list")
+		})
+	}
+}
+
+// GETs of one ConfigMap by 8 clients at once over HTTPS, in envtest mode:
+// the request path without the store's work.
+func BenchmarkGet(b *testing.B) {
+	client, _ := benchServer(b, func(o *Options) { o.Controllers, o.GatewayAPI = []string{"none"}, false })
+	ctx := b.Context()
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "read"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(4) // 8 clients on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := client.CoreV1().ConfigMaps("default").Get(ctx, "read", metav1.GetOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
