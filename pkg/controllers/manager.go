@@ -210,18 +210,22 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
+// TrimManagedFields is kube-controller-manager's informers' transform:
+// the controllers never read managed fields, so their copies leave them out.
+// The server's other in-process informers use it too.
+func TrimManagedFields(obj any) (any, error) {
+	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+		accessor.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // controllerContext is kube-controller-manager's CreateControllerContext
 // except for one thing: upstream names its informer factory
 // "kube-controller-manager" in client-go's process-wide registry of informer
 // names, which refuses a second factory of that name, so two servers could
 // not run controllers in one process. Its wait for /healthz is done by Run.
 func (m *Manager) controllerContext(ctx context.Context, root clientbuilder.ControllerClientBuilder) (kcm.ControllerContext, error) {
-	trim := func(obj any) (any, error) {
-		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-			accessor.SetManagedFields(nil)
-		}
-		return obj, nil
-	}
 	cfg := (&kcmconfig.Config{ComponentConfig: m.component}).Complete()
 	resync := kcm.ResyncPeriod(cfg)
 	shared := m.config.Informers
@@ -230,7 +234,7 @@ func (m *Manager) controllerContext(ctx context.Context, root clientbuilder.Cont
 		if err != nil {
 			return kcm.ControllerContext{}, err
 		}
-		shared = informers.NewSharedInformerFactoryWithOptions(client, resync(), informers.WithTransform(trim))
+		shared = informers.NewSharedInformerFactoryWithOptions(client, resync(), informers.WithTransform(TrimManagedFields))
 	}
 	metadataConfig, err := root.Config("metadata-informers")
 	if err != nil {
@@ -240,7 +244,7 @@ func (m *Manager) controllerContext(ctx context.Context, root clientbuilder.Cont
 	if err != nil {
 		return kcm.ControllerContext{}, err
 	}
-	metadataInformers := metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, resync(), metadatainformer.WithTransform(trim))
+	metadataInformers := metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, resync(), metadatainformer.WithTransform(TrimManagedFields))
 	discoveryClient, err := root.DiscoveryClient("controller-discovery")
 	if err != nil {
 		return kcm.ControllerContext{}, err

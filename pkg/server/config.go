@@ -17,7 +17,6 @@ import (
 	"github.com/google/uuid"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsapiserver "k8s.io/apiextensions-apiserver/pkg/apiserver"
-	"k8s.io/apimachinery/pkg/api/meta"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -361,21 +360,12 @@ func (b *configBuilder) serving() error {
 	return err
 }
 
-// trimManagedFields is the informers' transform that drops what the
-// in-process components never read, as kube-controller-manager's does.
-func trimManagedFields(obj any) (any, error) {
-	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-		accessor.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 // informersAndEgress makes the shared informers of the admission plugins,
 // authenticators and registries, and the one gate every outbound
 // connection goes through (pkg/egress), handed to each dialing path as
 // kube-apiserver hands its egress selector.
 func (b *configBuilder) informersAndEgress() error {
-	b.c.Informer = informers.NewSharedInformerFactoryWithOptions(b.client, 10*time.Minute, informers.WithTransform(trimManagedFields))
+	b.c.Informer = informers.NewSharedInformerFactoryWithOptions(b.client, 10*time.Minute, informers.WithTransform(controllers.TrimManagedFields))
 	var err error
 	b.c.inProcess = &inProcess{}
 	if b.gate, err = newGate(b.o, b.clusterIPRange, b.host, b.port, b.c.Informer, b.c.inProcess.dial); err != nil {

@@ -142,7 +142,7 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(informerClient, 0, informers.WithTransform(trimManagedFields))
+	factory := informers.NewSharedInformerFactoryWithOptions(informerClient, 0, informers.WithTransform(controllers.TrimManagedFields))
 	n := &nodes{factory: factory, sharedWithControllers: shared, tracker: c.control.tracker}
 	kubeletConfig := c.Kubelet
 	if c.Controllers.Selection.Scheduler() {
