@@ -370,13 +370,17 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 	p := pod.DeepCopy()
 	now := metav1.Now()
 	stopped := false
-	// The containers first, then the sidecars, as the kubelet stops them.
+	// The containers first, then the sidecars and ephemeral containers, as
+	// the kubelet stops them.
 	all := make([]*corev1.ContainerStatus, 0, len(p.Status.ContainerStatuses)+len(p.Status.InitContainerStatuses))
 	for i := range p.Status.ContainerStatuses {
 		all = append(all, &p.Status.ContainerStatuses[i])
 	}
 	for i := range p.Status.InitContainerStatuses {
 		all = append(all, &p.Status.InitContainerStatuses[i])
+	}
+	for i := range p.Status.EphemeralContainerStatuses {
+		all = append(all, &p.Status.EphemeralContainerStatuses[i])
 	}
 	for _, s := range all {
 		if s.State.Running == nil {
@@ -668,13 +672,25 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
+	k.stepEphemeral(pod, p, now, pull, event, due)
+
 	// Once every container of a pod that is not restarted has ended, the
-	// kubelet stops its sidecars (SIGTERM, which they heed).
+	// kubelet stops its sidecars and ephemeral containers (SIGTERM, which
+	// they heed).
 	if runsToCompletion(pod) && allTerminated(p.Status.ContainerStatuses) {
 		for i, c := range pod.Spec.InitContainers {
 			if s := &p.Status.InitContainerStatuses[i]; s.State.Running != nil {
 				event(c, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
+				stop(s, 0, metav1.NewTime(now))
+			}
+		}
+		for i := range p.Status.EphemeralContainerStatuses {
+			if s := &p.Status.EphemeralContainerStatuses[i]; s.State.Running != nil {
+				if c := containerSpec(pod, s.Name); c != nil {
+					event(*c, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+				}
+				k.config.Logs.End(pod.UID, s.Name, 0)
 				stop(s, 0, metav1.NewTime(now))
 			}
 		}
@@ -799,6 +815,12 @@ func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == name {
 			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			c := corev1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+			return &c
 		}
 	}
 	return nil

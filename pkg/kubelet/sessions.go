@@ -72,10 +72,12 @@ func (s *nodeServer) session(req *restful.Request, resp *restful.Response) (sess
 	}
 	name := req.PathParameter("containerName")
 	uid := types.UID(req.PathParameter("uid"))
-	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == name })
-	for _, st := range pod.Status.ContainerStatuses {
-		if st.Name == name && st.State.Running != nil && (uid == "" || uid == pod.UID) && i >= 0 {
-			return session{k: s.k, pod: pod, container: pod.Spec.Containers[i], run: st.RestartCount}, opts, true
+	// Any running container: a sidecar, an ephemeral one (kubectl debug
+	// attaches to it).
+	c := containerSpec(pod, name)
+	for _, st := range slices.Concat(pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses, pod.Status.EphemeralContainerStatuses) {
+		if st.Name == name && st.State.Running != nil && (uid == "" || uid == pod.UID) && c != nil {
+			return session{k: s.k, pod: pod, container: *c, run: st.RestartCount}, opts, true
 		}
 	}
 	resp.WriteHeader(http.StatusInternalServerError)

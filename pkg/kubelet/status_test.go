@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"io"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -765,5 +766,108 @@ func TestStatusPhaseDeleted(t *testing.T) {
 	pod := statusPod("alive", corev1.RestartPolicyAlways, "app")
 	if p := deriveStatus(t, k, pod, []corev1.ContainerStatus{containerStatus("app", stateExited(0), false)}, nil); p.Status.Phase != corev1.PodRunning {
 		t.Errorf("not deleted, restartPolicy Always: phase %s, want Running", p.Status.Phase)
+	}
+}
+
+// Ephemeral containers (kubectl debug) start once added to a running pod,
+// never ready and never restarted, without changing the pod's phase or
+// readiness; one that runs a command ends when it does, one attached to
+// ends with its session.
+func TestStepEphemeral(t *testing.T) {
+	pod := statusPod("web", corev1.RestartPolicyAlways, "app")
+	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+	k, client := newStatusKubelet(t, pod)
+	events := recordTo(k, "node-2")
+	ctx := t.Context()
+	if err := k.accept(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *corev1.Pod {
+		t.Helper()
+		got, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if _, err := k.step(ctx, get()); err != nil {
+		t.Fatal(err)
+	}
+	drain(events)
+
+	running := get()
+	running.Spec.EphemeralContainers = []corev1.EphemeralContainer{
+		{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "once", Image: "busybox:1.36", Command: []string{"sh", "-c", "echo debugging"}}},
+		{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "shell", Image: "busybox:1.36", Command: []string{"sh"}, Stdin: true, TTY: true}},
+	}
+	running, err := client.CoreV1().Pods("default").UpdateEphemeralContainers(ctx, "web", running, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Truncate(time.Second)
+	if _, err := k.step(ctx, running); err != nil {
+		t.Fatal(err)
+	}
+	got := get()
+	if got.Status.Phase != corev1.PodRunning || findCondition(got, corev1.PodReady).Status != corev1.ConditionTrue {
+		t.Errorf("phase %s, Ready %s; want the pod Running and Ready still", got.Status.Phase, findCondition(got, corev1.PodReady).Status)
+	}
+	es := got.Status.EphemeralContainerStatuses
+	if len(es) != 2 {
+		t.Fatalf("ephemeral container statuses %+v, want once and shell", es)
+	}
+	// The command has run (it takes no time): its container ended in the
+	// same step, as the kubelet reports a container that exits at once;
+	// the shell runs until its session ends.
+	once, shell := es[0], es[1]
+	if term := once.State.Terminated; term == nil || term.ExitCode != 0 || term.Reason != "Completed" || term.StartedAt.Before(&metav1.Time{Time: before}) {
+		t.Errorf("once: %+v, want terminated (0, Completed) since now", once)
+	}
+	if shell.State.Running == nil || shell.State.Running.StartedAt.Before(&metav1.Time{Time: before}) {
+		t.Errorf("shell: %+v, want running since now", shell)
+	}
+	for _, s := range es {
+		if s.Ready || s.Started != nil || s.RestartCount != 0 || s.Image != "docker.io/library/busybox:1.36" || !strings.HasPrefix(s.ContainerID, "containerd://") {
+			t.Errorf("%s: %+v, want the image run, not ready, no started field, not restarted", s.Name, s)
+		}
+	}
+	want := []string{`Normal Pulling Pulling image "busybox:1.36"`, "Normal Pulled ", "Normal Created Container created", "Normal Started Container started",
+		`Normal Pulled Container image "busybox:1.36" already present on machine and can be accessed by the pod`, "Normal Created Container created", "Normal Started Container started"}
+	if e := drain(events); len(e) != len(want) {
+		t.Errorf("events %q, want %q", e, want)
+	} else {
+		for i := range want {
+			if !strings.HasPrefix(e[i], want[i]) {
+				t.Errorf("event %d %q, want %q", i, e[i], want[i])
+			}
+		}
+	}
+	// Nothing further: no restart, no write.
+	if _, err := k.step(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if after := get(); after.ResourceVersion != got.ResourceVersion {
+		t.Errorf("a step with nothing to do wrote the pod: %+v", after.Status.EphemeralContainerStatuses)
+	}
+	log, err := k.config.Logs.Log(got, "once", &corev1.PodLogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(log(ctx))
+	if string(text) != "debugging\n" {
+		t.Errorf("log of once %q, want what its command printed", text)
+	}
+
+	// Its attached session ends the shell with the session's code.
+	k.sessionEnded(got, "shell", 0, 3)
+	if _, err := k.step(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	got = get()
+	if term := got.Status.EphemeralContainerStatuses[1].State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != "Error" {
+		t.Errorf("shell: %+v, want terminated with its session's code 3", got.Status.EphemeralContainerStatuses[1])
+	}
+	if got.Status.Phase != corev1.PodRunning {
+		t.Errorf("phase %s after the ephemeral containers ended, want Running", got.Status.Phase)
 	}
 }

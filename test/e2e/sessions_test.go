@@ -342,6 +342,60 @@ func TestKubectlRun(t *testing.T) {
 	}
 }
 
+// kubectl debug adds an ephemeral container to a running pod: the kubelet
+// starts it; one that runs a command ends with it and its output is its
+// log; one attached to (-i) runs what stdin says and ends with its shell;
+// the pod stays Running throughout.
+func TestKubectlDebug(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), pod("target", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running(t, c, ns, "target")
+	ended := func(name string) corev1.ContainerStatus {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			p, err := c.CoreV1().Pods(ns).Get(t.Context(), "target", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range p.Status.EphemeralContainerStatuses {
+				if s.Name == name && s.State.Terminated != nil {
+					if p.Status.Phase != corev1.PodRunning {
+						t.Errorf("pod %s after %s ended, want Running", p.Status.Phase, name)
+					}
+					return s
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ephemeral container %s did not end: %+v", name, p.Status.EphemeralContainerStatuses)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "debug", "target", "--image=busybox:1.36", "--container=probe", "--", "sh", "-c", "echo from the debugger")
+	if err != nil {
+		t.Fatalf("kubectl debug: %v %s", err, out)
+	}
+	if s := ended("probe"); s.State.Terminated.ExitCode != 0 || s.Ready || s.RestartCount != 0 {
+		t.Errorf("probe: %+v, want ended with 0, never ready or restarted", s)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "target", "-c", "probe"); err != nil || out != "from the debugger\n" {
+		t.Errorf("kubectl logs of the ephemeral container: %v %q", err, out)
+	}
+
+	out, err = shared.kubectl(t, kubectlBin, "echo hello from debug; exit 3\n", "-n", ns, "debug", "-i", "target", "--image=busybox:1.36", "--container=shell", "--", "sh")
+	if !strings.Contains(out, "hello from debug\n") {
+		t.Errorf("kubectl debug -i: %v %q, want what the shell printed", err, out)
+	}
+	if s := ended("shell"); s.State.Terminated.ExitCode != 3 {
+		t.Errorf("shell: %+v, want ended with its exit status 3", s)
+	}
+}
+
 // 1,000 pods come and go on one node, at most 100 alive at once and the
 // first 50 alive throughout: each gets an address, addresses are reused (a
 // node's range has 253), and no two pods that exist at the same time ever

@@ -1,0 +1,71 @@
+package kubelet
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// stepEphemeral moves the ephemeral containers of a pod (what kubectl
+// debug adds) as the kubelet does: each starts once added, initialized pod
+// or not; it is never restarted and never ready; it runs until its
+// behaviour ends it (a command that exits, the end of its attached
+// session) or the pod ends. p is the status being built; pull, event and
+// due are step's.
+func (k *Kubelet) stepEphemeral(pod, p *corev1.Pod, now time.Time, pull func(corev1.Container),
+	event func(c corev1.Container, kind, reason, format string, args ...any), due func(time.Time)) {
+	for _, ec := range pod.Spec.EphemeralContainers {
+		c := corev1.Container(ec.EphemeralContainerCommon)
+		b := k.behaviourOf(pod, c)
+		run := fmt.Sprintf("%s/%s/0", pod.UID, c.Name)
+		i := slices.IndexFunc(p.Status.EphemeralContainerStatuses, func(s corev1.ContainerStatus) bool { return s.Name == c.Name })
+		if i < 0 {
+			s := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+			if b.pullFails {
+				event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+				msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
+				event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
+				event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
+				p.Status.EphemeralContainerStatuses = append(p.Status.EphemeralContainerStatuses, s)
+				due(now.Add(b.backoff))
+				continue
+			}
+			pull(c)
+			event(c, corev1.EventTypeNormal, "Created", "Container created")
+			event(c, corev1.EventTypeNormal, "Started", "Container started")
+			k.mark(run, now)
+			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, 0)
+			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}
+			k.config.Logs.Start(pod.UID, c.Name, 0, b.logs...)
+			p.Status.EphemeralContainerStatuses = append(p.Status.EphemeralContainerStatuses, s)
+			i = len(p.Status.EphemeralContainerStatuses) - 1
+		}
+		s := &p.Status.EphemeralContainerStatuses[i]
+		if w := s.State.Waiting; w != nil && w.Reason == "ErrImagePull" {
+			event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			event(c, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
+			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
+			continue
+		}
+		if s.State.Running == nil {
+			continue
+		}
+		if code, ended := k.endedWith(pod.UID, c.Name, 0); b.interactive && ended {
+			b.exits, b.exitCode, b.exitAfter = true, code, 0 // its attached session ended it
+		}
+		if !b.exits {
+			continue
+		}
+		if exitAt := k.when(run, s.State.Running.StartedAt.Time).Add(b.exitAfter); now.Before(exitAt) {
+			due(exitAt)
+			continue
+		}
+		k.config.Logs.End(pod.UID, c.Name, 0)
+		s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: b.exitCode, Reason: b.terminatedReason(),
+			StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}}
+	}
+}
