@@ -372,7 +372,7 @@ func (k *Kubelet) kill(ctx context.Context, pod *corev1.Pod, exitCode int32) err
 	stopped := false
 	// The containers first, then the sidecars and ephemeral containers, as
 	// the kubelet stops them.
-	all := make([]*corev1.ContainerStatus, 0, len(p.Status.ContainerStatuses)+len(p.Status.InitContainerStatuses))
+	all := make([]*corev1.ContainerStatus, 0, len(p.Status.ContainerStatuses)+len(p.Status.InitContainerStatuses)+len(p.Status.EphemeralContainerStatuses))
 	for i := range p.Status.ContainerStatuses {
 		all = append(all, &p.Status.ContainerStatuses[i])
 	}

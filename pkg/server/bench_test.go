@@ -166,15 +166,15 @@ func BenchmarkList(b *testing.B) {
 	}
 }
 
-// GETs of one ConfigMap by 8 clients at once over HTTPS, in envtest mode:
-// the request path without the store's work.
+// GETs of one ConfigMap by 8 goroutines at once over client-go's one
+// HTTP/2 connection, in envtest mode: the request path, little store work.
 func BenchmarkGet(b *testing.B) {
 	client, _ := benchServer(b, func(o *Options) { o.Controllers, o.GatewayAPI = []string{"none"}, false })
 	ctx := b.Context()
 	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "read"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	b.SetParallelism(4) // 8 clients on 2 cores
+	b.SetParallelism(4) // 8 goroutines on 2 cores
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := client.CoreV1().ConfigMaps("default").Get(ctx, "read", metav1.GetOptions{}); err != nil {
