@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,8 +90,11 @@ type Kubelet struct {
 	// registrar registers the nodes and renews their leases.
 	registrar *noderegistration.Registrar
 	pods      corelisters.PodLister
-	synced    cache.InformerSynced
-	queue     workqueue.TypedRateLimitingInterface[string]
+	// configMaps and secrets are what pods' volumes and environment name.
+	configMaps corelisters.ConfigMapLister
+	secrets    corelisters.SecretLister
+	synced     cache.InformerSynced
+	queue      workqueue.TypedRateLimitingInterface[string]
 	// events are the broadcasters of the nodes' events, one per node.
 	events *nodeEvents
 	// written follows the events until they are written (for settle).
@@ -162,8 +166,12 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		client:    client,
 		registrar: noderegistration.New(client, c.KubeletVersion),
 		pods:      factory.Core().V1().Pods().Lister(),
-		synced:    factory.Core().V1().Pods().Informer().HasSynced,
-		written:   c.Tracker.Events("kubelet"),
+		// What pods' volumes and environment name (kube-controller-
+		// manager's informers have them already).
+		configMaps: factory.Core().V1().ConfigMaps().Lister(),
+		secrets:    factory.Core().V1().Secrets().Lister(),
+		synced:     factory.Core().V1().Pods().Informer().HasSynced,
+		written:    c.Tracker.Events("kubelet"),
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 5*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
@@ -555,13 +563,46 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
-	// Init containers run to completion as soon as the pod is accepted;
-	// sidecars (restartable init containers) start then and run beside
-	// the containers until the pod ends.
-	if len(p.Status.InitContainerStatuses) > 0 && p.Status.InitContainerStatuses[0].State.Waiting != nil {
+	// Until its volumes are set up the kubelet makes no sandbox and starts
+	// no container: it says why, about the pod, and tries again.
+	refs := k.newRefs(ctx, pod.Namespace)
+	if !sandboxed(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		volume, failure, err := mountFailure(refs, pod)
+		if err != nil {
+			return 0, err
+		}
+		if failure != nil {
+			recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for volume %q : %v", volume, failure)
+			return k.scale(refsRetry), nil
+		}
+	}
+	// A container whose config cannot be made (its environment names what
+	// is not there) waits, and is tried again.
+	configFailed := func(c corev1.Container, s *corev1.ContainerStatus, failure error) {
+		event(c, corev1.EventTypeWarning, "Failed", "Error: %v", failure)
+		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: failure.Error()}}
+		due(now.Add(k.scale(refsRetry)))
+	}
+	waiting := func(s corev1.ContainerStatus) bool { return s.State.Waiting != nil }
+
+	// Init containers run to completion as soon as the pod is accepted,
+	// one after the other; sidecars (restartable init containers) start
+	// then and run beside the containers until the pod ends.
+	if slices.ContainsFunc(p.Status.InitContainerStatuses, waiting) {
 		t := metav1.NewTime(now)
 		for i, c := range pod.Spec.InitContainers {
+			if !waiting(p.Status.InitContainerStatuses[i]) {
+				continue // it ran, or runs beside the containers
+			}
 			pull(c)
+			failure, err := configFailure(refs, &c)
+			if err != nil {
+				return 0, err
+			}
+			if failure != nil {
+				configFailed(c, &p.Status.InitContainerStatuses[i], failure)
+				break // the next ones wait for it
+			}
 			event(c, corev1.EventTypeNormal, "Created", "Container created")
 			event(c, corev1.EventTypeNormal, "Started", "Container started")
 			b := k.behaviourOf(pod, c)
@@ -579,6 +620,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
+	// The containers start once every init container has run.
+	initializing := slices.ContainsFunc(p.Status.InitContainerStatuses, waiting)
 	for i, c := range pod.Spec.Containers {
 		b := k.behaviourOf(pod, c)
 		s := &p.Status.ContainerStatuses[i]
@@ -600,7 +643,11 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			event(c, corev1.EventTypeNormal, "Started", "Container started")
 		}
 		switch {
-		case s.State.Waiting != nil && (s.State.Waiting.Reason == "ContainerCreating" || s.State.Waiting.Reason == "PodInitializing"):
+		case s.State.Waiting != nil && (s.State.Waiting.Reason == "ContainerCreating" || s.State.Waiting.Reason == "PodInitializing" ||
+			s.State.Waiting.Reason == "CreateContainerConfigError"):
+			if initializing {
+				continue
+			}
 			if b.pullFails {
 				event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 				msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
@@ -616,6 +663,14 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				continue
 			}
 			pull(c)
+			failure, err := configFailure(refs, &c)
+			if err != nil {
+				return 0, err
+			}
+			if failure != nil {
+				configFailed(c, s, failure)
+				continue
+			}
 			run()
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull":
 			event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)

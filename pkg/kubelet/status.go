@@ -23,15 +23,8 @@ func (k *Kubelet) derivePodStatus(old, p *corev1.Pod) error {
 	terminal := old.DeletionTimestamp != nil && !kubetypes.IsStaticPod(old)
 	p.Status.Phase = podPhase(old, all, kubecontainer.HasAnyRegularContainerStarted(&old.Spec, p.Status.ContainerStatuses), terminal)
 	completed := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-	// The sandbox exists once a container got past ContainerCreating (or
-	// an init container past PodInitializing), and is stopped when the pod
-	// has completed.
-	sandbox := false
-	for _, s := range all {
-		if w := s.State.Waiting; w == nil || w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" || s.RestartCount > 0 {
-			sandbox = true
-		}
-	}
+	// The sandbox is stopped when the pod has completed.
+	sandbox := sandboxed(all)
 	if old.Spec.HostNetwork && p.Status.PodIP == "" && p.Status.HostIP != "" {
 		p.Status.PodIP, p.Status.PodIPs = p.Status.HostIP, []corev1.PodIP{{IP: p.Status.HostIP}}
 	}
@@ -168,4 +161,17 @@ func podPhase(pod *corev1.Pod, statuses []corev1.ContainerStatus, initialized, t
 	default:
 		return corev1.PodPending
 	}
+}
+
+// sandboxed: the pod's sandbox exists once a container got past
+// ContainerCreating (or an init container past PodInitializing).
+func sandboxed(statuses ...[]corev1.ContainerStatus) bool {
+	for _, list := range statuses {
+		for _, s := range list {
+			if w := s.State.Waiting; w == nil || w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" || s.RestartCount > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

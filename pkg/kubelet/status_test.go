@@ -871,3 +871,156 @@ func TestStepEphemeral(t *testing.T) {
 		t.Errorf("phase %s after the ephemeral containers ended, want Running", got.Status.Phase)
 	}
 }
+
+// A pod whose volume names a ConfigMap that is not there gets no sandbox
+// and no container: FailedMount about the pod, in the volume plugin's
+// words, and another try; once the ConfigMap is there it starts.
+func TestStepVolumeNotThere(t *testing.T) {
+	pod := statusPod("web", corev1.RestartPolicyAlways, "app")
+	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "app-config"}, Items: []corev1.KeyToPath{{Key: "app.yaml", Path: "app.yaml"}}}}},
+		{Name: "maybe", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "absent", Optional: ptr.To(true)}}},
+	}
+	k, client := newStatusKubelet(t, pod)
+	events := recordTo(k, "node-2")
+	ctx := t.Context()
+	if err := k.accept(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *corev1.Pod {
+		t.Helper()
+		got, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	step := func(want string) {
+		t.Helper()
+		accepted := get()
+		next, err := k.step(ctx, accepted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next != refsRetry {
+			t.Errorf("next step in %v, want %v", next, refsRetry)
+		}
+		if got := get(); got.ResourceVersion != accepted.ResourceVersion || got.Status.PodIP != "" {
+			t.Errorf("status written (%+v) while the volumes are not set up", got.Status)
+		}
+		if e := drain(events); len(e) != 1 || e[0] != want {
+			t.Errorf("events %q, want %q", e, want)
+		}
+	}
+	step(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap "app-config" not found`)
+
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config", Namespace: "default"}, Data: map[string]string{"other": "x"}}
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	step(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap references non-existent config key: app.yaml`)
+
+	cm.Data["app.yaml"] = "port: 8080"
+	if _, err := client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.step(ctx, get()); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got.Status.Phase != corev1.PodRunning || got.Status.ContainerStatuses[0].State.Running == nil {
+		t.Errorf("status %+v, want app running once its volume is there", got.Status)
+	}
+}
+
+// A container whose environment names a Secret or a key that is not there
+// waits in CreateContainerConfigError (the sandbox made, the image pulled),
+// in makeEnvironmentVariables' words, until they are; an init container
+// so waiting holds back the next ones and the containers.
+func TestStepConfigNotThere(t *testing.T) {
+	pod := statusPod("web", corev1.RestartPolicyAlways, "app")
+	pod.Spec.InitContainers = []corev1.Container{
+		{Name: "migrate", Image: "busybox:1.36", EnvFrom: []corev1.EnvFromSource{
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}},
+			{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Optional: ptr.To(true)}},
+		}},
+		{Name: "seed", Image: "busybox:1.36"},
+	}
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{
+		{Name: "PLAIN", Value: "x"},
+		{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}},
+		{Name: "MAYBE", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Key: "k", Optional: ptr.To(true)}}},
+	}
+	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+	k, client := newStatusKubelet(t, pod)
+	events := recordTo(k, "node-2")
+	ctx := t.Context()
+	if err := k.accept(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	step := func() *corev1.Pod {
+		t.Helper()
+		got, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.step(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	waitingFor := func(s corev1.ContainerStatus, message string) {
+		t.Helper()
+		if w := s.State.Waiting; w == nil || w.Reason != "CreateContainerConfigError" || w.Message != message {
+			t.Errorf("%s: %+v, want waiting in CreateContainerConfigError: %s", s.Name, s.State, message)
+		}
+	}
+
+	got := step()
+	waitingFor(got.Status.InitContainerStatuses[0], `configmap "settings" not found`)
+	if w := got.Status.InitContainerStatuses[1].State.Waiting; w == nil || w.Reason != "PodInitializing" {
+		t.Errorf("seed: %+v, want waiting for migrate", got.Status.InitContainerStatuses[1].State)
+	}
+	if w := got.Status.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != "PodInitializing" {
+		t.Errorf("app: %+v, want waiting for the init containers", got.Status.ContainerStatuses[0].State)
+	}
+	if got.Status.Phase != corev1.PodPending || got.Status.PodIP == "" {
+		t.Errorf("phase %s, pod IP %q; want Pending with its sandbox's IP", got.Status.Phase, got.Status.PodIP)
+	}
+	e := drain(events)
+	if len(e) != 3 || !strings.HasPrefix(e[0], "Normal Pulling ") || !strings.HasPrefix(e[1], "Normal Pulled ") || e[2] != `Warning Failed Error: configmap "settings" not found` {
+		t.Errorf("events %q, want the pull, then Failed", e)
+	}
+
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got = step()
+	for _, s := range got.Status.InitContainerStatuses {
+		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
+			t.Errorf("%s: %+v, want run to completion", s.Name, s.State)
+		}
+	}
+	waitingFor(got.Status.ContainerStatuses[0], `secret "db" not found`)
+
+	db := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"}, Data: map[string][]byte{"user": []byte("app")}}
+	if _, err := client.CoreV1().Secrets("default").Create(ctx, db, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitingFor(step().Status.ContainerStatuses[0], "couldn't find key password in Secret default/db")
+
+	db.Data["password"] = []byte("s3cret")
+	if _, err := client.CoreV1().Secrets("default").Update(ctx, db, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got = step(); got.Status.Phase != corev1.PodRunning || got.Status.ContainerStatuses[0].State.Running == nil {
+		t.Errorf("status %+v, want app running once its Secret has the key", got.Status)
+	}
+}

@@ -255,3 +255,75 @@ func TestUnschedulable(t *testing.T) {
 		return err == nil && got.Spec.NodeName == "node-1" && got.Status.Phase == corev1.PodRunning, nil
 	})
 }
+
+// Pods that name a ConfigMap or Secret that is not there do not start, as
+// on a real cluster: one whose volume names it stays ContainerCreating
+// (FailedMount), one whose environment names it waits in
+// CreateContainerConfigError; both start once it is created.
+func TestMissingReferences(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	mounts := pod("mounts", nil)
+	mounts.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "app-config"}}}}}
+	mounts.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/app"}}
+	env := pod("env", nil)
+	env.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}}}
+	for _, p := range []*corev1.Pod{mounts, env} {
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the pods to say why they wait", func(ctx context.Context) (bool, error) {
+		out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "get", "pods", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,STATUS:.status.phase")
+		if err != nil {
+			return false, nil
+		}
+		table, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "get", "pods", "--no-headers")
+		if err != nil {
+			return false, nil
+		}
+		return strings.Count(out, "Pending") == 2 &&
+			regexp.MustCompile(`(?m)^env\s+0/1\s+CreateContainerConfigError\s`).MatchString(table) &&
+			regexp.MustCompile(`(?m)^mounts\s+0/1\s+ContainerCreating\s`).MatchString(table), nil
+	})
+	eventually(t, "their events", func(ctx context.Context) (bool, error) {
+		evs, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+		if err != nil {
+			return false, nil
+		}
+		var seen []string
+		for _, e := range evs.Items {
+			seen = append(seen, e.InvolvedObject.Name+" "+e.Reason+" "+e.Message)
+		}
+		return slices.Contains(seen, `mounts FailedMount MountVolume.SetUp failed for volume "cfg" : configmap "app-config" not found`) &&
+			slices.Contains(seen, `env Failed Error: secret "db" not found`), nil
+	})
+	if p, err := c.CoreV1().Pods(ns).Get(t.Context(), "env", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if w := p.Status.ContainerStatuses[0].State.Waiting; w == nil || w.Message != `secret "db" not found` {
+		t.Errorf("env's container: %+v", p.Status.ContainerStatuses[0].State)
+	}
+
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both pods Running once what they name is there", func(ctx context.Context) (bool, error) {
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running == 2, nil
+	})
+}
