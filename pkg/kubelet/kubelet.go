@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -90,9 +91,11 @@ type Kubelet struct {
 	// registrar registers the nodes and renews their leases.
 	registrar *noderegistration.Registrar
 	pods      corelisters.PodLister
-	// configMaps and secrets are what pods' volumes and environment name.
+	// configMaps and secrets are what pods' volumes and environment name;
+	// waiting, the pods waiting for one.
 	configMaps corelisters.ConfigMapLister
 	secrets    corelisters.SecretLister
+	waiting    waiters
 	synced     cache.InformerSynced
 	queue      workqueue.TypedRateLimitingInterface[string]
 	// events are the broadcasters of the nodes' events, one per node.
@@ -180,6 +183,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		sessions: sessions{ended: map[types.UID]map[string]int32{}},
 		listener: pipe.NewListener(kubeletAddr{}),
 		since:    map[types.UID]map[string]time.Time{},
+		waiting:  waiters{byNS: map[string]map[string]struct{}{}},
 	}
 	if err := k.checkLocalExec(c.Rules); err != nil {
 		return nil, err
@@ -210,10 +214,25 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 				k.forget(p.UID)
 				k.ips.release(p.UID)
 				k.forgetSessions(p.UID)
+				k.waiting.set(p.Namespace, p.Name, false)
 			}
 		},
 	}); err != nil {
 		return nil, err
+	}
+	// A ConfigMap or Secret created or changed wakes the pods of its
+	// namespace that wait for one.
+	wake := func(obj any) {
+		if m, err := meta.Accessor(obj); err == nil {
+			for _, key := range k.waiting.keys(m.GetNamespace()) {
+				k.queue.Add(key)
+			}
+		}
+	}
+	for _, informer := range []cache.SharedIndexInformer{factory.Core().V1().ConfigMaps().Informer(), factory.Core().V1().Secrets().Informer()} {
+		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: wake, UpdateFunc: func(_, obj any) { wake(obj) }}); err != nil {
+			return nil, err
+		}
 	}
 	return k, nil
 }
@@ -566,6 +585,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	// Until its volumes are set up the kubelet makes no sandbox and starts
 	// no container: it says why, about the pod, and tries again.
 	refs := k.newRefs(ctx, pod.Namespace)
+	waits := false // for a ConfigMap or Secret
+	defer func() { k.waiting.set(pod.Namespace, pod.Name, waits) }()
 	if !sandboxed(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
 		volume, failure, err := mountFailure(refs, pod)
 		if err != nil {
@@ -573,12 +594,14 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 		if failure != nil {
 			recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for volume %q : %v", volume, failure)
+			waits = true
 			return k.scale(refsRetry), nil
 		}
 	}
 	// A container whose config cannot be made (its environment names what
 	// is not there) waits, and is tried again.
 	configFailed := func(c corev1.Container, s *corev1.ContainerStatus, failure error) {
+		waits = true
 		event(c, corev1.EventTypeWarning, "Failed", "Error: %v", failure)
 		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: failure.Error()}}
 		due(now.Add(k.scale(refsRetry)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,8 +22,45 @@ import (
 // there. The simulation reads them from its informers when a pod that names
 // some starts (and from the API when the informer has not seen one yet).
 
-// refsRetry is how soon the kubelet tries again (under the time scale).
+// refsRetry is how soon the kubelet tries again (under the time scale),
+// if no ConfigMap or Secret of the pod's namespace changed before.
 const refsRetry = time.Second
+
+// waiters are the pods waiting for a ConfigMap or Secret, by namespace: one
+// created or changed there has them synced at once, so that settle sees
+// them start.
+type waiters struct {
+	mu   sync.Mutex
+	byNS map[string]map[string]struct{} // namespace → pod names
+}
+
+func (w *waiters) set(namespace, name string, waiting bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := w.byNS[namespace]
+	switch {
+	case waiting && names == nil:
+		w.byNS[namespace] = map[string]struct{}{name: {}}
+	case waiting:
+		names[name] = struct{}{}
+	case names != nil:
+		delete(names, name)
+		if len(names) == 0 {
+			delete(w.byNS, namespace)
+		}
+	}
+}
+
+// keys are the work queue keys of the pods waiting in namespace.
+func (w *waiters) keys(namespace string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var keys []string
+	for name := range w.byNS[namespace] {
+		keys = append(keys, namespace+"/"+name)
+	}
+	return keys
+}
 
 // refs reads the ConfigMaps and Secrets of one namespace, each once per
 // sync of a pod.

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
 
 func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
@@ -313,17 +315,21 @@ func TestMissingReferences(t *testing.T) {
 		StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both pods Running once what they name is there", func(ctx context.Context) (bool, error) {
-		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
+	// They start at once: settle waits for them.
+	control, err := testcontrol.New(shared.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := control.Settle(t.Context(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := c.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("%s: %s once what it names is there, want Running", p.Name, p.Status.Phase)
 		}
-		running := 0
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning {
-				running++
-			}
-		}
-		return running == 2, nil
-	})
+	}
 }
