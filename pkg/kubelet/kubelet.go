@@ -183,7 +183,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		sessions: sessions{ended: map[types.UID]map[string]int32{}},
 		listener: pipe.NewListener(kubeletAddr{}),
 		since:    map[types.UID]map[string]time.Time{},
-		waiting:  waiters{byNS: map[string]map[string]struct{}{}},
+		waiting:  waiters{byNS: map[string]map[string]int{}},
 	}
 	if err := k.checkLocalExec(c.Rules); err != nil {
 		return nil, err
@@ -214,7 +214,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 				k.forget(p.UID)
 				k.ips.release(p.UID)
 				k.forgetSessions(p.UID)
-				k.waiting.set(p.Namespace, p.Name, false)
+				k.waiting.done(p.Namespace, p.Name)
 			}
 		},
 	}); err != nil {
@@ -585,8 +585,18 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	// Until its volumes are set up the kubelet makes no sandbox and starts
 	// no container: it says why, about the pod, and tries again.
 	refs := k.newRefs(ctx, pod.Namespace)
-	waits := false // for a ConfigMap or Secret
-	defer func() { k.waiting.set(pod.Namespace, pod.Name, waits) }()
+	var retry time.Duration // while it waits for a ConfigMap or Secret
+	waits := func() time.Duration {
+		if retry == 0 {
+			retry = k.scale(k.waiting.wait(pod.Namespace, pod.Name))
+		}
+		return retry
+	}
+	defer func() {
+		if retry == 0 {
+			k.waiting.done(pod.Namespace, pod.Name)
+		}
+	}()
 	if !sandboxed(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
 		volume, failure, err := mountFailure(refs, pod)
 		if err != nil {
@@ -594,17 +604,15 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 		if failure != nil {
 			recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for volume %q : %v", volume, failure)
-			waits = true
-			return k.scale(refsRetry), nil
+			return waits(), nil
 		}
 	}
 	// A container whose config cannot be made (its environment names what
 	// is not there) waits, and is tried again.
 	configFailed := func(c corev1.Container, s *corev1.ContainerStatus, failure error) {
-		waits = true
 		event(c, corev1.EventTypeWarning, "Failed", "Error: %v", failure)
 		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: failure.Error()}}
-		due(now.Add(k.scale(refsRetry)))
+		due(now.Add(waits()))
 	}
 	waiting := func(s corev1.ContainerStatus) bool { return s.State.Waiting != nil }
 

@@ -22,28 +22,42 @@ import (
 // there. The simulation reads them from its informers when a pod that names
 // some starts (and from the API when the informer has not seen one yet).
 
-// refsRetry is how soon the kubelet tries again (under the time scale),
-// if no ConfigMap or Secret of the pod's namespace changed before.
-const refsRetry = time.Second
+// refsRetry is how soon the kubelet tries again (under the time scale) if
+// no ConfigMap or Secret of the pod's namespace changes before: after a
+// second, then twice as long each time, up to refsRetryMax, as a kubelet
+// backs off.
+const (
+	refsRetry    = time.Second
+	refsRetryMax = 2 * time.Minute
+)
 
-// waiters are the pods waiting for a ConfigMap or Secret, by namespace: one
-// created or changed there has them synced at once, so that settle sees
-// them start.
+// waiters are the pods waiting for a ConfigMap or Secret, by namespace,
+// with the tries so far: one created or changed there has them synced at
+// once, so that settle sees them start.
 type waiters struct {
 	mu   sync.Mutex
-	byNS map[string]map[string]struct{} // namespace → pod names
+	byNS map[string]map[string]int // namespace → pod name → tries
 }
 
-func (w *waiters) set(namespace, name string, waiting bool) {
+// wait records one more try of a pod that waits, and says when to try
+// again (unscaled).
+func (w *waiters) wait(namespace, name string) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	names := w.byNS[namespace]
-	switch {
-	case waiting && names == nil:
-		w.byNS[namespace] = map[string]struct{}{name: {}}
-	case waiting:
-		names[name] = struct{}{}
-	case names != nil:
+	if names == nil {
+		names = map[string]int{}
+		w.byNS[namespace] = names
+	}
+	names[name]++
+	return min(refsRetry<<min(names[name]-1, 10), refsRetryMax)
+}
+
+// done forgets a pod that no longer waits.
+func (w *waiters) done(namespace, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if names := w.byNS[namespace]; names != nil {
 		delete(names, name)
 		if len(names) == 0 {
 			delete(w.byNS, namespace)

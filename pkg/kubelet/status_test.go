@@ -898,15 +898,16 @@ func TestStepVolumeNotThere(t *testing.T) {
 		}
 		return got
 	}
-	step := func(want string) {
+	// It tries again after a second, then twice as long each time.
+	step := func(want string, retry time.Duration) {
 		t.Helper()
 		accepted := get()
 		next, err := k.step(ctx, accepted)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if next != refsRetry {
-			t.Errorf("next step in %v, want %v", next, refsRetry)
+		if next != retry {
+			t.Errorf("next step in %v, want %v", next, retry)
 		}
 		if got := get(); got.ResourceVersion != accepted.ResourceVersion || got.Status.PodIP != "" {
 			t.Errorf("status written (%+v) while the volumes are not set up", got.Status)
@@ -915,13 +916,13 @@ func TestStepVolumeNotThere(t *testing.T) {
 			t.Errorf("events %q, want %q", e, want)
 		}
 	}
-	step(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap "app-config" not found`)
+	step(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap "app-config" not found`, time.Second)
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config", Namespace: "default"}, Data: map[string]string{"other": "x"}}
 	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	step(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap references non-existent config key: app.yaml`)
+	step(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap references non-existent config key: app.yaml`, 2*time.Second)
 
 	cm.Data["app.yaml"] = "port: 8080"
 	if _, err := client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
@@ -932,6 +933,9 @@ func TestStepVolumeNotThere(t *testing.T) {
 	}
 	if got := get(); got.Status.Phase != corev1.PodRunning || got.Status.ContainerStatuses[0].State.Running == nil {
 		t.Errorf("status %+v, want app running once its volume is there", got.Status)
+	}
+	if keys := k.waiting.keys("default"); len(keys) != 0 {
+		t.Errorf("pods still waiting: %q", keys)
 	}
 }
 
