@@ -87,8 +87,7 @@ type refs struct {
 }
 
 func (k *Kubelet) newRefs(ctx context.Context, namespace string) *refs {
-	return &refs{ctx: ctx, k: k, namespace: namespace,
-		configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	return &refs{ctx: ctx, k: k, namespace: namespace}
 }
 
 // configMap is the ConfigMap name, or the error the kubelet's ConfigMap
@@ -107,6 +106,9 @@ func (r *refs) configMap(name string) (*corev1.ConfigMap, error) {
 			cm = nil
 		case err != nil:
 			return nil, transient{err}
+		}
+		if r.configMaps == nil {
+			r.configMaps = map[string]*corev1.ConfigMap{}
 		}
 		r.configMaps[name] = cm
 	}
@@ -130,6 +132,9 @@ func (r *refs) secret(name string) (*corev1.Secret, error) {
 			s = nil
 		case err != nil:
 			return nil, transient{err}
+		}
+		if r.secrets == nil {
+			r.secrets = map[string]*corev1.Secret{}
 		}
 		r.secrets[name] = s
 	}
