@@ -96,8 +96,10 @@ type Kubelet struct {
 	configMaps corelisters.ConfigMapLister
 	secrets    corelisters.SecretLister
 	waiting    waiters
-	synced     cache.InformerSynced
-	queue      workqueue.TypedRateLimitingInterface[string]
+	// services give the containers' service variables.
+	services corelisters.ServiceLister
+	synced   cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
 	// events are the broadcasters of the nodes' events, one per node.
 	events *nodeEvents
 	// written follows the events until they are written (for settle).
@@ -173,6 +175,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 		// manager's informers have them already).
 		configMaps: factory.Core().V1().ConfigMaps().Lister(),
 		secrets:    factory.Core().V1().Secrets().Lister(),
+		services:   factory.Core().V1().Services().Lister(),
 		synced:     factory.Core().V1().Pods().Informer().HasSynced,
 		written:    c.Tracker.Events("kubelet"),
 		queue: settle.Queue(c.Tracker, "kubelet", workqueue.NewTypedRateLimitingQueueWithConfig(

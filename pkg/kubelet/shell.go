@@ -45,6 +45,8 @@ type shell struct {
 	tty       bool
 	// sleep waits d (under the time scale) or until ctx ends.
 	sleep func(ctx context.Context, d time.Duration) bool
+	// environ is the container's environment.
+	environ func(ctx context.Context) [][2]string
 }
 
 // run runs argv as the container's runtime would: a shell with -c runs
@@ -147,13 +149,13 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 		}
 		return 1, false
 	case "hostname":
-		fmt.Fprintln(s.out, s.hostname())
+		fmt.Fprintln(s.out, hostname(s.pod))
 		return 0, false
 	case "pwd":
 		fmt.Fprintln(s.out, "/")
 		return 0, false
 	case "env", "printenv":
-		env := s.env()
+		env := s.environ(ctx)
 		if len(args) == 0 {
 			for _, kv := range env {
 				fmt.Fprintln(s.out, kv[0]+"="+kv[1])
@@ -177,28 +179,6 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 	}
 	fmt.Fprintf(s.err, "sh: %s: not found\n", words[0])
 	return 127, false
-}
-
-func (s *shell) hostname() string {
-	if s.pod.Spec.Hostname != "" {
-		return s.pod.Spec.Hostname
-	}
-	return s.pod.Name
-}
-
-// env is the container's environment as far as it is written in the pod
-// (values from references are left out), after the runtime's own.
-func (s *shell) env() [][2]string {
-	env := [][2]string{
-		{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-		{"HOSTNAME", s.hostname()},
-	}
-	for _, e := range s.container.Env {
-		if e.ValueFrom == nil {
-			env = append(env, [2]string{e.Name, e.Value})
-		}
-	}
-	return append(env, [2]string{"HOME", "/root"})
 }
 
 // interactive reads commands from stdin, line by line, until exit or the

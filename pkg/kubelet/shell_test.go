@@ -15,10 +15,12 @@ func TestShell(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}
 	c := corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}, {Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}}}
 	var slept time.Duration
+	k, _ := newStatusKubelet(t)
 	run := func(stdin string, tty bool, argv ...string) (string, string, int32) {
 		var out, errOut bytes.Buffer
 		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &errOut, tty: tty,
-			sleep: func(_ context.Context, d time.Duration) bool { slept += d; return true }}
+			sleep:   func(_ context.Context, d time.Duration) bool { slept += d; return true },
+			environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, &c) }}
 		code := sh.run(context.Background(), argv)
 		return out.String(), errOut.String(), code
 	}

@@ -332,4 +332,9 @@ func TestMissingReferences(t *testing.T) {
 			t.Errorf("%s: %s once what it names is there, want Running", p.Name, p.Status.Phase)
 		}
 	}
+	// Its environment has the Secret's value and the kubernetes Service's
+	// address, as a container's has.
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "env", "--", "printenv", "PASSWORD", "KUBERNETES_SERVICE_HOST"); err != nil || out != "s3cret\n10.96.0.1\n" {
+		t.Errorf("printenv in the container: %v %q", err, out)
+	}
 }
