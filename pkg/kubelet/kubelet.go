@@ -591,7 +591,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	var retry time.Duration // while it waits for a ConfigMap or Secret
 	waits := func() time.Duration {
 		if retry == 0 {
-			retry = k.scale(k.waiting.wait(pod.Namespace, pod.Name))
+			retry = max(k.scale(k.waiting.wait(pod.Namespace, pod.Name)), time.Millisecond)
 		}
 		return retry
 	}
@@ -617,15 +617,15 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: failure.Error()}}
 		due(now.Add(waits()))
 	}
-	waiting := func(s corev1.ContainerStatus) bool { return s.State.Waiting != nil }
+	pending := func(s corev1.ContainerStatus) bool { return s.State.Waiting != nil }
 
 	// Init containers run to completion as soon as the pod is accepted,
 	// one after the other; sidecars (restartable init containers) start
 	// then and run beside the containers until the pod ends.
-	if slices.ContainsFunc(p.Status.InitContainerStatuses, waiting) {
+	if slices.ContainsFunc(p.Status.InitContainerStatuses, pending) {
 		t := metav1.NewTime(now)
 		for i, c := range pod.Spec.InitContainers {
-			if !waiting(p.Status.InitContainerStatuses[i]) {
+			if !pending(p.Status.InitContainerStatuses[i]) {
 				continue // it ran, or runs beside the containers
 			}
 			pull(c)
@@ -655,7 +655,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	}
 
 	// The containers start once every init container has run.
-	initializing := slices.ContainsFunc(p.Status.InitContainerStatuses, waiting)
+	initializing := slices.ContainsFunc(p.Status.InitContainerStatuses, pending)
 	for i, c := range pod.Spec.Containers {
 		b := k.behaviourOf(pod, c)
 		s := &p.Status.ContainerStatuses[i]
