@@ -15,8 +15,7 @@ import (
 // behaviour ends it (a command that exits, the end of its attached
 // session) or the pod ends. p is the status being built; pull, event and
 // due are step's.
-func (k *Kubelet) stepEphemeral(pod, p *corev1.Pod, now time.Time, pull func(corev1.Container),
-	event func(c corev1.Container, kind, reason, format string, args ...any), due func(time.Time)) {
+func (k *Kubelet) stepEphemeral(pod, p *corev1.Pod, now time.Time, pull func(corev1.Container), event eventFunc, due func(time.Time)) {
 	for _, ec := range pod.Spec.EphemeralContainers {
 		c := corev1.Container(ec.EphemeralContainerCommon)
 		b := k.behaviourOf(pod, c)
@@ -25,11 +24,7 @@ func (k *Kubelet) stepEphemeral(pod, p *corev1.Pod, now time.Time, pull func(cor
 		if i < 0 {
 			s := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
 			if b.pullFails {
-				event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-				msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
-				event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
-				event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
-				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
+				s.State = failPull(c, event)
 				p.Status.EphemeralContainerStatuses = append(p.Status.EphemeralContainerStatuses, s)
 				due(now.Add(b.backoff))
 				continue

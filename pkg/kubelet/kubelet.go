@@ -563,7 +563,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	// Each about one container, as the kubelet's: the reference names
 	// it (spec.containers{app}), so that alike events of two containers
 	// stay two.
-	event := func(c corev1.Container, kind, reason, format string, args ...any) {
+	var event eventFunc = func(c corev1.Container, kind, reason, format string, args ...any) {
 		var about runtime.Object = pod
 		if ref, err := kubecontainer.GenerateContainerRef(pod, &c); err == nil {
 			about = ref
@@ -683,11 +683,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				continue
 			}
 			if b.pullFails {
-				event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-				msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
-				event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
-				event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
-				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
+				s.State = failPull(c, event)
 				due(now.Add(b.backoff))
 				continue
 			}
@@ -913,4 +909,18 @@ func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
 		}
 	}
 	return nil
+}
+
+// eventFunc records an event about a container of the pod being synced.
+type eventFunc func(c corev1.Container, kind, reason, format string, args ...any)
+
+// failPull records a pull of c's image that fails (the image is not
+// there), as the kubelet's image manager reports it, and returns the
+// container's state then.
+func failPull(c corev1.Container, event eventFunc) corev1.ContainerState {
+	event(c, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+	msg := fmt.Sprintf("failed to pull and unpack image %q: %s: not found", imageRef(c.Image), imageRef(c.Image))
+	event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
+	event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
 }

@@ -92,56 +92,44 @@ func (k *Kubelet) newRefs(ctx context.Context, namespace string) *refs {
 
 // configMap is the ConfigMap name, or the error the kubelet's ConfigMap
 // manager gives when there is none (`configmap "name" not found`). Other
-// errors are the API's: the sync is retried.
+// errors are the API's (transient): the sync is retried.
 func (r *refs) configMap(name string) (*corev1.ConfigMap, error) {
-	cm, seen := r.configMaps[name]
-	if !seen {
-		var err error
-		cm, err = r.k.configMaps.ConfigMaps(r.namespace).Get(name)
-		if apierrors.IsNotFound(err) { // or not seen yet
-			cm, err = r.k.client.CoreV1().ConfigMaps(r.namespace).Get(r.ctx, name, metav1.GetOptions{})
-		}
-		switch {
-		case apierrors.IsNotFound(err):
-			cm = nil
-		case err != nil:
-			return nil, transient{err}
-		}
-		if r.configMaps == nil {
-			r.configMaps = map[string]*corev1.ConfigMap{}
-		}
-		r.configMaps[name] = cm
-	}
-	if cm == nil {
-		return nil, apierrors.NewNotFound(corev1.Resource("configmap"), name)
-	}
-	return cm, nil
+	return fetch(r.ctx, &r.configMaps, name, "configmap",
+		r.k.configMaps.ConfigMaps(r.namespace).Get, r.k.client.CoreV1().ConfigMaps(r.namespace).Get)
 }
 
 // secret is configMap's twin (`secret "name" not found`).
 func (r *refs) secret(name string) (*corev1.Secret, error) {
-	s, seen := r.secrets[name]
-	if !seen {
+	return fetch(r.ctx, &r.secrets, name, "secret",
+		r.k.secrets.Secrets(r.namespace).Get, r.k.client.CoreV1().Secrets(r.namespace).Get)
+}
+
+// fetch reads an object through the informer's lister, then through the
+// API for one the informer has not seen yet, once per refs (seen; nil:
+// not found).
+func fetch[T any](ctx context.Context, seen *map[string]*T, name, resource string,
+	list func(string) (*T, error), get func(context.Context, string, metav1.GetOptions) (*T, error)) (*T, error) {
+	obj, ok := (*seen)[name]
+	if !ok {
 		var err error
-		s, err = r.k.secrets.Secrets(r.namespace).Get(name)
-		if apierrors.IsNotFound(err) { // or not seen yet
-			s, err = r.k.client.CoreV1().Secrets(r.namespace).Get(r.ctx, name, metav1.GetOptions{})
+		if obj, err = list(name); apierrors.IsNotFound(err) {
+			obj, err = get(ctx, name, metav1.GetOptions{})
 		}
 		switch {
 		case apierrors.IsNotFound(err):
-			s = nil
+			obj = nil
 		case err != nil:
 			return nil, transient{err}
 		}
-		if r.secrets == nil {
-			r.secrets = map[string]*corev1.Secret{}
+		if *seen == nil {
+			*seen = map[string]*T{}
 		}
-		r.secrets[name] = s
+		(*seen)[name] = obj
 	}
-	if s == nil {
-		return nil, apierrors.NewNotFound(corev1.Resource("secret"), name)
+	if obj == nil {
+		return nil, apierrors.NewNotFound(corev1.Resource(resource), name)
 	}
-	return s, nil
+	return obj, nil
 }
 
 // transient is an error of the API, not an answer about the pod.

@@ -769,6 +769,27 @@ func TestStatusPhaseDeleted(t *testing.T) {
 	}
 }
 
+// acceptedPod is a kubelet of node-1 and node-2 that accepted pod (on
+// node-2), the client holding it, the events node-2 records from then on,
+// and a read of the pod as stored.
+func acceptedPod(t *testing.T, pod *corev1.Pod) (*Kubelet, *fake.Clientset, *record.FakeRecorder, func() *corev1.Pod) {
+	t.Helper()
+	k, client := newStatusKubelet(t, pod)
+	events := recordTo(k, "node-2")
+	if err := k.accept(t.Context(), pod); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *corev1.Pod {
+		t.Helper()
+		got, err := client.CoreV1().Pods(pod.Namespace).Get(t.Context(), pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	return k, client, events, get
+}
+
 // Ephemeral containers (kubectl debug) start once added to a running pod,
 // never ready and never restarted, without changing the pod's phase or
 // readiness; one that runs a command ends when it does, one attached to
@@ -776,20 +797,8 @@ func TestStatusPhaseDeleted(t *testing.T) {
 func TestStepEphemeral(t *testing.T) {
 	pod := statusPod("web", corev1.RestartPolicyAlways, "app")
 	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
-	k, client := newStatusKubelet(t, pod)
-	events := recordTo(k, "node-2")
+	k, client, events, get := acceptedPod(t, pod)
 	ctx := t.Context()
-	if err := k.accept(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
-	get := func() *corev1.Pod {
-		t.Helper()
-		got, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
 	if _, err := k.step(ctx, get()); err != nil {
 		t.Fatal(err)
 	}
@@ -884,20 +893,8 @@ func TestStepVolumeNotThere(t *testing.T) {
 			LocalObjectReference: corev1.LocalObjectReference{Name: "app-config"}, Items: []corev1.KeyToPath{{Key: "app.yaml", Path: "app.yaml"}}}}},
 		{Name: "maybe", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "absent", Optional: ptr.To(true)}}},
 	}
-	k, client := newStatusKubelet(t, pod)
-	events := recordTo(k, "node-2")
+	k, client, events, get := acceptedPod(t, pod)
 	ctx := t.Context()
-	if err := k.accept(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
-	get := func() *corev1.Pod {
-		t.Helper()
-		got, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
 	// It tries again after a second, then twice as long each time.
 	step := func(want string, retry time.Duration) {
 		t.Helper()
@@ -960,25 +957,14 @@ func TestStepConfigNotThere(t *testing.T) {
 			LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Key: "k", Optional: ptr.To(true)}}},
 	}
 	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
-	k, client := newStatusKubelet(t, pod)
-	events := recordTo(k, "node-2")
+	k, client, events, get := acceptedPod(t, pod)
 	ctx := t.Context()
-	if err := k.accept(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
 	step := func() *corev1.Pod {
 		t.Helper()
-		got, err := client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
+		if _, err := k.step(ctx, get()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := k.step(ctx, got); err != nil {
-			t.Fatal(err)
-		}
-		if got, err = client.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		return got
+		return get()
 	}
 	waitingFor := func(s corev1.ContainerStatus, message string) {
 		t.Helper()
