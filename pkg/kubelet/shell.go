@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -34,7 +35,8 @@ func readsCommands(c corev1.Container) bool {
 
 // shell plays the commands a test runs in a container (exec, or a shell
 // it attached to): the simple commands of parseCommand (echo, true, false,
-// :, exit, sleep), plus cat, hostname, pwd, env and printenv, in scripts
+// :, exit, sleep), plus cat and ls (of the files the kubelet gives the
+// container), hostname, pwd, env and printenv, in scripts
 // joined by ;, && and ||. Any other command is not found, as in a
 // container without that program: exit status 127.
 type shell struct {
@@ -45,8 +47,42 @@ type shell struct {
 	tty       bool
 	// sleep waits d (under the time scale) or until ctx ends.
 	sleep func(ctx context.Context, d time.Duration) bool
-	// environ is the container's environment.
+	// environ is the container's environment; files, what it can read.
 	environ func(ctx context.Context) [][2]string
+	files   func(ctx context.Context) map[string]file
+}
+
+// mounted: dir is a volume mount of the container's, or inside one (its
+// files are all the simulation's; a subPath mount is a file).
+func (s *shell) mounted(dir string) bool {
+	for _, m := range s.container.VolumeMounts {
+		mount := path.Clean(m.MountPath)
+		if m.SubPath == "" && (dir == mount || strings.HasPrefix(dir, mount+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// absolute is a path of the shell's, whose working directory is /.
+func absolute(p string) string { return path.Join("/", p) }
+
+// isDir: some file lies under dir.
+func isDir(files map[string]file, dir string) bool {
+	return len(entries(files, dir)) > 0
+}
+
+// entries are the names in dir, sorted: its files and directories.
+func entries(files map[string]file, dir string) []string {
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	seen := map[string]bool{}
+	for p := range files {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			name, _, _ := strings.Cut(rest, "/")
+			seen[name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // run runs argv as the container's runtime would: a shell with -c runs
@@ -144,10 +180,56 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 			_, _ = io.Copy(s.out, s.in)
 			return 0, false
 		}
+		files, code := s.files(ctx), int32(0)
 		for _, a := range args {
-			fmt.Fprintf(s.err, "cat: can't open '%s': No such file or directory\n", a)
+			f, ok := files[absolute(a)]
+			switch {
+			case ok:
+				content, err := f()
+				if err != nil {
+					fmt.Fprintf(s.err, "cat: read error: %v\n", err)
+					code = 1
+					continue
+				}
+				_, _ = s.out.Write(content)
+			case isDir(files, absolute(a)):
+				fmt.Fprintf(s.err, "cat: read error: Is a directory\n")
+				code = 1
+			default:
+				fmt.Fprintf(s.err, "cat: can't open '%s': No such file or directory\n", a)
+				code = 1
+			}
 		}
-		return 1, false
+		return code, false
+	case "ls":
+		files, code := s.files(ctx), int32(0)
+		if len(args) == 0 {
+			args = []string{"."}
+		}
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") {
+				fmt.Fprintf(s.err, "sh: mockernetes does not simulate ls with options\n")
+				return 127, false
+			}
+			dir := absolute(a)
+			switch {
+			case files[dir] != nil:
+				fmt.Fprintln(s.out, a)
+			case !s.mounted(dir):
+				// The image's directories are not simulated: their
+				// listing would be wrong.
+				fmt.Fprintf(s.err, "ls: can't list '%s': mockernetes simulates only the files of volume mounts\n", a)
+				code = 1
+			case isDir(files, dir):
+				for _, name := range entries(files, dir) {
+					fmt.Fprintln(s.out, name)
+				}
+			default:
+				fmt.Fprintf(s.err, "ls: %s: No such file or directory\n", a)
+				code = 1
+			}
+		}
+		return code, false
 	case "hostname":
 		fmt.Fprintln(s.out, hostname(s.pod))
 		return 0, false

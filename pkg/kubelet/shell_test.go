@@ -13,14 +13,18 @@ import (
 
 func TestShell(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}
-	c := corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}, {Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}}}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+		Items: []corev1.DownwardAPIVolumeFile{{Path: "name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}}}
+	c := corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}, {Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}},
+		VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/podinfo"}}}
 	var slept time.Duration
 	k, _ := newStatusKubelet(t)
 	run := func(stdin string, tty bool, argv ...string) (string, string, int32) {
 		var out, errOut bytes.Buffer
 		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &errOut, tty: tty,
 			sleep:   func(_ context.Context, d time.Duration) bool { slept += d; return true },
-			environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, &c) }}
+			environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, &c) },
+			files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) }}
 		code := sh.run(context.Background(), argv)
 		return out.String(), errOut.String(), code
 	}
@@ -39,7 +43,12 @@ func TestShell(t *testing.T) {
 		{argv: []string{"curl", "-s", "localhost"}, errOut: "sh: curl: not found\n", code: 127},
 		{argv: []string{"sh", "-c", "nope; echo after"}, out: "after\n", errOut: "sh: nope: not found\n"},
 		{stdin: "data\n", argv: []string{"cat"}, out: "data\n"},
-		{argv: []string{"cat", "/etc/hosts"}, errOut: "cat: can't open '/etc/hosts': No such file or directory\n", code: 1},
+		{argv: []string{"cat", "/etc/passwd"}, errOut: "cat: can't open '/etc/passwd': No such file or directory\n", code: 1},
+		{argv: []string{"cat", "etc/hostname"}, out: "web-1\n"},
+		{argv: []string{"cat", "/etc"}, errOut: "cat: read error: Is a directory\n", code: 1},
+		{argv: []string{"ls", "/etc/podinfo"}, out: "name\n"},
+		{argv: []string{"ls", "/etc/podinfo/name", "/etc/podinfo/nope"}, out: "/etc/podinfo/name\n", errOut: "ls: /etc/podinfo/nope: No such file or directory\n", code: 1},
+		{argv: []string{"ls", "/etc"}, errOut: "ls: can't list '/etc': mockernetes simulates only the files of volume mounts\n", code: 1},
 		{argv: []string{"printenv", "MODE", "SECRET"}, out: "test\n", code: 1},
 		{argv: []string{"env"}, out: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOSTNAME=web-1\nMODE=test\nHOME=/root\n"},
 		{argv: []string{"hostname"}, out: "web-1\n"},

@@ -37,7 +37,8 @@ def test_exec(mock_k8s):
     assert run("db", ["pg_isready", "-h", "localhost"]) == ("accepting connections\n", "", 0)
     assert run("db", ["pg_dump", "app"]) == ("", "connection failed\n", 2)
     assert run("db", ["sh", "-c", "echo hello; exit 3"]) == ("hello\n", "", 3)
-    assert run("db", ["ls"]) == ("", "sh: ls: not found\n", 127)
+    assert run("db", ["curl", "-s", "localhost"]) == ("", "sh: curl: not found\n", 127)
+    assert run("db", ["cat", "/etc/hostname"]) == ("db\n", "", 0)
 
 
 class Backend(http.server.BaseHTTPRequestHandler):

@@ -8,12 +8,15 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
@@ -308,7 +311,8 @@ func TestMissingReferences(t *testing.T) {
 		t.Errorf("env's container: %+v", p.Status.ContainerStatuses[0].State)
 	}
 
-	if _, err := c.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}}, metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"},
+		Data: map[string]string{"app.yaml": "port: 8080\n"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"},
@@ -336,5 +340,20 @@ func TestMissingReferences(t *testing.T) {
 	// address, as a container's has.
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "env", "--", "printenv", "PASSWORD", "KUBERNETES_SERVICE_HOST"); err != nil || out != "s3cret\n10.96.0.1\n" {
 		t.Errorf("printenv in the container: %v %q", err, out)
+	}
+	// Its mounted ConfigMap is files; its service account's token is one
+	// the API server takes.
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "sh", "-c", "ls /etc/app; cat /etc/app/app.yaml /var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil || out != "app.yaml\nport: 8080\n"+ns {
+		t.Errorf("the mounted files: %v %q", err, out)
+	}
+	token, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
+	if err != nil {
+		t.Fatalf("the token: %v %s", err, token)
+	}
+	cfg := rest.AnonymousClientConfig(shared.restConfig(t))
+	cfg.BearerToken = token
+	if review, err := kubernetes.NewForConfigOrDie(cfg).AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err != nil ||
+		review.Status.UserInfo.Username != "system:serviceaccount:"+ns+":default" {
+		t.Errorf("who the token is: %v %+v", err, review)
 	}
 }
