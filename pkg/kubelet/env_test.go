@@ -31,13 +31,7 @@ func TestEnvironment(t *testing.T) {
 		service("shop", "headless", corev1.ClusterIPNone, 80),
 		service("other", "elsewhere", "10.96.0.30", 80),
 	)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	k, err := New(Config{Nodes: clusterconfig.DefaultNodes(2), KubeletVersion: "v1.37.2", Logs: NewLogs()}, client, factory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(t.Context().Done())
-	factory.WaitForCacheSync(t.Context().Done())
+	k := syncedKubelet(t, client)
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", Labels: map[string]string{"app": "web"}},
@@ -96,4 +90,18 @@ func TestEnvironment(t *testing.T) {
 			t.Errorf("WEB_SERVICE_HOST set without service links")
 		}
 	}
+}
+
+// syncedKubelet is a kubelet of node-1 and node-2 on client whose
+// informers (pods, ConfigMaps, Secrets, Services) have synced.
+func syncedKubelet(t *testing.T, client *fake.Clientset) *Kubelet {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	k, err := New(Config{Nodes: clusterconfig.DefaultNodes(2), KubeletVersion: "v1.37.2", Logs: NewLogs()}, client, factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(t.Context().Done())
+	factory.WaitForCacheSync(t.Context().Done())
+	return k
 }
