@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"fmt"
@@ -35,8 +36,8 @@ func readsCommands(c corev1.Container) bool {
 
 // shell plays the commands a test runs in a container (exec, or a shell
 // it attached to): the simple commands of parseCommand (echo, true, false,
-// :, exit, sleep), plus cat and ls (of the files the kubelet gives the
-// container), hostname, pwd, env and printenv, in scripts
+// :, exit, sleep), plus cat, ls and tar cf (of the files the kubelet gives
+// the container), hostname, pwd, env and printenv, in scripts
 // joined by ;, && and ||. Any other command is not found, as in a
 // container without that program: exit status 127.
 type shell struct {
@@ -230,6 +231,8 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 			}
 		}
 		return code, false
+	case "tar":
+		return s.tar(ctx, args), false
 	case "hostname":
 		fmt.Fprintln(s.out, hostname(s.pod))
 		return 0, false
@@ -362,4 +365,76 @@ func matchCommand(pattern string, argv []string) bool {
 	re.WriteString("$")
 	ok, _ := regexp.MatchString(re.String(), cmd)
 	return ok
+}
+
+// tar writes an archive of files to stdout (`tar cf - PATH...`, what
+// kubectl cp from a pod runs), as busybox's tar: members named without the
+// leading slash, a directory with everything under it. Other uses (kubectl
+// cp to a pod extracts) answer as a read-only file system.
+func (s *shell) tar(ctx context.Context, args []string) int32 {
+	if len(args) < 2 || args[0] != "cf" && args[0] != "-cf" || args[1] != "-" {
+		fmt.Fprintf(s.err, "tar: mockernetes simulates only tar cf - of the container's files (%s): Read-only file system\n", strings.Join(args, " "))
+		return 1
+	}
+	files, code := s.files(ctx), int32(0)
+	w := tar.NewWriter(s.out)
+	now := time.Now()
+	stripped := false
+	for _, a := range args[2:] {
+		p := absolute(a)
+		if strings.HasPrefix(a, "/") && !stripped {
+			fmt.Fprintln(s.err, "tar: removing leading '/' from member names")
+			stripped = true
+		}
+		var members []string
+		switch {
+		case files[p] != nil:
+			members = []string{p}
+		case isDir(files, p):
+			prefix := strings.TrimSuffix(p, "/") + "/"
+			for f := range files {
+				if strings.HasPrefix(f, prefix) {
+					members = append(members, f)
+				}
+			}
+			slices.Sort(members)
+			if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(p, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
+				return 1
+			}
+		default:
+			fmt.Fprintf(s.err, "tar: %s: No such file or directory\n", a)
+			code = 1
+			continue
+		}
+		dirs := map[string]bool{}
+		for _, m := range members {
+			content, err := files[m]()
+			if err != nil {
+				fmt.Fprintf(s.err, "tar: %s: %v\n", m, err)
+				code = 1
+				continue
+			}
+			// The directories between it and the one archived, outer first.
+			var between []string
+			for d := path.Dir(m); len(d) > len(p) && !dirs[d]; d = path.Dir(d) {
+				dirs[d] = true
+				between = append(between, d)
+			}
+			for _, d := range slices.Backward(between) {
+				if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
+					return 1
+				}
+			}
+			if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(m, "/"), Mode: 0o644, Size: int64(len(content)), ModTime: now}); err != nil {
+				return 1
+			}
+			if _, err := w.Write(content); err != nil {
+				return 1
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		return 1
+	}
+	return code
 }

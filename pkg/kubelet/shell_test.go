@@ -1,8 +1,11 @@
 package kubelet
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +68,32 @@ func TestShell(t *testing.T) {
 	}
 	if slept != 62*time.Second {
 		t.Errorf("slept %s", slept)
+	}
+
+	// tar cf - (kubectl cp from the pod): members without the leading
+	// slash, the directory first; extracting is refused.
+	out, errOut, code := run("", false, "tar", "cf", "-", "/etc/podinfo")
+	if errOut != "tar: removing leading '/' from member names\n" || code != 0 {
+		t.Errorf("tar cf -: err %q exit %d", errOut, code)
+	}
+	var members []string
+	archive := tar.NewReader(strings.NewReader(out))
+	for {
+		h, err := archive.Next()
+		if err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+		content, _ := io.ReadAll(archive)
+		members = append(members, h.Name+"="+string(content))
+	}
+	if want := []string{"etc/podinfo/=", "etc/podinfo/name=web-1"}; !slices.Equal(members, want) {
+		t.Errorf("tar members %q, want %q", members, want)
+	}
+	if _, errOut, code := run("", false, "tar", "-xmf", "-", "-C", "/tmp"); code != 1 || !strings.Contains(errOut, "Read-only file system") {
+		t.Errorf("tar -xmf: err %q exit %d, want a read-only file system", errOut, code)
 	}
 }
 

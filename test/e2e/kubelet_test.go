@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -345,6 +347,19 @@ func TestMissingReferences(t *testing.T) {
 	// the API server takes.
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "sh", "-c", "ls /etc/app; cat /etc/app/app.yaml /var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil || out != "app.yaml\nport: 8080\n"+ns {
 		t.Errorf("the mounted files: %v %q", err, out)
+	}
+	// kubectl cp from the pod: a file, and a directory.
+	dir := t.TempDir()
+	if out, err := shared.kubectl(t, kubectlBin, "", "cp", ns+"/mounts:/etc/app/app.yaml", filepath.Join(dir, "copy.yaml")); err != nil {
+		t.Errorf("kubectl cp of a file: %v %s", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "cp", ns+"/mounts:/etc/app", filepath.Join(dir, "app")); err != nil {
+		t.Errorf("kubectl cp of a directory: %v %s", err, out)
+	}
+	for _, p := range []string{"copy.yaml", "app/app.yaml"} {
+		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(b) != "port: 8080\n" {
+			t.Errorf("%s copied from the pod: %v %q", p, err, b)
+		}
 	}
 	token, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
 	if err != nil {
