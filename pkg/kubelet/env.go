@@ -2,6 +2,8 @@ package kubelet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -13,59 +15,19 @@ import (
 	"k8s.io/kubernetes/pkg/fieldpath"
 	"k8s.io/kubernetes/pkg/kubelet/envvars"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
+	"k8s.io/utils/ptr"
 
 	"github.com/mockernetes/mockernetes/pkg/clusterconfig"
 )
 
-// environment is a container's environment as the kubelet makes it
-// (makeEnvironmentVariables, pkg/kubelet/kubelet_pods.go) and the runtime
-// completes it: PATH and HOSTNAME; the ConfigMaps and Secrets of envFrom;
-// env in its order, $(VAR) references expanded, sources resolved (keys of
-// ConfigMaps and Secrets, the pod's fields, the container's resources);
-// the variables of the Services the pod sees; HOME. What is not there
-// (an optional source) is left out, as the kubelet leaves it out; the
-// container would not have started without the rest.
+// environment is a container's environment as the kubelet makes it and
+// the runtime completes it: PATH and HOSTNAME; what containerEnv declares,
+// in its order; the variables of the Services the pod sees; HOME. What is
+// not there (an optional source) is left out, as the kubelet leaves it out;
+// the container would not have started without the rest.
 func (k *Kubelet) environment(ctx context.Context, pod *corev1.Pod, c *corev1.Container) [][2]string {
-	r := k.newRefs(ctx, pod.Namespace)
-	vars := map[string]string{}
-	var order []string
-	put := func(name, value string) {
-		if _, ok := vars[name]; !ok {
-			order = append(order, name)
-		}
-		vars[name] = value
-	}
-	for _, from := range c.EnvFrom {
-		switch {
-		case from.ConfigMapRef != nil:
-			if cm, err := r.configMap(from.ConfigMapRef.Name); err == nil {
-				for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
-					put(from.Prefix+key, cm.Data[key])
-				}
-			}
-		case from.SecretRef != nil:
-			if s, err := r.secret(from.SecretRef.Name); err == nil {
-				for _, key := range slices.Sorted(maps.Keys(s.Data)) {
-					put(from.Prefix+key, string(s.Data[key]))
-				}
-			}
-		}
-	}
 	services := k.serviceEnv(pod)
-	mapping := expansion.MappingFuncFor(vars, services)
-	for _, e := range c.Env {
-		value, ok := e.Value, true
-		switch {
-		case value != "":
-			value = expansion.Expand(value, mapping)
-		case e.ValueFrom != nil:
-			value, ok = k.envSource(r, pod, c, e.ValueFrom)
-		}
-		if ok {
-			put(e.Name, value)
-		}
-	}
-
+	order, vars, _, _ := k.containerEnv(k.newRefs(ctx, pod.Namespace), pod, c, services)
 	env := [][2]string{
 		{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		{"HOSTNAME", hostname(pod)},
@@ -79,6 +41,110 @@ func (k *Kubelet) environment(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		}
 	}
 	return append(env, [2]string{"HOME", "/root"})
+}
+
+// containerEnv is the environment container c declares, as
+// makeEnvironmentVariables (pkg/kubelet/kubelet_pods.go) resolves it: the
+// ConfigMaps and Secrets of envFrom (their keys in order), then env in its
+// order, $(VAR) references expanded (against what came before and the
+// services' variables), sources resolved (keys of ConfigMaps and Secrets,
+// the pod's fields, the container's resources). failure is the first source
+// not there and not optional, in the kubelet's words (what fails is left
+// out and the rest resolved); err is the API's, when it could not tell.
+func (k *Kubelet) containerEnv(r *refs, pod *corev1.Pod, c *corev1.Container, services map[string]string) (order []string, vars map[string]string, failure, err error) {
+	vars = map[string]string{}
+	put := func(name, value string) {
+		if _, ok := vars[name]; !ok {
+			order = append(order, name)
+		}
+		vars[name] = value
+	}
+	// fail keeps the first failure; it says whether the source failed.
+	fail := func(e error) bool {
+		if failure == nil {
+			failure = e
+		}
+		return e != nil
+	}
+	for _, from := range c.EnvFrom {
+		var data map[string]string
+		var e error
+		switch {
+		case from.ConfigMapRef != nil:
+			var cm *corev1.ConfigMap
+			if cm, e = r.configMap(from.ConfigMapRef.Name); e == nil {
+				data = cm.Data
+			}
+			e = optionalNotFound(e, from.ConfigMapRef.Optional)
+		case from.SecretRef != nil:
+			var s *corev1.Secret
+			if s, e = r.secret(from.SecretRef.Name); e == nil {
+				data = map[string]string{}
+				for key, v := range s.Data {
+					data[key] = string(v)
+				}
+			}
+			e = optionalNotFound(e, from.SecretRef.Optional)
+		}
+		if t := (transient{}); errors.As(e, &t) {
+			return nil, nil, nil, t.error
+		}
+		if fail(e) {
+			continue
+		}
+		for _, key := range slices.Sorted(maps.Keys(data)) {
+			put(from.Prefix+key, data[key])
+		}
+	}
+	mapping := expansion.MappingFuncFor(vars, services)
+	for _, e := range c.Env {
+		value, ok := e.Value, true
+		switch from := e.ValueFrom; {
+		case value != "":
+			value = expansion.Expand(value, mapping)
+		case from == nil:
+		case from.ConfigMapKeyRef != nil:
+			ref := from.ConfigMapKeyRef
+			value, ok, err = envKey(r.configMap, func(cm *corev1.ConfigMap) (string, bool) { v, ok := cm.Data[ref.Key]; return v, ok },
+				"ConfigMap", r.namespace, ref.Name, ref.Key, ref.Optional, fail)
+		case from.SecretKeyRef != nil:
+			ref := from.SecretKeyRef
+			value, ok, err = envKey(r.secret, func(s *corev1.Secret) (string, bool) { v, ok := s.Data[ref.Key]; return string(v), ok },
+				"Secret", r.namespace, ref.Name, ref.Key, ref.Optional, fail)
+		default:
+			value, ok = k.envSource(r, pod, c, from)
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			put(e.Name, value)
+		}
+	}
+	return order, vars, failure, nil
+}
+
+// envKey is the value of one key of a ConfigMap's or Secret's data (get
+// reads the object, lookup the key in it), false if it is not there; a missing
+// object or key that is not optional is handed to fail in the kubelet's
+// words. err is the API's.
+func envKey[T any](get func(string) (*T, error), lookup func(*T) (string, bool), kind, namespace, name, key string, optional *bool,
+	fail func(error) bool) (value string, ok bool, err error) {
+	obj, e := get(name)
+	if t := (transient{}); errors.As(e, &t) {
+		return "", false, t.error
+	}
+	if e = optionalNotFound(e, optional); e != nil {
+		fail(e)
+		return "", false, nil
+	}
+	if obj == nil {
+		return "", false, nil // optional and not there
+	}
+	if value, ok = lookup(obj); !ok && !ptr.Deref(optional, false) {
+		fail(fmt.Errorf("couldn't find key %v in %s %v/%v", key, kind, namespace, name))
+	}
+	return value, ok, nil
 }
 
 // envSource resolves a variable's source; false if it is not there.
@@ -107,13 +173,6 @@ func (k *Kubelet) envSource(r *refs, pod *corev1.Pod, c *corev1.Container, from 
 		if err != nil {
 			return "", false
 		}
-		ips := func(list []corev1.PodIP) string {
-			var out []string
-			for _, ip := range list {
-				out = append(out, ip.IP)
-			}
-			return strings.Join(out, ",")
-		}
 		switch path {
 		case "spec.nodeName":
 			return pod.Spec.NodeName, true
@@ -122,15 +181,11 @@ func (k *Kubelet) envSource(r *refs, pod *corev1.Pod, c *corev1.Container, from 
 		case "status.hostIP":
 			return pod.Status.HostIP, true
 		case "status.hostIPs":
-			var out []string
-			for _, ip := range pod.Status.HostIPs {
-				out = append(out, ip.IP)
-			}
-			return strings.Join(out, ","), true
+			return joinIPs(pod.Status.HostIPs, func(ip corev1.HostIP) string { return ip.IP }), true
 		case "status.podIP":
 			return pod.Status.PodIP, true
 		case "status.podIPs":
-			return ips(pod.Status.PodIPs), true
+			return joinIPs(pod.Status.PodIPs, func(ip corev1.PodIP) string { return ip.IP }), true
 		}
 		v, err := fieldpath.ExtractFieldPathAsString(pod, path)
 		return v, err == nil
@@ -178,6 +233,15 @@ func (k *Kubelet) serviceEnv(pod *corev1.Pod) map[string]string {
 		out[v.Name] = v.Value
 	}
 	return out
+}
+
+// joinIPs is a list of addresses as the downward API gives it.
+func joinIPs[T any](list []T, ip func(T) string) string {
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = ip(a)
+	}
+	return strings.Join(out, ",")
 }
 
 func hostname(pod *corev1.Pod) string {

@@ -30,12 +30,7 @@ func (k *Kubelet) stepEphemeral(pod, p *corev1.Pod, now time.Time, pull func(cor
 				continue
 			}
 			pull(c)
-			event(c, corev1.EventTypeNormal, "Created", "Container created")
-			event(c, corev1.EventTypeNormal, "Started", "Container started")
-			k.mark(run, now)
-			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, 0)
-			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}
-			k.config.Logs.Start(pod.UID, c.Name, 0, b.logs...)
+			k.begin(pod, c, &s, now, b.logs, event)
 			p.Status.EphemeralContainerStatuses = append(p.Status.EphemeralContainerStatuses, s)
 			i = len(p.Status.EphemeralContainerStatuses) - 1
 		}

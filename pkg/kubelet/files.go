@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -10,7 +11,9 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/utils/ptr"
 )
 
@@ -41,7 +44,7 @@ func (k *Kubelet) files(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 		if !ok {
 			continue
 		}
-		contents := k.volumeFiles(ctx, r, pod, v)
+		contents, _, _ := k.volumeContents(ctx, r, pod, v) // what is not there has no files
 		if m.SubPath != "" {
 			if f, ok := contents[path.Clean(m.SubPath)]; ok {
 				out[path.Clean(m.MountPath)] = f
@@ -55,67 +58,106 @@ func (k *Kubelet) files(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	return out
 }
 
-// volumeFiles are the files of a volume the simulation knows the content
-// of, by path inside it.
-func (k *Kubelet) volumeFiles(ctx context.Context, r *refs, pod *corev1.Pod, v corev1.Volume) map[string]file {
-	out := map[string]file{}
-	switch {
-	case v.ConfigMap != nil:
-		k.configMapFiles(r, out, v.ConfigMap.Name, v.ConfigMap.Items)
-	case v.Secret != nil:
-		k.secretFiles(r, out, v.Secret.SecretName, v.Secret.Items)
-	case v.DownwardAPI != nil:
-		k.downwardFiles(r, pod, out, v.DownwardAPI.Items)
-	case v.Projected != nil:
-		for _, s := range v.Projected.Sources {
-			switch {
-			case s.ConfigMap != nil:
-				k.configMapFiles(r, out, s.ConfigMap.Name, s.ConfigMap.Items)
-			case s.Secret != nil:
-				k.secretFiles(r, out, s.Secret.Name, s.Secret.Items)
-			case s.DownwardAPI != nil:
-				k.downwardFiles(r, pod, out, s.DownwardAPI.Items)
-			case s.ServiceAccountToken != nil:
-				out[path.Clean(s.ServiceAccountToken.Path)] = k.tokenFile(ctx, pod, s.ServiceAccountToken)
+// volumeContents are a volume's files the simulation knows the content of,
+// by path inside it, laid out as the ConfigMap, Secret, downward API and
+// projected volume plugins lay them out (pkg/volume: SetUpAt, MakePayload):
+// a file per key, or the items at their paths. failure is why the volume
+// cannot be set up (a ConfigMap or Secret not there, or without a key it
+// lists, and not optional), in the plugins' words; err is the API's, when
+// it could not tell (contents then has what it could read).
+func (k *Kubelet) volumeContents(ctx context.Context, r *refs, pod *corev1.Pod, v corev1.Volume) (contents map[string]file, failure, err error) {
+	contents = map[string]file{}
+	var failures []error
+	for _, s := range projection(v) {
+		var e error
+		switch {
+		case s.ConfigMap != nil:
+			var cm *corev1.ConfigMap
+			if cm, e = r.configMap(s.ConfigMap.Name); e == nil {
+				data := map[string]file{}
+				for key, value := range cm.Data {
+					data[key] = static(value)
+				}
+				for key, value := range cm.BinaryData {
+					data[key] = func() ([]byte, error) { return value, nil }
+				}
+				e = keyFiles(contents, data, s.ConfigMap.Items, s.ConfigMap.Optional, "configmap references non-existent config key")
 			}
+			e = optionalNotFound(e, s.ConfigMap.Optional)
+		case s.Secret != nil:
+			var secret *corev1.Secret
+			if secret, e = r.secret(s.Secret.Name); e == nil {
+				data := map[string]file{}
+				for key, value := range secret.Data {
+					data[key] = func() ([]byte, error) { return value, nil }
+				}
+				e = keyFiles(contents, data, s.Secret.Items, s.Secret.Optional, "references non-existent secret key")
+			}
+			e = optionalNotFound(e, s.Secret.Optional)
+		case s.DownwardAPI != nil:
+			k.downwardFiles(r, pod, contents, s.DownwardAPI.Items)
+		case s.ServiceAccountToken != nil:
+			contents[path.Clean(s.ServiceAccountToken.Path)] = k.tokenFile(ctx, pod, s.ServiceAccountToken)
+		}
+		if t := (transient{}); errors.As(e, &t) {
+			err = t.error
+			continue
+		}
+		if e != nil {
+			failures = append(failures, e)
 		}
 	}
-	return out
-}
-
-func (k *Kubelet) configMapFiles(r *refs, out map[string]file, name string, items []corev1.KeyToPath) {
-	cm, err := r.configMap(name)
 	if err != nil {
-		return // optional and not there
+		return contents, nil, err
 	}
-	data := map[string][]byte{}
-	for key, v := range cm.Data {
-		data[key] = []byte(v)
-	}
-	maps.Copy(data, cm.BinaryData)
-	keyFiles(out, data, items)
+	return contents, utilerrors.NewAggregate(failures), nil
 }
 
-func (k *Kubelet) secretFiles(r *refs, out map[string]file, name string, items []corev1.KeyToPath) {
-	if s, err := r.secret(name); err == nil {
-		keyFiles(out, s.Data, items)
+// projection is a volume as the sources of a projected one: a ConfigMap,
+// Secret or downward API volume is one such source.
+func projection(v corev1.Volume) []corev1.VolumeProjection {
+	switch {
+	case v.ConfigMap != nil:
+		return []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
+			LocalObjectReference: v.ConfigMap.LocalObjectReference, Items: v.ConfigMap.Items, Optional: v.ConfigMap.Optional}}}
+	case v.Secret != nil:
+		return []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}, Items: v.Secret.Items, Optional: v.Secret.Optional}}}
+	case v.DownwardAPI != nil:
+		return []corev1.VolumeProjection{{DownwardAPI: &corev1.DownwardAPIProjection{Items: v.DownwardAPI.Items}}}
+	case v.Projected != nil:
+		return v.Projected.Sources
 	}
+	return nil
+}
+
+// optionalNotFound drops the NotFound of an optional source.
+func optionalNotFound(err error, optional *bool) error {
+	if apierrors.IsNotFound(err) && ptr.Deref(optional, false) {
+		return nil
+	}
+	return err
 }
 
 // keyFiles lays out keys as the ConfigMap and Secret volumes do: a file
-// per key, or per item at its path.
-func keyFiles(out map[string]file, data map[string][]byte, items []corev1.KeyToPath) {
+// per key, or per item at its path; an item whose key is not there is the
+// failure missing says, unless optional.
+func keyFiles(out, data map[string]file, items []corev1.KeyToPath, optional *bool, missing string) error {
 	if len(items) == 0 {
-		for key, v := range data {
-			out[key] = static(string(v))
-		}
-		return
+		maps.Copy(out, data)
+		return nil
 	}
 	for _, item := range items {
-		if v, ok := data[item.Key]; ok {
-			out[path.Clean(item.Path)] = static(string(v))
+		f, ok := data[item.Key]
+		if !ok {
+			if ptr.Deref(optional, false) {
+				continue
+			}
+			return fmt.Errorf("%s: %s", missing, item.Key)
 		}
+		out[path.Clean(item.Path)] = f
 	}
+	return nil
 }
 
 // downwardFiles are a downward API volume's files: the pod's fields and
@@ -124,13 +166,12 @@ func keyFiles(out map[string]file, data map[string][]byte, items []corev1.KeyToP
 func (k *Kubelet) downwardFiles(r *refs, pod *corev1.Pod, out map[string]file, items []corev1.DownwardAPIVolumeFile) {
 	for _, item := range items {
 		var c *corev1.Container
-		source := &corev1.EnvVarSource{FieldRef: item.FieldRef, ResourceFieldRef: item.ResourceFieldRef}
 		if item.ResourceFieldRef != nil {
 			if c = containerSpec(pod, item.ResourceFieldRef.ContainerName); c == nil {
 				continue
 			}
 		}
-		if v, ok := k.envSource(r, pod, c, source); ok {
+		if v, ok := k.envSource(r, pod, c, &corev1.EnvVarSource{FieldRef: item.FieldRef, ResourceFieldRef: item.ResourceFieldRef}); ok {
 			out[path.Clean(item.Path)] = static(v)
 		}
 	}

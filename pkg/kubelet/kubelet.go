@@ -601,7 +601,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}()
 	if !sandboxed(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
-		volume, failure, err := mountFailure(refs, pod)
+		volume, failure, err := k.mountFailure(refs, pod)
 		if err != nil {
 			return 0, err
 		}
@@ -629,7 +629,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				continue // it ran, or runs beside the containers
 			}
 			pull(c)
-			failure, err := configFailure(refs, &c)
+			failure, err := k.configFailure(refs, pod, &c)
 			if err != nil {
 				return 0, err
 			}
@@ -666,15 +666,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			b.exits = true // run to completion, exit 0, unless told otherwise
 		}
 		run := func() {
-			t := metav1.NewTime(now)
-			k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
-			s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
-			// As the runtime reports the image it runs and the container.
-			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, s.RestartCount)
+			k.begin(pod, c, s, now, b.logs, event)
 			s.Started = ptr.To(true)
-			k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, b.logs...)
-			event(c, corev1.EventTypeNormal, "Created", "Container created")
-			event(c, corev1.EventTypeNormal, "Started", "Container started")
 		}
 		switch {
 		case s.State.Waiting != nil && (s.State.Waiting.Reason == "ContainerCreating" || s.State.Waiting.Reason == "PodInitializing" ||
@@ -693,7 +686,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				continue
 			}
 			pull(c)
-			failure, err := configFailure(refs, &c)
+			failure, err := k.configFailure(refs, pod, &c)
 			if err != nil {
 				return 0, err
 			}
@@ -923,4 +916,16 @@ func failPull(c corev1.Container, event eventFunc) corev1.ContainerState {
 	event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
 	event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
 	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
+}
+
+// begin starts run s.RestartCount of container c (status s) now: running,
+// with the image and container the runtime reports, its log, and the
+// Created and Started events.
+func (k *Kubelet) begin(pod *corev1.Pod, c corev1.Container, s *corev1.ContainerStatus, now time.Time, logs []string, event eventFunc) {
+	k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
+	s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}
+	s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, s.RestartCount)
+	k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, logs...)
+	event(c, corev1.EventTypeNormal, "Created", "Container created")
+	event(c, corev1.EventTypeNormal, "Started", "Container started")
 }

@@ -2,15 +2,12 @@ package kubelet
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 )
 
 // What a pod needs from the API before the kubelet starts it: the
@@ -138,146 +135,21 @@ type transient struct{ error }
 func (t transient) Unwrap() error { return t.error }
 
 // mountFailure is the first of the pod's volumes that cannot be set up and
-// why, as the ConfigMap, Secret and projected volume plugins say it
-// (pkg/volume/configmap, secret, projected: SetUpAt and MakePayload);
-// err is the API's, when it could not tell.
-func mountFailure(r *refs, pod *corev1.Pod) (volume string, failure, err error) {
+// why (volumeContents); err is the API's, when it could not tell.
+func (k *Kubelet) mountFailure(r *refs, pod *corev1.Pod) (volume string, failure, err error) {
 	for _, v := range pod.Spec.Volumes {
-		switch {
-		case v.ConfigMap != nil:
-			failure = configMapPayload(r, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional)
-		case v.Secret != nil:
-			failure = secretPayload(r, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional)
-		case v.Projected != nil:
-			var errs []error
-			for _, s := range v.Projected.Sources {
-				var e error
-				switch {
-				case s.ConfigMap != nil:
-					e = configMapPayload(r, s.ConfigMap.Name, s.ConfigMap.Items, s.ConfigMap.Optional)
-				case s.Secret != nil:
-					e = secretPayload(r, s.Secret.Name, s.Secret.Items, s.Secret.Optional)
-				}
-				if t := (transient{}); errors.As(e, &t) {
-					return "", nil, t.error
-				}
-				if e != nil {
-					errs = append(errs, e)
-				}
-			}
-			failure = utilerrors.NewAggregate(errs)
-		}
-		if t := (transient{}); errors.As(failure, &t) {
-			return "", nil, t.error
-		}
-		if failure != nil {
-			return v.Name, failure, nil
+		if _, failure, err := k.volumeContents(r.ctx, r, pod, v); err != nil || failure != nil {
+			return v.Name, failure, err
 		}
 	}
 	return "", nil, nil
 }
 
-// configMapPayload checks what a ConfigMap volume or projection needs: the
-// ConfigMap, unless optional, and each key it lists, unless optional.
-func configMapPayload(r *refs, name string, items []corev1.KeyToPath, optional *bool) error {
-	cm, err := r.configMap(name)
-	if err != nil {
-		if apierrors.IsNotFound(err) && ptrTrue(optional) {
-			return nil
-		}
-		return err
-	}
-	for _, item := range items {
-		_, inData := cm.Data[item.Key]
-		_, inBinary := cm.BinaryData[item.Key]
-		if !inData && !inBinary && !ptrTrue(optional) {
-			return fmt.Errorf("configmap references non-existent config key: %s", item.Key)
-		}
-	}
-	return nil
-}
-
-// secretPayload is configMapPayload's twin for Secrets.
-func secretPayload(r *refs, name string, items []corev1.KeyToPath, optional *bool) error {
-	s, err := r.secret(name)
-	if err != nil {
-		if apierrors.IsNotFound(err) && ptrTrue(optional) {
-			return nil
-		}
-		return err
-	}
-	for _, item := range items {
-		if _, ok := s.Data[item.Key]; !ok && !ptrTrue(optional) {
-			return fmt.Errorf("references non-existent secret key: %s", item.Key)
-		}
-	}
-	return nil
-}
-
 // configFailure is why the kubelet cannot make container c's config: a
 // ConfigMap or Secret its environment names (envFrom, or a key of one in
-// env), not optional, is missing, in the words of makeEnvironmentVariables
-// (pkg/kubelet/kubelet_pods.go). err is the API's, when it could not tell.
-func configFailure(r *refs, c *corev1.Container) (failure, err error) {
-	check := func(e error) (bool, error, error) {
-		var t transient
-		if errors.As(e, &t) {
-			return true, nil, t.error
-		}
-		return e != nil, e, nil
-	}
-	for _, from := range c.EnvFrom {
-		var e error
-		switch {
-		case from.ConfigMapRef != nil:
-			if _, e = r.configMap(from.ConfigMapRef.Name); apierrors.IsNotFound(e) && ptrTrue(from.ConfigMapRef.Optional) {
-				e = nil
-			}
-		case from.SecretRef != nil:
-			if _, e = r.secret(from.SecretRef.Name); apierrors.IsNotFound(e) && ptrTrue(from.SecretRef.Optional) {
-				e = nil
-			}
-		}
-		if stop, failure, err := check(e); stop {
-			return failure, err
-		}
-	}
-	for _, env := range c.Env {
-		if env.Value != "" || env.ValueFrom == nil {
-			continue
-		}
-		var e error
-		switch ref := env.ValueFrom; {
-		case ref.ConfigMapKeyRef != nil:
-			optional := ptrTrue(ref.ConfigMapKeyRef.Optional)
-			cm, err := r.configMap(ref.ConfigMapKeyRef.Name)
-			switch {
-			case apierrors.IsNotFound(err) && optional:
-			case err != nil:
-				e = err
-			default:
-				if _, ok := cm.Data[ref.ConfigMapKeyRef.Key]; !ok && !optional {
-					e = fmt.Errorf("couldn't find key %v in ConfigMap %v/%v", ref.ConfigMapKeyRef.Key, r.namespace, ref.ConfigMapKeyRef.Name)
-				}
-			}
-		case ref.SecretKeyRef != nil:
-			optional := ptrTrue(ref.SecretKeyRef.Optional)
-			s, err := r.secret(ref.SecretKeyRef.Name)
-			switch {
-			case apierrors.IsNotFound(err) && optional:
-			case err != nil:
-				e = err
-			default:
-				if _, ok := s.Data[ref.SecretKeyRef.Key]; !ok && !optional {
-					e = fmt.Errorf("couldn't find key %v in Secret %v/%v", ref.SecretKeyRef.Key, r.namespace, ref.SecretKeyRef.Name)
-				}
-			}
-		}
-		if stop, failure, err := check(e); stop {
-			return failure, err
-		}
-	}
-	return nil, nil
+// env), not optional, is missing (containerEnv). err is the API's, when it
+// could not tell.
+func (k *Kubelet) configFailure(r *refs, pod *corev1.Pod, c *corev1.Container) (failure, err error) {
+	_, _, failure, err = k.containerEnv(r, pod, c, nil)
+	return failure, err
 }
-
-func ptrTrue(b *bool) bool { return b != nil && *b }
