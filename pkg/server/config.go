@@ -385,6 +385,8 @@ func (b *configBuilder) openAPI() error {
 	g.OpenAPIConfig.Info.Title = "Kubernetes"
 	g.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(getOpenAPIDefinitions, namer)
 	g.OpenAPIV3Config.Info.Title = "Kubernetes"
+	names := definitionNames(namer.GetDefinitionName)
+	g.OpenAPIConfig.GetDefinitionName, g.OpenAPIV3Config.GetDefinitionName = names, names
 	longRunning := filters.BasicLongRunningRequestCheck(
 		sets.NewString("watch", "proxy"),
 		sets.NewString("attach", "exec", "proxy", "log", "portforward"),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apiserver/pkg/server/routes"
 	"k8s.io/apiserver/pkg/util/responsewriter"
 	"k8s.io/klog/v2"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // openAPI is the built-in server's OpenAPI documents, built in the
@@ -118,5 +120,37 @@ func (o *openAPI) waitV3(r *http.Request) {
 	select {
 	case <-o.v3Merged:
 	case <-r.Context().Done():
+	}
+}
+
+// definitionNames remembers the namer's answer for each type. kube-openapi
+// asks for a type's name at every reference to it, and the namer builds
+// the type's x-kubernetes-group-version-kind list anew each time: about 60
+// entries for DeleteOptions and WatchEvent, which every route references.
+// The lists are shared between answers; the builders copy them into their
+// schemas and replace them there rather than change them in place.
+func definitionNames(namer func(string) (string, spec.Extensions)) func(string) (string, spec.Extensions) {
+	type answer struct {
+		name string
+		ext  spec.Extensions
+	}
+	var mu sync.Mutex
+	known := map[string]answer{}
+	return func(typ string) (string, spec.Extensions) {
+		mu.Lock()
+		a, ok := known[typ]
+		if !ok {
+			a.name, a.ext = namer(typ)
+			known[typ] = a
+		}
+		mu.Unlock()
+		if a.ext == nil {
+			return a.name, nil
+		}
+		ext := make(spec.Extensions, len(a.ext))
+		for k, v := range a.ext {
+			ext[k] = v
+		}
+		return a.name, ext
 	}
 }
