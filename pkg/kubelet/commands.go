@@ -132,6 +132,13 @@ func split(script string) ([]statement, error) {
 			i += end + 1
 		case ch == ' ' || ch == '\t':
 			endWord()
+		case ch == '#' && !inWord:
+			// A comment, to the end of the line (a script's #! line too).
+			if end := strings.IndexByte(script[i:], '\n'); end >= 0 {
+				i += end - 1
+			} else {
+				i = len(script)
+			}
 		case ch == ';' || ch == '\n':
 			if err := endStatement(""); err != nil {
 				return nil, err
@@ -141,7 +148,7 @@ func split(script string) ([]statement, error) {
 				return nil, err
 			}
 			i++
-		case strings.IndexByte("|&<>()`${}*?[]\\#~=", ch) >= 0:
+		case strings.IndexByte("|&<>()`${}*?[]\\~=", ch) >= 0:
 			return nil, errUnrecognised
 		default:
 			word.WriteByte(ch)

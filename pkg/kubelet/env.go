@@ -14,6 +14,7 @@ import (
 	podshelper "k8s.io/kubernetes/pkg/apis/core/pods"
 	"k8s.io/kubernetes/pkg/fieldpath"
 	"k8s.io/kubernetes/pkg/kubelet/envvars"
+	kubeletutil "k8s.io/kubernetes/pkg/kubelet/util"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 	"k8s.io/utils/ptr"
 
@@ -244,9 +245,46 @@ func joinIPs[T any](list []T, ip func(T) string) string {
 	return strings.Join(out, ",")
 }
 
+// hostname is the pod's hostname as its containers see it: the node's on
+// the host's network; else the kernel hostname the runtime is given
+// (kuberuntime's generatePodSandboxConfig): hostNameAndDomain's name, or
+// with setHostnameAsFQDN its fully qualified name (the kubelet does not
+// start a sandbox whose FQDN is longer than 64 characters; here it keeps
+// the short name).
 func hostname(pod *corev1.Pod) string {
-	if pod.Spec.Hostname != "" {
-		return pod.Spec.Hostname
+	if pod.Spec.HostNetwork {
+		return pod.Spec.NodeName
 	}
-	return pod.Name
+	name, domain := hostNameAndDomain(pod)
+	if kernel, err := kubeletutil.GetNodenameForKernel(name, domain, pod.Spec.SetHostnameAsFQDN); err == nil {
+		return kernel
+	}
+	return name
+}
+
+// hostNameAndDomain is the kubelet's GeneratePodHostNameAndDomain: the
+// hostnameOverride, or the hostname or else the pod's name, cut to 63
+// characters; the subdomain's domain in the namespace. (The API server
+// validated the names.)
+func hostNameAndDomain(pod *corev1.Pod) (name, domain string) {
+	if o := pod.Spec.HostnameOverride; o != nil {
+		return truncateHostname(*o), ""
+	}
+	name = pod.Name
+	if pod.Spec.Hostname != "" {
+		name = pod.Spec.Hostname
+	}
+	if pod.Spec.Subdomain != "" {
+		domain = fmt.Sprintf("%s.%s.svc.%s", pod.Spec.Subdomain, pod.Namespace, clusterDomain)
+	}
+	return truncateHostname(name), domain
+}
+
+// truncateHostname is the kubelet's truncatePodHostnameIfNeeded.
+func truncateHostname(name string) string {
+	const hostnameMaxLen = 63
+	if len(name) <= hostnameMaxLen {
+		return name
+	}
+	return strings.TrimRight(name[:hostnameMaxLen], "-.")
 }

@@ -35,7 +35,7 @@ func TestEnvironment(t *testing.T) {
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", Labels: map[string]string{"app": "web"}},
-		Spec:       corev1.PodSpec{NodeName: "node-2", ServiceAccountName: "default"},
+		Spec:       corev1.PodSpec{NodeName: "node-2", ServiceAccountName: "default", DNSPolicy: corev1.DNSClusterFirst},
 		Status:     corev1.PodStatus{PodIP: "10.244.1.2", PodIPs: []corev1.PodIP{{IP: "10.244.1.2"}}, HostIP: "172.18.0.4"},
 	}
 	c := corev1.Container{Name: "app",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"path"
 	"slices"
 	"strings"
@@ -13,7 +14,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/record"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/kubelet/network/dns"
 	"k8s.io/utils/ptr"
 )
 
@@ -32,8 +39,10 @@ func (k *Kubelet) files(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	r := k.newRefs(ctx, pod.Namespace)
 	out := map[string]file{
 		"/etc/hostname":    static(hostname(pod) + "\n"),
-		"/etc/hosts":       static(hostsFile(pod)),
-		"/etc/resolv.conf": static(k.resolvConf(pod)),
+		"/etc/resolv.conf": static(k.resolvConf(ctx, pod)),
+	}
+	if hosts, ok := hostsFile(pod); ok {
+		out["/etc/hosts"] = static(hosts)
 	}
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
@@ -205,17 +214,24 @@ func static(content string) file {
 	return func() ([]byte, error) { return []byte(content), nil }
 }
 
+// clusterDomain is the simulated kubelets' --cluster-domain.
+const clusterDomain = "cluster.local"
+
 // hostsFile is the kubelet's managed hosts file (managedHostsFileContent):
 // the pod's IPs under its name (and its subdomain's), then its host
-// aliases.
-func hostsFile(pod *corev1.Pod) string {
+// aliases. ok is false on the host's network, where the kubelet gives the
+// node's own hosts file, which is not simulated.
+func hostsFile(pod *corev1.Pod) (content string, ok bool) {
+	if pod.Spec.HostNetwork {
+		return "", false
+	}
 	var b strings.Builder
 	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
 		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	name := hostname(pod)
+	name, domain := hostNameAndDomain(pod)
 	for _, ip := range pod.Status.PodIPs {
-		if pod.Spec.Subdomain != "" {
-			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.cluster.local\t%s\n", ip.IP, name, pod.Spec.Subdomain, pod.Namespace, name)
+		if domain != "" {
+			fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", ip.IP, name, domain, name)
 		} else {
 			fmt.Fprintf(&b, "%s\t%s\n", ip.IP, name)
 		}
@@ -226,43 +242,72 @@ func hostsFile(pod *corev1.Pod) string {
 			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
 		}
 	}
+	return b.String(), true
+}
+
+// podDNS is the pod's DNS configuration as the kubelet's DNS configurer
+// (pkg/kubelet/network/dns) makes it for the sandbox: the cluster's DNS
+// (the kube-dns Service's address, else the kubelet's default) and search
+// domains under ClusterFirst, and ClusterFirstWithHostNet; the node's under
+// Default, and ClusterFirst on the host's network (the simulated kubelets
+// run with --resolv-conf="", which gives nameserver 127.0.0.1 and search
+// .); none under None; then the pod's dnsConfig merged and the resolver's
+// limits applied, their warnings recorded by recorder.
+func (k *Kubelet) podDNS(ctx context.Context, pod *corev1.Pod, recorder record.EventRecorder) *runtimeapi.DNSConfig {
+	server := net.ParseIP("10.96.0.10")
+	if svc, err := k.services.Services("kube-system").Get("kube-dns"); err == nil {
+		if ip := net.ParseIP(svc.Spec.ClusterIP); ip != nil {
+			server = ip
+		}
+	}
+	node := &corev1.ObjectReference{Kind: "Node", Name: pod.Spec.NodeName, UID: types.UID(pod.Spec.NodeName)}
+	cfg, err := dns.NewConfigurer(loggedRecorder{recorder}, node, nil, []net.IP{server}, clusterDomain, "").GetPodDNS(ctx, pod)
+	if err != nil { // only from reading the node's resolv.conf, which there is none of
+		return &runtimeapi.DNSConfig{}
+	}
+	// The configurer merges the dnsConfig's options through a map, in no
+	// order: one order of the many a real container may get.
+	slices.Sort(cfg.Options)
+	return cfg
+}
+
+// resolvConf is the pod's resolv.conf as the container runtime writes it
+// from the sandbox's DNS configuration.
+func (k *Kubelet) resolvConf(ctx context.Context, pod *corev1.Pod) string {
+	cfg := k.podDNS(ctx, pod, nil)
+	var b strings.Builder
+	if len(cfg.Searches) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(cfg.Searches, " "))
+	}
+	for _, s := range cfg.Servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(cfg.Options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(cfg.Options, " "))
+	}
 	return b.String()
 }
 
-// resolvConf is the pod's resolv.conf under the ClusterFirst DNS policy:
-// the cluster's DNS (the kube-dns Service, or the kubelet's default
-// address) and the cluster's search domains; the pod's dnsConfig added.
-func (k *Kubelet) resolvConf(pod *corev1.Pod) string {
-	server := "10.96.0.10"
-	if dns, err := k.services.Services("kube-system").Get("kube-dns"); err == nil && dns.Spec.ClusterIP != "" {
-		server = dns.Spec.ClusterIP
+// loggedRecorder is an event recorder with the WithLogger that upstream's
+// DNS configurer asks for; without a recorder, events are dropped.
+type loggedRecorder struct{ r record.EventRecorder }
+
+func (l loggedRecorder) WithLogger(klog.Logger) record.EventRecorderLogger { return l }
+
+func (l loggedRecorder) Event(object runtime.Object, eventtype, reason, message string) {
+	if l.r != nil {
+		l.r.Event(object, eventtype, reason, message)
 	}
-	servers := []string{server}
-	search := []string{pod.Namespace + ".svc.cluster.local", "svc.cluster.local", "cluster.local"}
-	options := []string{"ndots:5"}
-	if pod.Spec.DNSPolicy == corev1.DNSNone {
-		servers, search, options = nil, nil, nil
+}
+
+func (l loggedRecorder) Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{}) {
+	if l.r != nil {
+		l.r.Eventf(object, eventtype, reason, messageFmt, args...)
 	}
-	if cfg := pod.Spec.DNSConfig; cfg != nil {
-		servers = append(servers, cfg.Nameservers...)
-		search = append(search, cfg.Searches...)
-		for _, o := range cfg.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			options = append(options, opt)
-		}
+}
+
+func (l loggedRecorder) AnnotatedEventf(object runtime.Object, annotations map[string]string, eventtype, reason, messageFmt string, args ...interface{}) {
+	if l.r != nil {
+		l.r.AnnotatedEventf(object, annotations, eventtype, reason, messageFmt, args...)
 	}
-	var b strings.Builder
-	if len(search) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
-	}
-	for _, s := range servers {
-		fmt.Fprintf(&b, "nameserver %s\n", s)
-	}
-	if len(options) > 0 {
-		fmt.Fprintf(&b, "options %s\n", strings.Join(slices.Compact(options), " "))
-	}
-	return b.String()
 }

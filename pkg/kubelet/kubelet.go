@@ -609,6 +609,9 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for volume %q : %v", volume, failure)
 			return waits(), nil
 		}
+		// The sandbox is made now, with its DNS configuration: the
+		// configurer warns of what the resolver's limits leave out.
+		k.podDNS(ctx, pod, recorder)
 	}
 	// A container whose config cannot be made (its environment names what
 	// is not there) waits, and is tried again.

@@ -65,6 +65,20 @@ func (s *shell) mounted(dir string) bool {
 	return false
 }
 
+// missing is why path p is not among the files: not there, inside a
+// volume mount, which the simulation knows all of; otherwise the image's
+// files, which it does not simulate (saying it is not there could be
+// wrong).
+func (s *shell) missing(p string) string {
+	if s.mounted(p) {
+		return "No such file or directory"
+	}
+	return notSimulated
+}
+
+// notSimulated says which files of a container are simulated.
+const notSimulated = "mockernetes simulates only the files of volume mounts and /etc/hostname, /etc/hosts, /etc/resolv.conf"
+
 // absolute is a path of the shell's, whose working directory is /.
 func absolute(p string) string { return path.Join("/", p) }
 
@@ -100,8 +114,19 @@ func (s *shell) run(ctx context.Context, argv []string) int32 {
 		}
 		for _, a := range argv[1:] {
 			if !strings.HasPrefix(a, "-") {
-				fmt.Fprintf(s.err, "%s: can't open '%s': No such file or directory\n", path.Base(argv[0]), a)
-				return 2
+				// A script file: the shell runs what it holds.
+				f, ok := s.files(ctx)[absolute(a)]
+				if !ok {
+					fmt.Fprintf(s.err, "%s: can't open '%s': %s\n", path.Base(argv[0]), a, s.missing(absolute(a)))
+					return 2
+				}
+				content, err := f()
+				if err != nil {
+					fmt.Fprintf(s.err, "%s: can't open '%s': %v\n", path.Base(argv[0]), a, err)
+					return 2
+				}
+				code, _ := s.script(ctx, string(content))
+				return code
 			}
 		}
 		code, _ := s.interactive(ctx, s.tty, true)
@@ -197,7 +222,7 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 				fmt.Fprintf(s.err, "cat: read error: Is a directory\n")
 				code = 1
 			default:
-				fmt.Fprintf(s.err, "cat: can't open '%s': No such file or directory\n", a)
+				fmt.Fprintf(s.err, "cat: can't open '%s': %s\n", a, s.missing(absolute(a)))
 				code = 1
 			}
 		}
@@ -402,7 +427,7 @@ func (s *shell) tar(ctx context.Context, args []string) int32 {
 				return 1
 			}
 		default:
-			fmt.Fprintf(s.err, "tar: %s: No such file or directory\n", a)
+			fmt.Fprintf(s.err, "tar: %s: %s\n", a, s.missing(p))
 			code = 1
 			continue
 		}

@@ -15,13 +15,17 @@ import (
 )
 
 func TestShell(t *testing.T) {
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}}
 	pod.Spec.Volumes = []corev1.Volume{{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
-		Items: []corev1.DownwardAPIVolumeFile{{Path: "name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}}}
+		Items: []corev1.DownwardAPIVolumeFile{{Path: "name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}},
+		{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "scripts"}}}}}
 	c := corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}, {Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}},
-		VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/podinfo"}}}
+		VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/podinfo"}, {Name: "scripts", MountPath: "/scripts"}}}
 	var slept time.Duration
-	k, _ := newStatusKubelet(t)
+	k, _ := newStatusKubelet(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "scripts"}, Data: map[string]string{
+		"check.sh": "#!/bin/sh\n# says it is ready\necho ready # and why#not\nexit 3\n",
+		"vars.sh":  "echo $1\n",
+	}})
 	run := func(stdin string, tty bool, argv ...string) (string, string, int32) {
 		var out, errOut bytes.Buffer
 		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &errOut, tty: tty,
@@ -46,7 +50,8 @@ func TestShell(t *testing.T) {
 		{argv: []string{"curl", "-s", "localhost"}, errOut: "sh: curl: not found\n", code: 127},
 		{argv: []string{"sh", "-c", "nope; echo after"}, out: "after\n", errOut: "sh: nope: not found\n"},
 		{stdin: "data\n", argv: []string{"cat"}, out: "data\n"},
-		{argv: []string{"cat", "/etc/passwd"}, errOut: "cat: can't open '/etc/passwd': No such file or directory\n", code: 1},
+		{argv: []string{"cat", "/etc/passwd"}, errOut: "cat: can't open '/etc/passwd': " + notSimulated + "\n", code: 1},
+		{argv: []string{"cat", "/etc/podinfo/nope"}, errOut: "cat: can't open '/etc/podinfo/nope': No such file or directory\n", code: 1},
 		{argv: []string{"cat", "etc/hostname"}, out: "web-1\n"},
 		{argv: []string{"cat", "/etc"}, errOut: "cat: read error: Is a directory\n", code: 1},
 		{argv: []string{"ls", "/etc/podinfo"}, out: "name\n"},
@@ -56,7 +61,11 @@ func TestShell(t *testing.T) {
 		{argv: []string{"env"}, out: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOSTNAME=web-1\nMODE=test\nHOME=/root\n"},
 		{argv: []string{"hostname"}, out: "web-1\n"},
 		{argv: []string{"sh", "-c", "sleep 2; sleep 1m"}},
-		{argv: []string{"sh", "script.sh"}, errOut: "sh: can't open 'script.sh': No such file or directory\n", code: 2},
+		{argv: []string{"sh", "script.sh"}, errOut: "sh: can't open 'script.sh': " + notSimulated + "\n", code: 2},
+		{argv: []string{"sh", "/scripts/nope.sh"}, errOut: "sh: can't open '/scripts/nope.sh': No such file or directory\n", code: 2},
+		{argv: []string{"sh", "/scripts/check.sh"}, out: "ready\n", code: 3},
+		{argv: []string{"bash", "/scripts/vars.sh", "x"}, errOut: "sh: mockernetes does not simulate this script (pipes, redirections, variables): echo $1\n", code: 127},
+		{argv: []string{"sh", "-c", "echo a#b #c"}, out: "a#b\n"},
 		{stdin: "echo one\nexit 4\necho never\n", argv: []string{"sh"}, out: "one\n", code: 4},
 		{stdin: "echo one\n", argv: []string{"sh"}, out: "one\n"},
 		{stdin: "echo hi\rex\x7fxit 2\r", tty: true, argv: []string{"sh"}, out: "/ # echo hi\r\nhi\r\n/ # ex\b \bxit 2\r\n", code: 2},

@@ -45,7 +45,7 @@ func newStatusKubelet(t *testing.T, objects ...runtime.Object) (*Kubelet, *fake.
 func statusPod(name string, policy corev1.RestartPolicy, containers ...string) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Generation: 3},
-		Spec:       corev1.PodSpec{NodeName: "node-2", RestartPolicy: policy},
+		Spec:       corev1.PodSpec{NodeName: "node-2", RestartPolicy: policy, DNSPolicy: corev1.DNSClusterFirst},
 		Status: corev1.PodStatus{
 			HostIP: clusterconfig.HostIP(1), HostIPs: []corev1.HostIP{{IP: clusterconfig.HostIP(1)}},
 			Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: hourAgo, ObservedGeneration: 3}},

@@ -348,6 +348,15 @@ func TestMissingReferences(t *testing.T) {
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "sh", "-c", "ls /etc/app; cat /etc/app/app.yaml /var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil || out != "app.yaml\nport: 8080\n"+ns {
 		t.Errorf("the mounted files: %v %q", err, out)
 	}
+	// Its resolv.conf points at the cluster's DNS; the image's files are
+	// not simulated, and it says so.
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/etc/resolv.conf"); err != nil ||
+		out != "search "+ns+".svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n" {
+		t.Errorf("resolv.conf: %v %q", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/etc/passwd"); err == nil || !strings.Contains(out, "mockernetes simulates only the files of volume mounts") {
+		t.Errorf("cat /etc/passwd: %v %q, want an error that says it is not simulated", err, out)
+	}
 	// kubectl cp from the pod: a file, and a directory.
 	dir := t.TempDir()
 	if out, err := shared.kubectl(t, kubectlBin, "", "cp", ns+"/mounts:/etc/app/app.yaml", filepath.Join(dir, "copy.yaml")); err != nil {
