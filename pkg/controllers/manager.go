@@ -173,6 +173,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		controllers = append(controllers, ns)
 	}
+	if m.config.Selection.Enabled(names.JobController) {
+		m.config.Tracker.Check(jobsBusy(controllerCtx.InformerFactory.Batch().V1().Jobs().Lister(), controllerCtx.InformerFactory.Core().V1().Pods().Lister()))
+	}
 	controllerCtx.InformerFactory.Start(ctx.Done())
 	if m.config.Informers == nil {
 		defer controllerCtx.InformerFactory.Shutdown()

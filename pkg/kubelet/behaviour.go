@@ -107,8 +107,15 @@ func annotation(pod *corev1.Pod, key, container string) (string, bool) {
 // rules in order, then the pod's annotations (values that do not parse are
 // ignored); a readiness probe's initial delay is the least ready delay.
 func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []clusterconfig.Rule) behaviour {
+	p, ok := parseCommand(c)
+	return behaviourWith(pod, c, rules, p, ok)
+}
+
+// behaviourWith is behaviourOf with what the container's command does
+// (when ok) known.
+func behaviourWith(pod *corev1.Pod, c corev1.Container, rules []clusterconfig.Rule, p program, ok bool) behaviour {
 	b := behaviour{backoff: time.Second, logs: defaultLines(pod, c)}
-	if p, ok := parseCommand(c); ok {
+	if ok {
 		b.logs = p.output
 		if p.forever {
 			b.forever = true

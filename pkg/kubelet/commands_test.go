@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -66,5 +67,62 @@ func TestCommandBehaviour(t *testing.T) {
 	}
 	if s := b.scaled(0.01); s.exitAfter != 20*time.Millisecond || s.backoff != 10*time.Millisecond {
 		t.Errorf("scaled by 0.01: %+v", s)
+	}
+}
+
+// TestProgram checks the commands the simulated shell plays for a
+// container: what they print of its files and environment, how long they
+// sleep, how they exit; and that what the shell does not know is left to
+// the defaults.
+func TestProgram(t *testing.T) {
+	k, _ := newStatusKubelet(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app"}, Data: map[string]string{
+		"app.yaml": "port: 8080\nmode: test\n",
+		"run.sh":   "#!/bin/sh\necho running\nexit 2\n",
+	}})
+	pod := statusPod("web-1", corev1.RestartPolicyNever)
+	pod.Spec.Volumes = []corev1.Volume{{Name: "app", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}}}
+	for _, tc := range []struct {
+		command []string
+		stdin   bool
+		want    string // program as %+v, "" for not known
+	}{
+		{command: []string{"sh", "-c", "cat /etc/app/app.yaml; printenv MODE; hostname"},
+			want: "{runs:0s forever:false output:[port: 8080 mode: test test web-1] exitCode:0}"},
+		{command: []string{"sh", "-c", "echo start; sleep 5; cat /etc/app/missing.yaml"},
+			want: "{runs:5s forever:false output:[start cat: can't open '/etc/app/missing.yaml': No such file or directory] exitCode:1}"},
+		{command: []string{"sh", "-c", "cat /etc/app/app.yaml && sleep infinity"}, want: "{runs:0s forever:true output:[port: 8080 mode: test] exitCode:130}"},
+		{command: []string{"/bin/cat", "/etc/app/app.yaml"}, want: "{runs:0s forever:false output:[port: 8080 mode: test] exitCode:0}"},
+		{command: []string{"sh", "/etc/app/run.sh"}, want: "{runs:0s forever:false output:[running] exitCode:2}"},
+		{command: []string{"ls", "/etc/app"}, want: "{runs:0s forever:false output:[app.yaml run.sh] exitCode:0}"},
+		{command: []string{"sh", "-c", "cat /etc/app/app.yaml; nginx -g 'daemon off;'"}}, // another program
+		{command: []string{"sh", "-c", "cat /etc/passwd"}},                               // the image's files
+		{command: []string{"sh", "-c", "echo $HOME"}},                                    // a variable
+		{command: []string{"nginx"}},
+		{command: []string{"sh"}, stdin: true}, // its session drives it
+	} {
+		c := corev1.Container{Name: "app", Image: "busybox:1.36", Command: tc.command, Stdin: tc.stdin, Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "app", MountPath: "/etc/app"}}}
+		pod.Spec.Containers = []corev1.Container{c}
+		got := ""
+		if p, ok := k.program(t.Context(), pod, &c); ok {
+			got = fmt.Sprintf("{runs:%v forever:%v output:%v exitCode:%d}", p.runs, p.forever, p.output, p.exitCode)
+		}
+		if tc.stdin {
+			if b := k.behaviourOf(t.Context(), pod, c); !b.interactive {
+				t.Errorf("%q with stdin: %+v, want it interactive", tc.command, b)
+			}
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.command, got, tc.want)
+		}
+		b := k.behaviourOf(t.Context(), pod, c)
+		if tc.want == "" {
+			if b.exits || len(b.logs) != 2 || b.logs[0] != "Starting app (image busybox:1.36)" {
+				t.Errorf("%q: %+v, want the default behaviour", tc.command, b)
+			}
+		} else if b.exits == b.forever {
+			t.Errorf("%q: behaviour %+v", tc.command, b)
+		}
 	}
 }

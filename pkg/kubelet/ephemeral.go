@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -15,10 +16,10 @@ import (
 // behaviour ends it (a command that exits, the end of its attached
 // session) or the pod ends. p is the status being built; pull, event and
 // due are step's.
-func (k *Kubelet) stepEphemeral(pod, p *corev1.Pod, now time.Time, pull func(corev1.Container), event eventFunc, due func(time.Time)) {
+func (k *Kubelet) stepEphemeral(ctx context.Context, pod, p *corev1.Pod, now time.Time, pull func(corev1.Container), event eventFunc, due func(time.Time)) {
 	for _, ec := range pod.Spec.EphemeralContainers {
 		c := corev1.Container(ec.EphemeralContainerCommon)
-		b := k.behaviourOf(pod, c)
+		b := k.behaviourOf(ctx, pod, c)
 		run := fmt.Sprintf("%s/%s/0", pod.UID, c.Name)
 		i := slices.IndexFunc(p.Status.EphemeralContainerStatuses, func(s corev1.ContainerStatus) bool { return s.Name == c.Name })
 		if i < 0 {

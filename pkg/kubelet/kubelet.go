@@ -131,9 +131,15 @@ type Kubelet struct {
 }
 
 // behaviourOf is container c's behaviour under the rules in force, its
-// durations scaled by the time scale.
-func (k *Kubelet) behaviourOf(pod *corev1.Pod, c corev1.Container) behaviour {
-	return behaviourOf(pod, c, k.Rules()).scaled(k.TimeScale())
+// durations scaled by the time scale. A command parseCommand does not know
+// is played by the simulated shell (program), unless the container reads
+// its stdin (a session drives it then).
+func (k *Kubelet) behaviourOf(ctx context.Context, pod *corev1.Pod, c corev1.Container) behaviour {
+	p, ok := parseCommand(c)
+	if !ok && !c.Stdin {
+		p, ok = k.program(ctx, pod, &c)
+	}
+	return behaviourWith(pod, c, k.Rules(), p, ok).scaled(k.TimeScale())
 }
 
 // TimeScale is the time scale in force (1: durations as given).
@@ -642,7 +648,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			}
 			event(c, corev1.EventTypeNormal, "Created", "Container created")
 			event(c, corev1.EventTypeNormal, "Started", "Container started")
-			b := k.behaviourOf(pod, c)
+			b := k.behaviourOf(ctx, pod, c)
 			k.config.Logs.Start(pod.UID, c.Name, 0, b.logs...)
 			s := &p.Status.InitContainerStatuses[i]
 			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, 0)
@@ -660,7 +666,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	// The containers start once every init container has run.
 	initializing := slices.ContainsFunc(p.Status.InitContainerStatuses, pending)
 	for i, c := range pod.Spec.Containers {
-		b := k.behaviourOf(pod, c)
+		b := k.behaviourOf(ctx, pod, c)
 		s := &p.Status.ContainerStatuses[i]
 		if code, ended := k.endedWith(pod.UID, c.Name, s.RestartCount); b.interactive && ended {
 			b.exits, b.exitCode, b.exitAfter = true, code, 0 // its attached session ended it
@@ -753,7 +759,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 
-	k.stepEphemeral(pod, p, now, pull, event, due)
+	k.stepEphemeral(ctx, pod, p, now, pull, event, due)
 
 	// Once every container of a pod that is not restarted has ended, the
 	// kubelet stops its sidecars and ephemeral containers (SIGTERM, which

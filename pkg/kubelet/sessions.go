@@ -131,7 +131,7 @@ type session struct {
 // or else the simulated shell.
 func (x session) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader, out, stderr io.WriteCloser, tty bool, _ <-chan remotecommandserver.TerminalSize, _ time.Duration) error {
 	stdin, stdout, errOut := streams(in, out, stderr, tty)
-	b := x.k.behaviourOf(x.pod, x.container)
+	b := x.k.behaviourOf(ctx, x.pod, x.container)
 	for _, r := range slices.Backward(b.exec) {
 		if !matchCommand(r.Command, cmd) {
 			continue
@@ -157,7 +157,7 @@ func (x session) ExecInContainer(ctx context.Context, _, _, _ string, cmd []stri
 // echoing or ignoring stdin as its behaviour says.
 func (x session) AttachContainer(ctx context.Context, _, _, _ string, in io.Reader, out, stderr io.WriteCloser, tty bool, _ <-chan remotecommandserver.TerminalSize) error {
 	stdin, stdout, errOut := streams(in, out, stderr, tty)
-	b := x.k.behaviourOf(x.pod, x.container)
+	b := x.k.behaviourOf(ctx, x.pod, x.container)
 	if b.interactive {
 		// What the container prints goes to its log too, as a
 		// container's output does.
@@ -322,7 +322,7 @@ func (k *Kubelet) forwardTarget(pod *corev1.Pod, port int32) (string, bool) {
 	var declared, any string
 	for _, c := range pod.Spec.Containers {
 		declares := slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == port })
-		for _, f := range k.behaviourOf(pod, c).forwards {
+		for _, f := range behaviourOf(pod, c, k.Rules()).forwards {
 			if f.Port != 0 && f.Port != port {
 				continue
 			}

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,43 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 )
+
+// programs are the commands the shell plays (sh and its kin too).
+var programs = map[string]bool{"true": true, ":": true, "false": true, "echo": true, "sleep": true, "cat": true,
+	"ls": true, "tar": true, "hostname": true, "pwd": true, "env": true, "printenv": true}
+
+// program plays container c's command in the simulated shell, with the
+// files, environment and hostname the kubelet gives the container: what
+// it prints (the container's log), how long it sleeps and how it exits.
+// ok is false when the shell does not know all of it (another program, a
+// construct or a file it does not simulate): what the container would do
+// is not known then.
+func (k *Kubelet) program(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (p program, ok bool) {
+	argv := append(slices.Clone(c.Command), c.Args...)
+	if len(argv) == 0 || !programs[path.Base(argv[0])] && !shells[path.Base(argv[0])] {
+		return program{}, false
+	}
+	var out bytes.Buffer
+	sh := &shell{pod: pod, container: *c, in: strings.NewReader(""), out: &out, err: &out, program: true,
+		sleep: func(_ context.Context, d time.Duration) bool {
+			if d >= 1<<62 { // sleep infinity
+				p.forever = true
+				return false
+			}
+			p.runs += d
+			return true
+		},
+		environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, c) },
+		files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, c) }}
+	p.exitCode = sh.run(ctx, argv)
+	if sh.unknown {
+		return program{}, false
+	}
+	if text := strings.TrimSuffix(out.String(), "\n"); out.Len() > 0 {
+		p.output = strings.Split(text, "\n")
+	}
+	return p, true
+}
 
 // readsCommands: the container's command is a shell with no script (sh,
 // bash -i) or there is none (the images people attach to default to one).
@@ -35,11 +73,13 @@ func readsCommands(c corev1.Container) bool {
 }
 
 // shell plays the commands a test runs in a container (exec, or a shell
-// it attached to): the simple commands of parseCommand (echo, true, false,
-// :, exit, sleep), plus cat, ls and tar cf (of the files the kubelet gives
-// the container), hostname, pwd, env and printenv, in scripts
-// joined by ;, && and ||. Any other command is not found, as in a
-// container without that program: exit status 127.
+// it attached to), and a container's own command when parseCommand does
+// not know it all (program): the simple commands of parseCommand (echo,
+// true, false, :, exit, sleep), plus cat, ls and tar cf (of the files the
+// kubelet gives the container), hostname, pwd, env and printenv, in
+// scripts joined by ;, && and || (sh -c, or sh FILE of a mounted script).
+// Any other command is not found, as in a container without that program:
+// exit status 127.
 type shell struct {
 	pod       *corev1.Pod
 	container corev1.Container
@@ -51,6 +91,10 @@ type shell struct {
 	// environ is the container's environment; files, what it can read.
 	environ func(ctx context.Context) [][2]string
 	files   func(ctx context.Context) map[string]file
+	// program: the shell plays a container's command, whose output is the
+	// container's log; unknown is set once it met what it cannot answer
+	// (unsupported), and it stops there.
+	program, unknown bool
 }
 
 // mounted: dir is a volume mount of the container's, or inside one (its
@@ -73,7 +117,18 @@ func (s *shell) missing(p string) string {
 	if s.mounted(p) {
 		return "No such file or directory"
 	}
+	s.unsupported("")
 	return notSimulated
+}
+
+// unsupported says what the simulation cannot answer (a program it does
+// not know is one: not found). Playing a container's command, the shell
+// then gives up (unknown): what the container would print is not known.
+func (s *shell) unsupported(format string, args ...any) {
+	fmt.Fprintf(s.err, format, args...)
+	if s.program {
+		s.unknown = true
+	}
 }
 
 // notSimulated says which files of a container are simulated.
@@ -140,14 +195,14 @@ func (s *shell) run(ctx context.Context, argv []string) int32 {
 func (s *shell) script(ctx context.Context, script string) (code int32, exited bool) {
 	statements, err := split(script)
 	if err != nil {
-		fmt.Fprintf(s.err, "sh: mockernetes does not simulate this script (pipes, redirections, variables): %s\n", strings.TrimSpace(script))
+		s.unsupported("sh: mockernetes does not simulate this script (pipes, redirections, variables): %s\n", strings.TrimSpace(script))
 		return 127, false
 	}
 	for _, st := range statements {
 		if (st.join == "&&" && code != 0) || (st.join == "||" && code == 0) {
 			continue
 		}
-		if code, exited = s.command(ctx, st.words); exited {
+		if code, exited = s.command(ctx, st.words); exited || s.unknown {
 			return code, true
 		}
 	}
@@ -234,7 +289,7 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 		}
 		for _, a := range args {
 			if strings.HasPrefix(a, "-") {
-				fmt.Fprintf(s.err, "sh: mockernetes does not simulate ls with options\n")
+				s.unsupported("sh: mockernetes does not simulate ls with options\n")
 				return 127, false
 			}
 			dir := absolute(a)
@@ -244,7 +299,7 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 			case !s.mounted(dir):
 				// The image's directories are not simulated: their
 				// listing would be wrong.
-				fmt.Fprintf(s.err, "ls: can't list '%s': mockernetes simulates only the files of volume mounts\n", a)
+				s.unsupported("ls: can't list '%s': mockernetes simulates only the files of volume mounts\n", a)
 				code = 1
 			case isDir(files, dir):
 				for _, name := range entries(files, dir) {
@@ -273,7 +328,7 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 			return 0, false
 		}
 		if name == "env" {
-			fmt.Fprintf(s.err, "sh: mockernetes does not simulate env with arguments\n")
+			s.unsupported("sh: mockernetes does not simulate env with arguments\n")
 			return 127, false
 		}
 		code := int32(0)
@@ -287,7 +342,7 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 		}
 		return code, false
 	}
-	fmt.Fprintf(s.err, "sh: %s: not found\n", words[0])
+	s.unsupported("sh: %s: not found\n", words[0])
 	return 127, false
 }
 
@@ -398,7 +453,7 @@ func matchCommand(pattern string, argv []string) bool {
 // cp to a pod extracts) answer as a read-only file system.
 func (s *shell) tar(ctx context.Context, args []string) int32 {
 	if len(args) < 2 || args[0] != "cf" && args[0] != "-cf" || args[1] != "-" {
-		fmt.Fprintf(s.err, "tar: mockernetes simulates only tar cf - of the container's files (%s): Read-only file system\n", strings.Join(args, " "))
+		s.unsupported("tar: mockernetes simulates only tar cf - of the container's files (%s): Read-only file system\n", strings.Join(args, " "))
 		return 1
 	}
 	files, code := s.files(ctx), int32(0)

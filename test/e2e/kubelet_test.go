@@ -11,6 +11,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/mockernetes/mockernetes/pkg/testcontrol"
 )
@@ -379,5 +381,61 @@ func TestMissingReferences(t *testing.T) {
 	if review, err := kubernetes.NewForConfigOrDie(cfg).AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err != nil ||
 		review.Status.UserInfo.Username != "system:serviceaccount:"+ns+":default" {
 		t.Errorf("who the token is: %v %+v", err, review)
+	}
+}
+
+// TestContainerScripts runs Jobs whose commands read what the kubelet gives
+// their container (a mounted ConfigMap, the environment, the hostname): the
+// logs are what they print, and a script that fails fails its Job.
+func TestContainerScripts(t *testing.T) {
+	c := shared.client(t)
+	ns := newNamespace(t, c)
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Data: map[string]string{"app.yaml": "port: 8080\n", "migrate.sh": "#!/bin/sh\n# the migration\necho migrating\nexit 3\n"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	job := func(name string, command ...string) *batchv1.Job {
+		return &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: batchv1.JobSpec{BackoffLimit: ptr.To(int32(0)), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Volumes: []corev1.Volume{{Name: "app", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}}}},
+				Containers: []corev1.Container{{Name: "main", Image: "busybox:1.36", Command: command,
+					Env:          []corev1.EnvVar{{Name: "GREETING", Value: "hello"}},
+					VolumeMounts: []corev1.VolumeMount{{Name: "app", MountPath: "/config"}}}},
+			}}},
+		}
+	}
+	for _, j := range []*batchv1.Job{
+		job("report", "sh", "-c", "cat /config/app.yaml; printenv GREETING"),
+		job("migrate", "sh", "/config/migrate.sh"),
+	} {
+		if _, err := c.BatchV1().Jobs(ns).Create(t.Context(), j, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	control, err := testcontrol.New(shared.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := control.Settle(t.Context(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"report": "Complete", "migrate": "Failed"} {
+		j, err := c.BatchV1().Jobs(ns).Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(j.Status.Conditions, func(cond batchv1.JobCondition) bool {
+			return string(cond.Type) == want && cond.Status == corev1.ConditionTrue
+		}) {
+			t.Errorf("job %s: %+v, want %s", name, j.Status.Conditions, want)
+		}
+	}
+	for name, want := range map[string]string{"report": "port: 8080\nhello\n", "migrate": "migrating\n"} {
+		if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "job/"+name); err != nil || out != want {
+			t.Errorf("logs of job %s: %v %q, want %q", name, err, out, want)
+		}
 	}
 }
