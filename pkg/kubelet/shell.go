@@ -97,16 +97,30 @@ type shell struct {
 	program, unknown bool
 }
 
-// mounted: dir is a volume mount of the container's, or inside one (its
-// files are all the simulation's; a subPath mount is a file).
-func (s *shell) mounted(dir string) bool {
+// mounted: p is, or is inside, a volume mount of the container's whose
+// files the simulation knows all of: a ConfigMap, Secret, downward API or
+// projected volume, or an emptyDir (empty: nothing writes to it). A
+// hostPath, a claim's or another volume holds files that are not
+// simulated; a subPath mount is a file.
+func (s *shell) mounted(p string) bool {
+	_, ok := s.mountAt(p)
+	return ok
+}
+
+// mountAt is the mount point of such a volume that p is or is inside.
+func (s *shell) mountAt(p string) (string, bool) {
 	for _, m := range s.container.VolumeMounts {
 		mount := path.Clean(m.MountPath)
-		if m.SubPath == "" && (dir == mount || strings.HasPrefix(dir, mount+"/")) {
-			return true
+		if m.SubPath != "" || p != mount && !strings.HasPrefix(p, mount+"/") {
+			continue
+		}
+		for _, v := range s.pod.Spec.Volumes {
+			if v.Name == m.Name && (v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil || v.EmptyDir != nil) {
+				return mount, true
+			}
 		}
 	}
-	return false
+	return "", false
 }
 
 // missing is why path p is not among the files: not there, inside a
@@ -132,10 +146,20 @@ func (s *shell) unsupported(format string, args ...any) {
 }
 
 // notSimulated says which files of a container are simulated.
-const notSimulated = "mockernetes simulates only the files of volume mounts and /etc/hostname, /etc/hosts, /etc/resolv.conf"
+const (
+	simulatedVolumes = "mockernetes simulates only the files of ConfigMap, Secret, downward API, projected and emptyDir volumes"
+	notSimulated     = simulatedVolumes + " and /etc/hostname, /etc/hosts, /etc/resolv.conf"
+)
 
 // absolute is a path of the shell's, whose working directory is /.
 func absolute(p string) string { return path.Join("/", p) }
+
+// isMount: dir is the mount point of a volume whose files are known (an
+// empty one is a directory too).
+func (s *shell) isMount(dir string) bool {
+	mount, ok := s.mountAt(dir)
+	return ok && mount == dir
+}
 
 // isDir: some file lies under dir.
 func isDir(files map[string]file, dir string) bool {
@@ -273,7 +297,7 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 					continue
 				}
 				_, _ = s.out.Write(content)
-			case isDir(files, absolute(a)):
+			case isDir(files, absolute(a)) || s.isMount(absolute(a)):
 				fmt.Fprintf(s.err, "cat: read error: Is a directory\n")
 				code = 1
 			default:
@@ -299,9 +323,9 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 			case !s.mounted(dir):
 				// The image's directories are not simulated: their
 				// listing would be wrong.
-				s.unsupported("ls: can't list '%s': mockernetes simulates only the files of volume mounts\n", a)
+				s.unsupported("ls: can't list '%s': %s\n", a, simulatedVolumes)
 				code = 1
-			case isDir(files, dir):
+			case isDir(files, dir) || s.isMount(dir):
 				for _, name := range entries(files, dir) {
 					fmt.Fprintln(s.out, name)
 				}
@@ -470,7 +494,7 @@ func (s *shell) tar(ctx context.Context, args []string) int32 {
 		switch {
 		case files[p] != nil:
 			members = []string{p}
-		case isDir(files, p):
+		case isDir(files, p) || s.isMount(p):
 			prefix := strings.TrimSuffix(p, "/") + "/"
 			for f := range files {
 				if strings.HasPrefix(f, prefix) {

@@ -18,9 +18,12 @@ func TestShell(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}}
 	pod.Spec.Volumes = []corev1.Volume{{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 		Items: []corev1.DownwardAPIVolumeFile{{Path: "name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}},
-		{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "scripts"}}}}}
+		{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "scripts"}}}},
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
 	c := corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "MODE", Value: "test"}, {Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}},
-		VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/podinfo"}, {Name: "scripts", MountPath: "/scripts"}}}
+		VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/podinfo"}, {Name: "scripts", MountPath: "/scripts"},
+			{Name: "scratch", MountPath: "/data"}, {Name: "host", MountPath: "/host"}}}
 	var slept time.Duration
 	k, _ := newStatusKubelet(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "scripts"}, Data: map[string]string{
 		"check.sh": "#!/bin/sh\n# says it is ready\necho ready # and why#not\nexit 3\n",
@@ -56,7 +59,12 @@ func TestShell(t *testing.T) {
 		{argv: []string{"cat", "/etc"}, errOut: "cat: read error: Is a directory\n", code: 1},
 		{argv: []string{"ls", "/etc/podinfo"}, out: "name\n"},
 		{argv: []string{"ls", "/etc/podinfo/name", "/etc/podinfo/nope"}, out: "/etc/podinfo/name\n", errOut: "ls: /etc/podinfo/nope: No such file or directory\n", code: 1},
-		{argv: []string{"ls", "/etc"}, errOut: "ls: can't list '/etc': mockernetes simulates only the files of volume mounts\n", code: 1},
+		{argv: []string{"ls", "/etc"}, errOut: "ls: can't list '/etc': " + simulatedVolumes + "\n", code: 1},
+		{argv: []string{"ls", "/data"}},
+		{argv: []string{"cat", "/data"}, errOut: "cat: read error: Is a directory\n", code: 1},
+		{argv: []string{"cat", "/data/x"}, errOut: "cat: can't open '/data/x': No such file or directory\n", code: 1},
+		{argv: []string{"ls", "/host"}, errOut: "ls: can't list '/host': " + simulatedVolumes + "\n", code: 1},
+		{argv: []string{"cat", "/host/etc/os-release"}, errOut: "cat: can't open '/host/etc/os-release': " + notSimulated + "\n", code: 1},
 		{argv: []string{"printenv", "MODE", "SECRET"}, out: "test\n", code: 1},
 		{argv: []string{"env"}, out: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nHOSTNAME=web-1\nMODE=test\nHOME=/root\n"},
 		{argv: []string{"hostname"}, out: "web-1\n"},

@@ -356,7 +356,7 @@ func TestMissingReferences(t *testing.T) {
 		out != "search "+ns+".svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n" {
 		t.Errorf("resolv.conf: %v %q", err, out)
 	}
-	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/etc/passwd"); err == nil || !strings.Contains(out, "mockernetes simulates only the files of volume mounts") {
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/etc/passwd"); err == nil || !strings.Contains(out, "mockernetes simulates only the files of") {
 		t.Errorf("cat /etc/passwd: %v %q, want an error that says it is not simulated", err, out)
 	}
 	// kubectl cp from the pod: a file, and a directory.

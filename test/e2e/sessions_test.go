@@ -117,7 +117,7 @@ func TestExec(t *testing.T) {
 		{[]string{"sh", "-c", "echo one && false || echo two; exit 5"}, "one\ntwo\ncommand terminated with exit code 5\n", 5},
 		{[]string{"printenv", "PGUSER"}, "app\n", 0},
 		{[]string{"hostname"}, "db\n", 0},
-		{[]string{"ls", "/"}, "ls: can't list '/': mockernetes simulates only the files of volume mounts\ncommand terminated with exit code 1\n", 1},
+		{[]string{"ls", "/"}, "ls: can't list '/': mockernetes simulates only the files of ConfigMap, Secret, downward API, projected and emptyDir volumes\ncommand terminated with exit code 1\n", 1},
 		{[]string{"curl", "-s", "localhost"}, "sh: curl: not found\ncommand terminated with exit code 127\n", 127},
 	} {
 		out, err := s.kubectl(t, kubectlBin, "", append([]string{"exec", "db", "--"}, tc.args...)...)
