@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -57,6 +58,12 @@ type Config struct {
 	Configuration *schedulerapi.KubeSchedulerConfiguration
 	// Tracker, if set, sees the scheduler's work for settle.
 	Tracker *settle.Tracker
+	// Informers, if set, is a factory shared with other in-process
+	// components, which its owner starts (and settle follows): the
+	// scheduler registers its informers there, sees its pods without the
+	// finished ones (withoutFinishedPods), and waits for the start.
+	// Otherwise it has a factory of its own, as kube-scheduler has.
+	Informers informers.SharedInformerFactory
 }
 
 // LoadFile reads a KubeSchedulerConfiguration as kube-scheduler's --config
@@ -95,11 +102,13 @@ type Scheduler struct {
 	failing atomic.Int64
 	binding *bindings
 	tracker *settle.Tracker
+	// shared: factory is Config.Informers' view, started by its owner.
+	shared bool
 }
 
-// New builds the scheduler and registers its informers (on a factory of
-// its own: kube-scheduler's pod informer leaves out finished pods). Close
-// releases it if it never runs.
+// New builds the scheduler and registers its informers (on Config's
+// Informers, or on a factory of its own). Close releases it if it never
+// runs.
 func New(c Config) (*Scheduler, error) {
 	cfg := c.Configuration
 	if cfg == nil {
@@ -124,7 +133,12 @@ func New(c Config) (*Scheduler, error) {
 	recorders := func(name string) events.EventRecorderLogger {
 		return written.EventsRecorder(broadcaster.NewRecorder(scheme.Scheme, name))
 	}
-	factory := upstream.NewInformerFactory(c.Client, 0, nil)
+	factory := c.Informers
+	if factory != nil {
+		factory = withoutFinishedPods(factory)
+	} else {
+		factory = upstream.NewInformerFactory(c.Client, 0, nil)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sched, err := upstream.New(ctx, c.Client, factory, nil, recorders,
 		upstream.WithComponentConfigVersion(cfg.TypeMeta.APIVersion),
@@ -151,7 +165,7 @@ func New(c Config) (*Scheduler, error) {
 		broadcaster.Shutdown()
 		return nil, errors.New("kube-scheduler: its queue is not a PriorityQueue")
 	}
-	s := &Scheduler{sched: sched, queue: queue, factory: factory, events: broadcaster, stop: cancel, binding: binding, tracker: c.Tracker}
+	s := &Scheduler{sched: sched, queue: queue, factory: factory, events: broadcaster, stop: cancel, binding: binding, tracker: c.Tracker, shared: c.Informers != nil}
 	failed := sched.FailureHandler
 	sched.FailureHandler = func(ctx context.Context, f framework.Framework, p *framework.QueuedPodInfo, status *fwk.Status, n *fwk.NominatingInfo, start time.Time) {
 		s.failing.Add(1)
@@ -181,15 +195,27 @@ func (s *Scheduler) busy() string {
 func (s *Scheduler) Run(ctx context.Context) {
 	defer s.Close()
 	s.events.StartRecordingToSink(ctx.Done())
-	s.factory.Start(ctx.Done())
-	defer s.factory.Shutdown()
-	// Its pod informer leaves finished pods out: it does not see every
-	// write of pods (the kubelet's does), so settle does not wait for it.
-	go func() {
-		if err := s.tracker.Factory("kube-scheduler", s.factory, ctx.Done(), &corev1.Pod{}); err != nil {
-			klog.FromContext(ctx).Error(err, "Following kube-scheduler's informers for settle")
+	if s.shared {
+		// Its owner starts the factory; polled every 5 ms, not client-go's
+		// 100 ms. Once the pods synced, everything registered with them
+		// was started too.
+		pods := s.factory.Core().V1().Pods().Informer()
+		if err := wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(context.Context) (bool, error) {
+			return pods.HasSynced(), nil
+		}); err != nil {
+			return
 		}
-	}()
+	} else {
+		s.factory.Start(ctx.Done())
+		defer s.factory.Shutdown()
+		// Its pod informer leaves finished pods out: it does not see every
+		// write of pods (the kubelet's does), so settle does not wait for it.
+		go func() {
+			if err := s.tracker.Factory("kube-scheduler", s.factory, ctx.Done(), &corev1.Pod{}); err != nil {
+				klog.FromContext(ctx).Error(err, "Following kube-scheduler's informers for settle")
+			}
+		}()
+	}
 	for typ, synced := range s.factory.WaitForCacheSync(ctx.Done()) {
 		if !synced {
 			klog.FromContext(ctx).Info("kube-scheduler stopped before its informers synced", "type", typ)

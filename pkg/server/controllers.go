@@ -127,9 +127,11 @@ func newNodes(c *Config) (*nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One informer factory for the kubelets and the controllers: one copy
-	// of every pod in memory, one watch to decode, where each had its own
-	// (at fleet size the copies were a fifth of the heap). Its reads carry
+	// One informer factory for the kubelets, the controllers and
+	// kube-scheduler (which sees it without finished pods, as its own
+	// filtered pod informer would): one copy of every pod in memory, one
+	// watch to decode, where each had its own (at fleet size the copies
+	// were a fifth of the heap). Its reads carry
 	// kube-controller-manager's shared informers' user agent, or the
 	// kubelet's without the controllers. Without managed fields, as
 	// kube-controller-manager's and kube-scheduler's informers keep them.
@@ -151,7 +153,7 @@ func newNodes(c *Config) (*nodes, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n.scheduler, err = scheduler.New(scheduler.Config{Client: client, KubeConfig: config, Configuration: c.Scheduler, Tracker: c.control.tracker}); err != nil {
+		if n.scheduler, err = scheduler.New(scheduler.Config{Client: client, KubeConfig: config, Configuration: c.Scheduler, Tracker: c.control.tracker, Informers: factory}); err != nil {
 			return nil, err
 		}
 		kubeletConfig.Binding = n.scheduler.Binding
