@@ -44,8 +44,9 @@ func TestLoopbackInMemory(t *testing.T) {
 		t.Errorf("%d connections to the HTTPS port with only the in-process components running, want 0", tcp)
 	}
 
-	// The kubelets and the controllers share one informer of pods: no
-	// watch of pods carries the kubelet's user agent.
+	// The kubelets, the controllers and kube-scheduler share one informer
+	// of pods: no watch of pods carries the kubelet's or kube-scheduler's
+	// user agent.
 	loopback := cfg.LoopbackClientConfig()
 	tc, err := testcontrol.New(loopback)
 	if err != nil {
@@ -59,8 +60,8 @@ func TestLoopbackInMemory(t *testing.T) {
 	for _, e := range watches {
 		components[strings.Split(e.UserAgent, "/")[0]]++
 	}
-	if components["kubelet"] != 0 || components["kube-controller-manager"] != 1 || components["kube-scheduler"] != 1 {
-		t.Errorf("watches of pods by component %v, want one by the controllers (shared with the kubelet) and one by kube-scheduler", components)
+	if components["kubelet"] != 0 || components["kube-controller-manager"] != 1 || components["kube-scheduler"] != 0 {
+		t.Errorf("watches of pods by component %v, want one, by the controllers (shared with the kubelet and kube-scheduler)", components)
 	}
 
 	if !strings.HasPrefix(loopback.Host, "http://") || loopback.Transport == nil {

@@ -324,13 +324,7 @@ func TestMissingReferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	// They start at once: settle waits for them.
-	control, err := testcontrol.New(shared.restConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := control.Settle(t.Context(), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	settleShared(t)
 	pods, err := c.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -415,13 +409,7 @@ func TestContainerScripts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	control, err := testcontrol.New(shared.restConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := control.Settle(t.Context(), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	settleShared(t)
 	for name, want := range map[string]string{"report": "Complete", "migrate": "Failed"} {
 		j, err := c.BatchV1().Jobs(ns).Get(t.Context(), name, metav1.GetOptions{})
 		if err != nil {
@@ -437,5 +425,17 @@ func TestContainerScripts(t *testing.T) {
 		if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "job/"+name); err != nil || out != want {
 			t.Errorf("logs of job %s: %v %q, want %q", name, err, out, want)
 		}
+	}
+}
+
+// settleShared waits for the shared server's cluster to settle.
+func settleShared(t *testing.T) {
+	t.Helper()
+	control, err := testcontrol.New(shared.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := control.Settle(t.Context(), time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
