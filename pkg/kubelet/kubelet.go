@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -626,45 +625,84 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: failure.Error()}}
 		due(now.Add(waits()))
 	}
-	pending := func(s corev1.ContainerStatus) bool { return s.State.Waiting != nil }
 
-	// Init containers run to completion as soon as the pod is accepted,
-	// one after the other; sidecars (restartable init containers) start
-	// then and run beside the containers until the pod ends.
-	if slices.ContainsFunc(p.Status.InitContainerStatuses, pending) {
-		t := metav1.NewTime(now)
-		for i, c := range pod.Spec.InitContainers {
-			if !pending(p.Status.InitContainerStatuses[i]) {
-				continue // it ran, or runs beside the containers
+	// Init containers run one after the other, each to its end (at once
+	// unless its command or behaviour says otherwise); sidecars
+	// (restartable init containers) start in their turn and run beside the
+	// containers until the pod ends. One that fails is started again after
+	// a back-off (Init:CrashLoopBackOff) unless the pod is never restarted:
+	// the pod has failed then. The containers wait for them all.
+	for i, c := range pod.Spec.InitContainers {
+		s := &p.Status.InitContainerStatuses[i]
+		sidecar := podutil.IsRestartableInitContainer(&c)
+		if initDone(c, *s) {
+			continue // it ran, or runs beside the containers
+		}
+		if s.State.Terminated != nil {
+			break // it failed, not to be restarted: so has the pod
+		}
+		b := k.behaviourOf(ctx, pod, c)
+		if w := s.State.Waiting; w != nil {
+			if w.Reason == "CrashLoopBackOff" {
+				if last := s.LastTerminationState.Terminated; last != nil {
+					if restartAt := last.FinishedAt.Add(b.backoffFor(s.RestartCount - 1)); now.Before(restartAt) {
+						due(restartAt)
+						break
+					}
+				}
+				s.RestartCount++
+				event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+			} else {
+				pull(c)
+				failure, err := k.configFailure(refs, pod, &c)
+				if err != nil {
+					return 0, err
+				}
+				if failure != nil {
+					configFailed(c, s, failure)
+					break // the next ones wait for it
+				}
 			}
-			pull(c)
-			failure, err := k.configFailure(refs, pod, &c)
-			if err != nil {
-				return 0, err
-			}
-			if failure != nil {
-				configFailed(c, &p.Status.InitContainerStatuses[i], failure)
-				break // the next ones wait for it
-			}
-			event(c, corev1.EventTypeNormal, "Created", "Container created")
-			event(c, corev1.EventTypeNormal, "Started", "Container started")
-			b := k.behaviourOf(ctx, pod, c)
-			k.config.Logs.Start(pod.UID, c.Name, 0, b.logs...)
-			s := &p.Status.InitContainerStatuses[i]
-			s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, 0)
-			if podutil.IsRestartableInitContainer(&c) {
-				s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}
+			k.begin(pod, c, s, now, b.logs, event)
+			if sidecar {
 				s.Ready, s.Started = !b.neverReady, ptr.To(true)
 				continue
 			}
-			k.config.Logs.End(pod.UID, c.Name, 0)
-			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: t, FinishedAt: t, ContainerID: s.ContainerID}}
-			s.Ready, s.Started = true, ptr.To(false)
+			s.Started = ptr.To(true)
 		}
+		if s.State.Running == nil || b.forever || b.interactive {
+			break // it runs until stopped; the rest wait
+		}
+		startedAt := k.when(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), s.State.Running.StartedAt.Time)
+		if exitAt := startedAt.Add(b.exitAfter); now.Before(exitAt) {
+			due(exitAt)
+			break
+		}
+		term := &corev1.ContainerStateTerminated{ExitCode: b.exitCode, Reason: b.terminatedReason(),
+			StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}
+		k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
+		s.Started = ptr.To(false)
+		if b.exitCode == 0 {
+			s.State, s.Ready = corev1.ContainerState{Terminated: term}, true
+			continue
+		}
+		if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			s.State = corev1.ContainerState{Terminated: term}
+			break
+		}
+		backoff := b.backoffFor(s.RestartCount)
+		s.LastTerminationState = corev1.ContainerState{Terminated: term}
+		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
+		event(c, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		due(now.Add(backoff))
+		break
 	}
 
 	// The containers start once every init container has run.
-	initializing := slices.ContainsFunc(p.Status.InitContainerStatuses, pending)
+	initializing := false
+	for i, c := range pod.Spec.InitContainers {
+		initializing = initializing || !initDone(c, p.Status.InitContainerStatuses[i])
+	}
 	for i, c := range pod.Spec.Containers {
 		b := k.behaviourOf(ctx, pod, c)
 		s := &p.Status.ContainerStatuses[i]
@@ -795,6 +833,15 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 	}
 	return next, nil
+}
+
+// initDone: init container c ran to success, or runs beside the
+// containers (a sidecar).
+func initDone(c corev1.Container, s corev1.ContainerStatus) bool {
+	if podutil.IsRestartableInitContainer(&c) {
+		return s.State.Running != nil
+	}
+	return s.State.Terminated != nil && s.State.Terminated.ExitCode == 0
 }
 
 func boolCondition(b bool) corev1.ConditionStatus {

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -1012,5 +1013,78 @@ func TestStepConfigNotThere(t *testing.T) {
 	}
 	if got = step(); got.Status.Phase != corev1.PodRunning || got.Status.ContainerStatuses[0].State.Running == nil {
 		t.Errorf("status %+v, want app running once its Secret has the key", got.Status)
+	}
+}
+
+// TestStepInitContainers checks init containers that take time and fail:
+// the next one and the containers wait; a failed one is started again
+// after a back-off (Init:CrashLoopBackOff) when the pod is restarted, and
+// fails the pod when it is never restarted.
+func TestStepInitContainers(t *testing.T) {
+	for _, tc := range []struct {
+		policy corev1.RestartPolicy
+		want   corev1.PodPhase
+	}{{corev1.RestartPolicyAlways, corev1.PodPending}, {corev1.RestartPolicyNever, corev1.PodFailed}} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			pod := statusPod("web", tc.policy, "app")
+			pod.Spec.InitContainers = []corev1.Container{
+				{Name: "wait", Image: "busybox:1.36", Command: []string{"sh", "-c", "echo waiting; sleep 2"}},
+				{Name: "migrate", Image: "busybox:1.36", Command: []string{"sh", "-c", "echo migrating; exit 3"}},
+			}
+			pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+			k, _, events, get := acceptedPod(t, pod)
+			k.SetTimeScale(0.005) // sleep 2 takes 10 ms
+			ctx := t.Context()
+			step := func() (*corev1.Pod, time.Duration) {
+				t.Helper()
+				next, err := k.step(ctx, get())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return get(), next
+			}
+
+			got, next := step()
+			wait, migrate, app := got.Status.InitContainerStatuses[0], got.Status.InitContainerStatuses[1], got.Status.ContainerStatuses[0]
+			if wait.State.Running == nil || migrate.State.Waiting == nil || app.State.Waiting == nil || app.State.Waiting.Reason != "PodInitializing" {
+				t.Fatalf("wait %+v, migrate %+v, app %+v; want wait running, the others waiting", wait.State, migrate.State, app.State)
+			}
+			if next <= 0 || next > 10*time.Millisecond || got.Status.Phase != corev1.PodPending {
+				t.Errorf("next step in %v, phase %s; want within wait's 10 ms, Pending", next, got.Status.Phase)
+			}
+			time.Sleep(next)
+			got, _ = step()
+			wait, migrate = got.Status.InitContainerStatuses[0], got.Status.InitContainerStatuses[1]
+			if term := wait.State.Terminated; term == nil || term.ExitCode != 0 || term.Reason != "Completed" || !wait.Ready {
+				t.Errorf("wait: %+v, want completed", wait)
+			}
+			term := migrate.State.Terminated
+			if tc.policy == corev1.RestartPolicyAlways {
+				term = migrate.LastTerminationState.Terminated
+				if w := migrate.State.Waiting; w == nil || w.Reason != "CrashLoopBackOff" {
+					t.Errorf("migrate: %+v, want waiting to be started again", migrate.State)
+				}
+			}
+			if term == nil || term.ExitCode != 3 || term.Reason != "Error" {
+				t.Errorf("migrate: %+v, want it to have failed with 3", migrate)
+			}
+			if got.Status.Phase != tc.want || got.Status.ContainerStatuses[0].State.Waiting == nil {
+				t.Errorf("phase %s, app %+v; want %s, app not started", got.Status.Phase, got.Status.ContainerStatuses[0].State, tc.want)
+			}
+			log, err := k.config.Logs.Log(got, "migrate", &corev1.PodLogOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text, _ := io.ReadAll(log(ctx)); string(text) != "migrating\n" {
+				t.Errorf("migrate's log %q", text)
+			}
+			if tc.policy == corev1.RestartPolicyAlways {
+				if e := drain(events); !slices.ContainsFunc(e, func(s string) bool {
+					return strings.HasPrefix(s, "Warning BackOff Back-off restarting failed container migrate")
+				}) {
+					t.Errorf("events %q, want a back-off", e)
+				}
+			}
+		})
 	}
 }

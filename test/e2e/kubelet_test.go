@@ -409,7 +409,20 @@ func TestContainerScripts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An init container that fails fails a pod that is never restarted.
+	initFails := pod("init-fails", nil)
+	initFails.Spec.RestartPolicy = corev1.RestartPolicyNever
+	initFails.Spec.InitContainers = []corev1.Container{{Name: "check", Image: "busybox:1.36", Command: []string{"sh", "-c", "echo not ready; exit 1"}}}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), initFails, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	settleShared(t)
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "get", "pod", "init-fails", "--no-headers"); err != nil || !regexp.MustCompile(`^init-fails\s+0/1\s+Init:Error\s`).MatchString(out) {
+		t.Errorf("kubectl get pod init-fails: %v %q, want Init:Error", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "init-fails", "-c", "check"); err != nil || out != "not ready\n" {
+		t.Errorf("logs of the init container: %v %q", err, out)
+	}
 	for name, want := range map[string]string{"report": "Complete", "migrate": "Failed"} {
 		j, err := c.BatchV1().Jobs(ns).Get(t.Context(), name, metav1.GetOptions{})
 		if err != nil {
