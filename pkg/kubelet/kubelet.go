@@ -618,12 +618,40 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		// configurer warns of what the resolver's limits leave out.
 		k.podDNS(ctx, pod, recorder)
 	}
-	// A container whose config cannot be made (its environment names what
-	// is not there) waits, and is tried again.
-	configFailed := func(c corev1.Container, s *corev1.ContainerStatus, failure error) {
+	// startable pulls c's image and makes its config: a container whose
+	// config cannot be made (its environment names what is not there)
+	// waits, and is tried again.
+	startable := func(c corev1.Container, s *corev1.ContainerStatus) (bool, error) {
+		pull(c)
+		failure, err := k.configFailure(refs, pod, &c)
+		if err != nil || failure == nil {
+			return err == nil, err
+		}
 		event(c, corev1.EventTypeWarning, "Failed", "Error: %v", failure)
 		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: failure.Error()}}
 		due(now.Add(waits()))
+		return false, nil
+	}
+	// crashed: c exited as term and is to be started again after its
+	// back-off (CrashLoopBackOff).
+	crashed := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour, term *corev1.ContainerStateTerminated) {
+		backoff := b.backoffFor(s.RestartCount)
+		s.LastTerminationState = corev1.ContainerState{Terminated: term}
+		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
+		event(c, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		due(now.Add(backoff))
+	}
+	// restarts: c's back-off has ended, and it is started again now.
+	restarts := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour) bool {
+		if last := s.LastTerminationState.Terminated; last != nil {
+			if restartAt := last.FinishedAt.Add(b.backoffFor(s.RestartCount - 1)); now.Before(restartAt) {
+				due(restartAt)
+				return false
+			}
+		}
+		s.RestartCount++
+		event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
+		return true
 	}
 
 	// Init containers run one after the other, each to its end (at once
@@ -644,24 +672,13 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		b := k.behaviourOf(ctx, pod, c)
 		if w := s.State.Waiting; w != nil {
 			if w.Reason == "CrashLoopBackOff" {
-				if last := s.LastTerminationState.Terminated; last != nil {
-					if restartAt := last.FinishedAt.Add(b.backoffFor(s.RestartCount - 1)); now.Before(restartAt) {
-						due(restartAt)
-						break
-					}
+				if !restarts(c, s, b) {
+					break
 				}
-				s.RestartCount++
-				event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
-			} else {
-				pull(c)
-				failure, err := k.configFailure(refs, pod, &c)
-				if err != nil {
-					return 0, err
-				}
-				if failure != nil {
-					configFailed(c, s, failure)
-					break // the next ones wait for it
-				}
+			} else if ok, err := startable(c, s); err != nil {
+				return 0, err
+			} else if !ok {
+				break // the next ones wait for it
 			}
 			k.begin(pod, c, s, now, b.logs, event)
 			if sidecar {
@@ -690,11 +707,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			s.State = corev1.ContainerState{Terminated: term}
 			break
 		}
-		backoff := b.backoffFor(s.RestartCount)
-		s.LastTerminationState = corev1.ContainerState{Terminated: term}
-		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
-		event(c, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
-		due(now.Add(backoff))
+		crashed(c, s, b, term)
 		break
 	}
 
@@ -732,33 +745,19 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				due(start)
 				continue
 			}
-			pull(c)
-			failure, err := k.configFailure(refs, pod, &c)
-			if err != nil {
+			if ok, err := startable(c, s); err != nil {
 				return 0, err
+			} else if ok {
+				run()
 			}
-			if failure != nil {
-				configFailed(c, s, failure)
-				continue
-			}
-			run()
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull":
 			event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
 			event(c, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
 			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff":
-			last := s.LastTerminationState.Terminated
-			restartAt := now
-			if last != nil {
-				restartAt = last.FinishedAt.Add(b.backoffFor(s.RestartCount - 1))
+			if restarts(c, s, b) {
+				run()
 			}
-			if now.Before(restartAt) {
-				due(restartAt)
-				continue
-			}
-			s.RestartCount++
-			event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
-			run()
 		}
 		if s.State.Running == nil {
 			continue
@@ -774,11 +773,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
 				s.Ready, s.Started = false, ptr.To(false)
 				if podutil.ContainerShouldRestart(c, pod.Spec, b.exitCode) {
-					backoff := b.backoffFor(s.RestartCount)
-					s.LastTerminationState = corev1.ContainerState{Terminated: term}
-					s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
-					event(c, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
-					due(now.Add(backoff))
+					crashed(c, s, b, term)
 				} else {
 					s.State = corev1.ContainerState{Terminated: term}
 				}
