@@ -63,12 +63,22 @@ func TestWithoutFinishedPods(t *testing.T) {
 			return slices.Equal(seen, want), nil
 		}); err != nil {
 			mu.Lock()
-			t.Fatalf("handler saw %q, want %q", seen, want)
+			got := slices.Clone(seen)
+			mu.Unlock()
+			t.Fatalf("handler saw %q, want %q", got, want)
 		}
 	}
 	waitFor("add web")
-	if slices.Sort(all); !slices.Equal(all, []string{"done", "web"}) {
+	// The other handler gets its events on a goroutine of its own.
+	if err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		slices.Sort(all)
+		return slices.Equal(all, []string{"done", "web"}), nil
+	}); err != nil {
+		mu.Lock()
 		t.Errorf("the shared informer's own handler saw %q", all)
+		mu.Unlock()
 	}
 	listed := func() []string {
 		pods, err := lister.List(labels.Everything())
