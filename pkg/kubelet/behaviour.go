@@ -18,7 +18,7 @@ import (
 // suffixed key wins over the plain one.
 const (
 	// AnnotationStartDelay: how long containers stay in ContainerCreating
-	// (a Go duration, "2s").
+	// (a Go duration, "2s"); an init container, from its turn.
 	AnnotationStartDelay = "mockernetes.io/start-delay"
 	// AnnotationReadyDelay: how long after starting a container becomes ready.
 	AnnotationReadyDelay = "mockernetes.io/ready-delay"

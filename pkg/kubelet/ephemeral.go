@@ -37,9 +37,7 @@ func (k *Kubelet) stepEphemeral(ctx context.Context, pod, p *corev1.Pod, now tim
 		}
 		s := &p.Status.EphemeralContainerStatuses[i]
 		if w := s.State.Waiting; w != nil && w.Reason == "ErrImagePull" {
-			event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
-			event(c, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
-			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
+			s.State = backOffPull(c, event)
 			continue
 		}
 		if s.State.Running == nil {

@@ -653,9 +653,33 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
 		return true
 	}
+	// starts: c, waiting in its turn (which came at since), starts now:
+	// its image pulled, its start delay over and its config made. An
+	// image that cannot be pulled leaves it in ErrImagePull, then in
+	// ImagePullBackOff.
+	starts := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour, since time.Time) (bool, error) {
+		switch w := s.State.Waiting; {
+		case w == nil || w.Reason == "ImagePullBackOff":
+			return false, nil
+		case w.Reason == "ErrImagePull":
+			s.State = backOffPull(c, event)
+			return false, nil
+		case b.pullFails:
+			s.State = failPull(c, event)
+			due(now.Add(b.backoff))
+			return false, nil
+		}
+		if start := since.Add(b.startDelay); b.startDelay > 0 && now.Before(start) {
+			due(start)
+			return false, nil
+		}
+		return startable(c, s)
+	}
 
 	// Init containers run one after the other, each to its end (at once
-	// unless its command or behaviour says otherwise); sidecars
+	// unless its command or behaviour says otherwise), each pulled and
+	// started in its turn as the containers are (its start delay counts
+	// from its turn); sidecars
 	// (restartable init containers) start in their turn and run beside the
 	// containers until the pod ends. One that fails is started again after
 	// a back-off (Init:CrashLoopBackOff) unless the pod is never restarted:
@@ -675,10 +699,15 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				if !restarts(c, s, b) {
 					break
 				}
-			} else if ok, err := startable(c, s); err != nil {
-				return 0, err
-			} else if !ok {
-				break // the next ones wait for it
+			} else {
+				turn, _ := k.first(fmt.Sprintf("%s/%s/turn", pod.UID, c.Name))
+				ok, err := starts(c, s, b, turn)
+				if err != nil {
+					return 0, err
+				}
+				if !ok {
+					break // the next ones wait for it
+				}
 			}
 			k.begin(pod, c, s, now, b.logs, event)
 			if sidecar {
@@ -730,32 +759,14 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			s.Started = ptr.To(true)
 		}
 		switch {
-		case s.State.Waiting != nil && (s.State.Waiting.Reason == "ContainerCreating" || s.State.Waiting.Reason == "PodInitializing" ||
-			s.State.Waiting.Reason == "CreateContainerConfigError"):
-			if initializing {
-				continue
-			}
-			if b.pullFails {
-				s.State = failPull(c, event)
-				due(now.Add(b.backoff))
-				continue
-			}
-			start := k.when(string(pod.UID), p.Status.StartTime.Time).Add(b.startDelay)
-			if now.Before(start) {
-				due(start)
-				continue
-			}
-			if ok, err := startable(c, s); err != nil {
-				return 0, err
-			} else if ok {
-				run()
-			}
-		case s.State.Waiting != nil && s.State.Waiting.Reason == "ErrImagePull":
-			event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
-			event(c, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
-			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff":
 			if restarts(c, s, b) {
+				run()
+			}
+		case s.State.Waiting != nil && !initializing:
+			if ok, err := starts(c, s, b, k.when(string(pod.UID), p.Status.StartTime.Time)); err != nil {
+				return 0, err
+			} else if ok {
 				run()
 			}
 		}
@@ -967,6 +978,14 @@ func failPull(c corev1.Container, event eventFunc) corev1.ContainerState {
 	event(c, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
 	event(c, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
 	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: msg}}
+}
+
+// backOffPull is c's state once the kubelet backs off pulling its image
+// again (ImagePullBackOff).
+func backOffPull(c corev1.Container, event eventFunc) corev1.ContainerState {
+	event(c, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+	event(c, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
+	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
 }
 
 // begin starts run s.RestartCount of container c (status s) now: running,

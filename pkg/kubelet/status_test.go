@@ -1088,3 +1088,70 @@ func TestStepInitContainers(t *testing.T) {
 		})
 	}
 }
+
+// An init container's image pull fails as a container's does, and its start
+// delay counts from its turn: the containers wait for it either way.
+func TestStepInitContainerPullAndDelay(t *testing.T) {
+	ctx := t.Context()
+	t.Run("pull fails", func(t *testing.T) {
+		pod := statusPod("fetch", corev1.RestartPolicyAlways, "app")
+		pod.Annotations = map[string]string{AnnotationImagePull + ".fetch": "fail"}
+		pod.Spec.InitContainers = []corev1.Container{{Name: "fetch", Image: "registry.example/fetch:1"}}
+		pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+		k, _, events, get := acceptedPod(t, pod)
+		for i, want := range []string{"ErrImagePull", "ImagePullBackOff", "ImagePullBackOff"} {
+			if _, err := k.step(ctx, get()); err != nil {
+				t.Fatal(err)
+			}
+			got := get()
+			fetch, app := got.Status.InitContainerStatuses[0], got.Status.ContainerStatuses[0]
+			if w := fetch.State.Waiting; w == nil || w.Reason != want {
+				t.Errorf("step %d: fetch %+v, want waiting in %s", i, fetch.State, want)
+			}
+			if w := app.State.Waiting; w == nil || w.Reason != "PodInitializing" || got.Status.Phase != corev1.PodPending {
+				t.Errorf("step %d: app %+v, phase %s; want it waiting for the init container, Pending", i, app.State, got.Status.Phase)
+			}
+		}
+		e := strings.Join(drain(events), "\n")
+		for _, want := range []string{`Warning Failed Failed to pull image "registry.example/fetch:1"`, "Warning Failed Error: ErrImagePull", "Warning Failed Error: ImagePullBackOff"} {
+			if !strings.Contains(e, want) {
+				t.Errorf("events %q lack %q", e, want)
+			}
+		}
+	})
+	t.Run("start delay from its turn", func(t *testing.T) {
+		pod := statusPod("delayed", corev1.RestartPolicyAlways, "app")
+		pod.Annotations = map[string]string{AnnotationStartDelay + ".setup": "2s"}
+		pod.Spec.InitContainers = []corev1.Container{
+			{Name: "wait", Image: "busybox:1.36", Command: []string{"sleep", "2"}},
+			{Name: "setup", Image: "busybox:1.36", Command: []string{"true"}},
+		}
+		pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+		k, _, _, get := acceptedPod(t, pod)
+		k.SetTimeScale(0.005) // 2 s take 10 ms
+		step := func() (*corev1.Pod, time.Duration) {
+			t.Helper()
+			next, err := k.step(ctx, get())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return get(), next
+		}
+		got, next := step()
+		if got.Status.InitContainerStatuses[0].State.Running == nil || next <= 0 {
+			t.Fatalf("wait %+v, next step in %v; want it running", got.Status.InitContainerStatuses[0].State, next)
+		}
+		time.Sleep(next)
+		got, next = step()
+		// The pod started more than setup's 10 ms ago; its turn came now.
+		if setup := got.Status.InitContainerStatuses[1]; setup.State.Waiting == nil || next <= 0 || next > 20*time.Millisecond {
+			t.Fatalf("setup %+v, next step in %v; want it waiting out its delay", setup.State, next)
+		}
+		time.Sleep(next)
+		got, _ = step()
+		setup, app := got.Status.InitContainerStatuses[1], got.Status.ContainerStatuses[0]
+		if setup.State.Terminated == nil || app.State.Running == nil {
+			t.Errorf("setup %+v, app %+v; want setup done and app running", setup.State, app.State)
+		}
+	})
+}

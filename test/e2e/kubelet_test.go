@@ -416,9 +416,19 @@ func TestContainerScripts(t *testing.T) {
 	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), initFails, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// One whose image cannot be pulled holds the pod in its turn.
+	initPull := pod("init-pull", nil)
+	initPull.Annotations = map[string]string{"mockernetes.io/image-pull.fetch": "fail"}
+	initPull.Spec.InitContainers = []corev1.Container{{Name: "fetch", Image: "registry.example/fetch:1"}}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), initPull, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	settleShared(t)
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "get", "pod", "init-fails", "--no-headers"); err != nil || !regexp.MustCompile(`^init-fails\s+0/1\s+Init:Error\s`).MatchString(out) {
 		t.Errorf("kubectl get pod init-fails: %v %q, want Init:Error", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "get", "pod", "init-pull", "--no-headers"); err != nil || !regexp.MustCompile(`^init-pull\s+0/1\s+Init:ImagePullBackOff\s`).MatchString(out) {
+		t.Errorf("kubectl get pod init-pull: %v %q, want Init:ImagePullBackOff", err, out)
 	}
 	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "logs", "init-fails", "-c", "check"); err != nil || out != "not ready\n" {
 		t.Errorf("logs of the init container: %v %q", err, out)
