@@ -60,7 +60,7 @@ type behaviour struct {
 	exitAfter              time.Duration
 	oomKilled              bool
 	pullFails              bool
-	logs                   []string
+	logs                   []printed
 	backoff                time.Duration
 	// forever: the command runs until stopped (sleep infinity), also in
 	// a Job's pod.
@@ -82,6 +82,13 @@ type behaviour struct {
 func (b behaviour) scaled(scale float64) behaviour {
 	for _, d := range []*time.Duration{&b.startDelay, &b.readyDelay, &b.exitAfter, &b.backoff} {
 		*d = scaled(*d, scale)
+	}
+	if scale > 0 && scale != 1 && b.logs != nil {
+		logs := make([]printed, len(b.logs))
+		for i, l := range b.logs {
+			logs[i] = printed{scaled(l.after, scale), l.text}
+		}
+		b.logs = logs
 	}
 	return b
 }
@@ -114,7 +121,7 @@ func behaviourOf(pod *corev1.Pod, c corev1.Container, rules []clusterconfig.Rule
 // behaviourWith is behaviourOf with what the container's command does
 // (when ok) known.
 func behaviourWith(pod *corev1.Pod, c corev1.Container, rules []clusterconfig.Rule, p program, ok bool) behaviour {
-	b := behaviour{backoff: time.Second, logs: defaultLines(pod, c)}
+	b := behaviour{backoff: time.Second, logs: printedAtStart(defaultLines(pod, c))}
 	if ok {
 		b.logs = p.output
 		if p.forever {
@@ -270,7 +277,7 @@ func (b *behaviour) apply(r clusterconfig.Behaviour) {
 		b.pullFails = true
 	}
 	if r.Logs != nil {
-		b.logs = r.Logs
+		b.logs = printedAtStart(r.Logs)
 	}
 	if r.RestartBackoff != nil {
 		b.backoff = r.RestartBackoff.Duration

@@ -39,7 +39,7 @@ func TestBehaviourPrecedence(t *testing.T) {
 	}
 	main := behaviourOf(pod, pod.Spec.Containers[0], rules)
 	if main.startDelay != 3*time.Second || main.readyDelay != 5*time.Second || !main.exits || main.exitCode != 3 ||
-		main.backoff != 250*time.Millisecond || main.neverReady || fmt.Sprint(main.logs) != "[from a rule]" ||
+		main.backoff != 250*time.Millisecond || main.neverReady || fmt.Sprint(texts(main.logs)) != "[from a rule]" ||
 		main.stdin != "" || len(main.forwards) != 1 {
 		t.Errorf("main: %+v", main)
 	}

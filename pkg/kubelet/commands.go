@@ -17,8 +17,27 @@ import (
 type program struct {
 	runs     time.Duration
 	forever  bool // sleep infinity
-	output   []string
+	output   []printed
 	exitCode int32
+}
+
+// printed is a line a container prints, this long after it started (what
+// it slept before printing it).
+type printed struct {
+	after time.Duration
+	text  string
+}
+
+// printedAtStart are lines printed as a container starts.
+func printedAtStart(lines []string) []printed {
+	if lines == nil {
+		return nil
+	}
+	out := make([]printed, len(lines))
+	for i, l := range lines {
+		out[i] = printed{text: l}
+	}
+	return out
 }
 
 // shells are the interpreters whose -c script is read.
@@ -181,7 +200,7 @@ func run(statements []statement) (program, bool) {
 			if len(args) > 0 && args[0] == "-n" {
 				args = args[1:]
 			}
-			p.output = append(p.output, strings.Join(args, " "))
+			p.output = append(p.output, printed{p.runs, strings.Join(args, " ")})
 			status = 0
 		case "sleep":
 			if len(args) == 0 {

@@ -20,7 +20,7 @@ func TestParseCommand(t *testing.T) {
 		{command: []string{"true"}, want: "{runs:0s forever:false output:[] exitCode:0}"},
 		{command: []string{"false"}, want: "{runs:0s forever:false output:[] exitCode:1}"},
 		{command: []string{"echo", "hello", "world"}, want: "{runs:0s forever:false output:[hello world] exitCode:0}"},
-		{command: []string{"sh", "-c", "echo start; sleep 2 && echo 'done now'; exit 3"}, want: "{runs:2s forever:false output:[start done now] exitCode:3}"},
+		{command: []string{"sh", "-c", "echo start; sleep 2 && echo 'done now'; exit 3"}, want: "{runs:2s forever:false output:[start done now@2s] exitCode:3}"},
 		{command: []string{"/bin/bash", "-ec"}, args: []string{"false || echo recovered\nsleep 1d"}, want: "{runs:24h0m0s forever:false output:[recovered] exitCode:0}"},
 		{command: []string{"sh", "-c", "false && echo never; true || exit 9"}, want: "{runs:0s forever:false output:[] exitCode:0}"},
 		{command: []string{"sh", "-c", "false && echo never"}, want: "{runs:0s forever:false output:[] exitCode:1}"},
@@ -45,7 +45,7 @@ func TestParseCommand(t *testing.T) {
 		p, ok := parseCommand(corev1.Container{Command: tc.command, Args: tc.args})
 		got := ""
 		if ok {
-			got = fmt.Sprintf("{runs:%v forever:%v output:%v exitCode:%d}", p.runs, p.forever, p.output, p.exitCode)
+			got = fmt.Sprintf("{runs:%v forever:%v output:%v exitCode:%d}", p.runs, p.forever, texts(p.output), p.exitCode)
 		}
 		if got != tc.want {
 			t.Errorf("%q %q: %s, want %s", tc.command, tc.args, got, tc.want)
@@ -58,7 +58,7 @@ func TestParseCommand(t *testing.T) {
 func TestCommandBehaviour(t *testing.T) {
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "echo hi; sleep 2; exit 4"}}}}}
 	b := behaviourOf(pod, pod.Spec.Containers[0], nil)
-	if !b.exits || b.exitCode != 4 || b.exitAfter != 2*time.Second || fmt.Sprint(b.logs) != "[hi]" {
+	if !b.exits || b.exitCode != 4 || b.exitAfter != 2*time.Second || fmt.Sprint(texts(b.logs)) != "[hi]" {
 		t.Errorf("behaviour of the command: %+v", b)
 	}
 	pod.Annotations = map[string]string{AnnotationExitCode: "0"}
@@ -89,7 +89,7 @@ func TestProgram(t *testing.T) {
 		{command: []string{"sh", "-c", "cat /etc/app/app.yaml; printenv MODE; hostname"},
 			want: "{runs:0s forever:false output:[port: 8080 mode: test test web-1] exitCode:0}"},
 		{command: []string{"sh", "-c", "echo start; sleep 5; cat /etc/app/missing.yaml"},
-			want: "{runs:5s forever:false output:[start cat: can't open '/etc/app/missing.yaml': No such file or directory] exitCode:1}"},
+			want: "{runs:5s forever:false output:[start cat: can't open '/etc/app/missing.yaml': No such file or directory@5s] exitCode:1}"},
 		{command: []string{"sh", "-c", "cat /etc/app/app.yaml && sleep infinity"}, want: "{runs:0s forever:true output:[port: 8080 mode: test] exitCode:130}"},
 		{command: []string{"/bin/cat", "/etc/app/app.yaml"}, want: "{runs:0s forever:false output:[port: 8080 mode: test] exitCode:0}"},
 		{command: []string{"sh", "/etc/app/run.sh"}, want: "{runs:0s forever:false output:[running] exitCode:2}"},
@@ -105,7 +105,7 @@ func TestProgram(t *testing.T) {
 		pod.Spec.Containers = []corev1.Container{c}
 		got := ""
 		if p, ok := k.program(t.Context(), pod, &c); ok {
-			got = fmt.Sprintf("{runs:%v forever:%v output:%v exitCode:%d}", p.runs, p.forever, p.output, p.exitCode)
+			got = fmt.Sprintf("{runs:%v forever:%v output:%v exitCode:%d}", p.runs, p.forever, texts(p.output), p.exitCode)
 		}
 		if tc.stdin {
 			if b := k.behaviourOf(t.Context(), pod, c); !b.interactive {
@@ -118,11 +118,24 @@ func TestProgram(t *testing.T) {
 		}
 		b := k.behaviourOf(t.Context(), pod, c)
 		if tc.want == "" {
-			if b.exits || len(b.logs) != 2 || b.logs[0] != "Starting app (image busybox:1.36)" {
+			if b.exits || len(b.logs) != 2 || b.logs[0].text != "Starting app (image busybox:1.36)" {
 				t.Errorf("%q: %+v, want the default behaviour", tc.command, b)
 			}
 		} else if b.exits == b.forever {
 			t.Errorf("%q: behaviour %+v", tc.command, b)
 		}
 	}
+}
+
+// texts are the lines printed, each with its time after the start (text@5s)
+// unless printed at once.
+func texts(lines []printed) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.text
+		if l.after > 0 {
+			out[i] += "@" + l.after.String()
+		}
+	}
+	return out
 }

@@ -991,11 +991,11 @@ func backOffPull(c corev1.Container, event eventFunc) corev1.ContainerState {
 // begin starts run s.RestartCount of container c (status s) now: running,
 // with the image and container the runtime reports, its log, and the
 // Created and Started events.
-func (k *Kubelet) begin(pod *corev1.Pod, c corev1.Container, s *corev1.ContainerStatus, now time.Time, logs []string, event eventFunc) {
+func (k *Kubelet) begin(pod *corev1.Pod, c corev1.Container, s *corev1.ContainerStatus, now time.Time, logs []printed, event eventFunc) {
 	k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
 	s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}
 	s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, s.RestartCount)
-	k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, logs...)
+	k.config.Logs.Start(pod.UID, c.Name, s.RestartCount, now, logs...)
 	event(c, corev1.EventTypeNormal, "Created", "Container created")
 	event(c, corev1.EventTypeNormal, "Started", "Container started")
 }

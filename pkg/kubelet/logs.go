@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,10 +54,12 @@ func (l *Logs) stream(k logKey) *logStream {
 	return s
 }
 
-// Start records the lines a container run writes as it starts. A run that
-// already started keeps its lines: the kubelet starts it again when writing
-// the status that says so failed and is retried.
-func (l *Logs) Start(pod types.UID, container string, run int32, lines ...string) {
+// Start records the lines a container run prints, the run having started
+// at start: each is there from start plus its after (a program prints its
+// lines between its sleeps). A run that already started keeps its lines:
+// the kubelet starts it again when writing the status that says so failed
+// and is retried.
+func (l *Logs) Start(pod types.UID, container string, run int32, start time.Time, lines ...printed) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stream(logKey{pod, container, run})
@@ -64,15 +67,13 @@ func (l *Logs) Start(pod types.UID, container string, run int32, lines ...string
 		return
 	}
 	s.started = true
-	now := time.Now()
-	for _, text := range lines {
-		s.lines = append(s.lines, logLine{now, text})
+	for _, line := range lines {
+		s.lines = append(s.lines, logLine{start.Add(line.after), line.text})
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.wake()
 }
 
-// Append adds a line a running container printed later (in a session a
+// Append adds a line a running container printed now (in a session a
 // client attached to).
 func (l *Logs) Append(pod types.UID, container string, run int32, text string) {
 	l.mu.Lock()
@@ -81,21 +82,45 @@ func (l *Logs) Append(pod types.UID, container string, run int32, text string) {
 	if s.ended {
 		return
 	}
-	s.lines = append(s.lines, logLine{time.Now(), text})
-	close(s.changed)
-	s.changed = make(chan struct{})
+	now := time.Now()
+	// After every line printed by now, before those still to come.
+	i, _ := slices.BinarySearchFunc(s.lines, now, func(line logLine, t time.Time) int {
+		if line.at.After(t) {
+			return 1
+		}
+		return -1
+	})
+	s.lines = slices.Insert(s.lines, i, logLine{now, text})
+	s.wake()
 }
 
-// End marks a container run's log complete (the container exited).
+// End marks a container run's log complete (the container exited, or was
+// stopped): what it had not printed yet it never prints.
 func (l *Logs) End(pod types.UID, container string, run int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stream(logKey{pod, container, run})
 	if !s.ended {
 		s.ended = true
-		close(s.changed)
-		s.changed = make(chan struct{})
+		s.lines = s.lines[:s.printed(time.Now())]
+		s.wake()
 	}
+}
+
+// printed is how many of s's lines have been printed at now (they are in
+// time order).
+func (s *logStream) printed(now time.Time) int {
+	n := len(s.lines)
+	for n > 0 && s.lines[n-1].at.After(now) {
+		n--
+	}
+	return n
+}
+
+// wake tells followers that s changed.
+func (s *logStream) wake() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Forget drops a pod's logs (it was deleted).
@@ -160,9 +185,15 @@ func (l *Logs) copy(ctx context.Context, w io.Writer, k logKey, o LogOptions) er
 	for {
 		l.mu.Lock()
 		s := l.stream(k)
-		lines := s.lines[next:]
-		next = len(s.lines)
+		now := time.Now()
+		printed := s.printed(now)
+		lines := slices.Clone(s.lines[next:printed])
+		next = printed
 		ended, changed := s.ended, s.changed
+		var coming time.Time // when the next line is printed, if one is to come
+		if printed < len(s.lines) {
+			coming = s.lines[printed].at
+		}
 		l.mu.Unlock()
 
 		var selected []logLine
@@ -186,8 +217,10 @@ func (l *Logs) copy(ctx context.Context, w io.Writer, k logKey, o LogOptions) er
 		if limit >= 0 && int64(len(out)) > limit {
 			out = out[:limit]
 		}
-		if _, err := w.Write(out); err != nil {
-			return err
+		if len(out) > 0 {
+			if _, err := w.Write(out); err != nil {
+				return err
+			}
 		}
 		if limit >= 0 {
 			limit -= int64(len(out))
@@ -195,15 +228,31 @@ func (l *Logs) copy(ctx context.Context, w io.Writer, k logKey, o LogOptions) er
 				return nil
 			}
 		}
-		if !o.Follow || ended {
+		if !o.Follow || ended && coming.IsZero() {
 			return nil
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
+		if err := waitLog(ctx, changed, coming); err != nil {
 			return nil
 		}
 	}
+}
+
+// waitLog waits until the log changed, its next line is printed (at
+// coming, unless zero), or ctx ends (the error).
+func waitLog(ctx context.Context, changed <-chan struct{}, coming time.Time) error {
+	var printed <-chan time.Time
+	if !coming.IsZero() {
+		timer := time.NewTimer(time.Until(coming))
+		defer timer.Stop()
+		printed = timer.C
+	}
+	select {
+	case <-changed:
+	case <-printed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // defaultLines are what a container prints when a test does not say.

@@ -71,7 +71,7 @@ func newTestKubelet(t *testing.T) *Kubelet {
 	factory.Start(t.Context().Done())
 	t.Cleanup(factory.Shutdown)
 	factory.WaitForCacheSync(t.Context().Done())
-	k.config.Logs.Start("uid-web", "app", 0, "hello", "world")
+	k.config.Logs.Start("uid-web", "app", 0, time.Now(), printedAtStart([]string{"hello", "world"})...)
 	return k
 }
 

@@ -28,8 +28,8 @@ func (k *Kubelet) program(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 	if len(argv) == 0 {
 		return program{}, false // the image's own command
 	}
-	var out bytes.Buffer
-	sh := &shell{pod: pod, container: *c, in: strings.NewReader(""), out: &out, err: &out, program: true,
+	out := &lineWriter{at: func() time.Duration { return p.runs }}
+	sh := &shell{pod: pod, container: *c, in: strings.NewReader(""), out: out, err: out, program: true,
 		sleep: func(_ context.Context, d time.Duration) bool {
 			if d >= 1<<62 { // sleep infinity
 				p.forever = true
@@ -44,10 +44,37 @@ func (k *Kubelet) program(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 	if sh.unknown {
 		return program{}, false
 	}
-	if text := strings.TrimSuffix(out.String(), "\n"); out.Len() > 0 {
-		p.output = strings.Split(text, "\n")
-	}
+	p.output = out.close()
 	return p, true
+}
+
+// lineWriter splits what a program prints into lines, each at the time
+// its newline was printed (the last, unterminated one at the end).
+type lineWriter struct {
+	at      func() time.Duration
+	lines   []printed
+	partial []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			w.partial = append(w.partial, b...)
+			return n, nil
+		}
+		w.lines = append(w.lines, printed{w.at(), string(append(w.partial, b[:i]...))})
+		w.partial, b = nil, b[i+1:]
+	}
+}
+
+func (w *lineWriter) close() []printed {
+	if len(w.partial) > 0 {
+		w.lines = append(w.lines, printed{w.at(), string(w.partial)})
+		w.partial = nil
+	}
+	return w.lines
 }
 
 // readsCommands: the container's command is a shell with no script (sh,

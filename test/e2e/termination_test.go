@@ -153,6 +153,35 @@ func TestSimpleCommands(t *testing.T) {
 		t.Errorf("a Job running `sleep 2` completed after %v", took)
 	}
 	complete(t, c, ns, "failing", batchv1.JobFailed)
+	// Lines are printed when the script prints them: done two seconds
+	// after working; a line after a long sleep is not there yet.
+	patient := pod("patient", nil)
+	patient.Spec.Containers[0].Command = []string{"sh", "-c", "echo waiting; sleep 600; echo finally"}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, patient, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "patient running", func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, "patient", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, nil
+	})
+	if out, err := logs(t, c, ns, "patient", &corev1.PodLogOptions{}); err != nil || out != "waiting\n" {
+		t.Errorf("log of a script sleeping before its last line: %v %q, want only the line before the sleep", err, out)
+	}
+	sleeper, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "job-name=sleeper"})
+	if err != nil || len(sleeper.Items) != 1 {
+		t.Fatalf("sleeper pods: %v %+v", err, sleeper)
+	}
+	out, err := logs(t, c, ns, sleeper.Items[0].Name, &corev1.PodLogOptions{Timestamps: true})
+	var at []time.Time
+	for line := range strings.Lines(out) {
+		ts, _, _ := strings.Cut(line, " ")
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			at = append(at, t)
+		}
+	}
+	if err != nil || len(at) != 2 || at[1].Sub(at[0]) != 2*time.Second {
+		t.Errorf("sleeper's log with timestamps: %v %q, want done 2s after working", err, out)
+	}
 	for name, want := range map[string]struct {
 		log  string
 		code int32
