@@ -248,9 +248,8 @@ func joinIPs[T any](list []T, ip func(T) string) string {
 // hostname is the pod's hostname as its containers see it: the node's on
 // the host's network; else the kernel hostname the runtime is given
 // (kuberuntime's generatePodSandboxConfig): hostNameAndDomain's name, or
-// with setHostnameAsFQDN its fully qualified name (the kubelet does not
-// start a sandbox whose FQDN is longer than 64 characters; here it keeps
-// the short name).
+// with setHostnameAsFQDN its fully qualified name (sandboxFailure keeps a
+// pod whose FQDN is too long from starting; until then, the short name).
 func hostname(pod *corev1.Pod) string {
 	if pod.Spec.HostNetwork {
 		return pod.Spec.NodeName
@@ -260,6 +259,18 @@ func hostname(pod *corev1.Pod) string {
 		return kernel
 	}
 	return name
+}
+
+// sandboxFailure is why the runtime cannot make the pod's sandbox from the
+// config the kubelet generates, nil if it can: a setHostnameAsFQDN name
+// longer than the kernel's 64 characters.
+func sandboxFailure(pod *corev1.Pod) error {
+	if pod.Spec.HostNetwork {
+		return nil
+	}
+	name, domain := hostNameAndDomain(pod)
+	_, err := kubeletutil.GetNodenameForKernel(name, domain, pod.Spec.SetHostnameAsFQDN)
+	return err
 }
 
 // hostNameAndDomain is the kubelet's GeneratePodHostNameAndDomain: the

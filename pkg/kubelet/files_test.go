@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -184,5 +185,27 @@ func TestDNSLimitEvent(t *testing.T) {
 	}
 	if again := drain(events); slices.Contains(again, want) {
 		t.Errorf("warned again once the sandbox existed: %q", again)
+	}
+}
+
+// A pod whose setHostnameAsFQDN name does not fit the kernel's 64
+// characters gets no sandbox: it waits in ContainerCreating, and the
+// kubelet says why, as kuberuntime does.
+func TestSandboxFQDNTooLong(t *testing.T) {
+	pod := statusPod("web", corev1.RestartPolicyAlways, "app")
+	pod.Spec.Hostname, pod.Spec.Subdomain, pod.Spec.SetHostnameAsFQDN = strings.Repeat("h", 40), "headless-service", ptr.To(true)
+	k, _, events, get := acceptedPod(t, pod)
+	next, err := k.step(t.Context(), get())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := get()
+	if w := got.Status.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != "ContainerCreating" || got.Status.PodIP != "" || next <= 0 {
+		t.Errorf("app %+v, pod IP %q, next step in %v; want it waiting for a sandbox, tried again", got.Status.ContainerStatuses[0].State, got.Status.PodIP, next)
+	}
+	fqdn := strings.Repeat("h", 40) + ".headless-service.default.svc.cluster.local"
+	want := fmt.Sprintf("Warning FailedCreatePodSandBox Failed to create pod sandbox: failed to construct FQDN from pod hostname and cluster domain, FQDN %s is too long (64 characters is the max, %d characters requested)", fqdn, len(fqdn))
+	if e := drain(events); !slices.Contains(e, want) {
+		t.Errorf("events %q, want %q", e, want)
 	}
 }

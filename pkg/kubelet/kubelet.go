@@ -614,6 +614,10 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for volume %q : %v", volume, failure)
 			return waits(), nil
 		}
+		if err := sandboxFailure(pod); err != nil {
+			recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			return waits(), nil
+		}
 		// The sandbox is made now, with its DNS configuration: the
 		// configurer warns of what the resolver's limits leave out.
 		k.podDNS(ctx, pod, recorder)
