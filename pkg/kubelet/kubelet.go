@@ -679,28 +679,66 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 		return startable(c, s)
 	}
+	// runs moves running container c along: it exits when its behaviour
+	// says (then is started again after a back-off if its restart policy
+	// says so, or stays terminated), and becomes ready after its ready
+	// delay unless it never does. exited says it stopped running now.
+	runs := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour) (exited bool) {
+		startedAt := k.when(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), s.State.Running.StartedAt.Time)
+		if b.exits {
+			if exitAt := startedAt.Add(b.exitAfter); now.Before(exitAt) {
+				due(exitAt)
+			} else {
+				term := &corev1.ContainerStateTerminated{ExitCode: b.exitCode, Reason: b.terminatedReason(),
+					StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}
+				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
+				s.Ready, s.Started = false, ptr.To(false)
+				if podutil.ContainerShouldRestart(c, pod.Spec, b.exitCode) {
+					crashed(c, s, b, term)
+				} else {
+					s.State = corev1.ContainerState{Terminated: term}
+				}
+				return true
+			}
+		}
+		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.reported(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
+			event(c, corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", probeFailure(c.ReadinessProbe))
+		}
+		if !s.Ready && !b.neverReady {
+			if readyAt := startedAt.Add(b.readyDelay); now.Before(readyAt) {
+				due(readyAt)
+			} else {
+				s.Ready = true
+			}
+		}
+		return false
+	}
 
 	// Init containers run one after the other, each to its end (at once
 	// unless its command or behaviour says otherwise), each pulled and
 	// started in its turn as the containers are (its start delay counts
-	// from its turn); sidecars
-	// (restartable init containers) start in their turn and run beside the
-	// containers until the pod ends. One that fails is started again after
-	// a back-off (Init:CrashLoopBackOff) unless the pod is never restarted:
+	// from its turn); sidecars (restartable init containers) start in
+	// their turn and run beside the containers until the pod ends, ready
+	// after their ready delay, and are started again after a back-off
+	// whenever they exit. One that fails is started again after a
+	// back-off (Init:CrashLoopBackOff) unless the pod is never restarted:
 	// the pod has failed then. The containers wait for them all.
 	for i, c := range pod.Spec.InitContainers {
 		s := &p.Status.InitContainerStatuses[i]
 		sidecar := podutil.IsRestartableInitContainer(&c)
-		if initDone(c, *s) {
-			continue // it ran, or runs beside the containers
+		if !sidecar && initDone(c, *s) {
+			continue // it ran
 		}
 		if s.State.Terminated != nil {
-			break // it failed, not to be restarted: so has the pod
+			break // it failed, not to be restarted: so has the pod (or the pod ended)
 		}
 		b := k.behaviourOf(ctx, pod, c)
 		if w := s.State.Waiting; w != nil {
 			if w.Reason == "CrashLoopBackOff" {
 				if !restarts(c, s, b) {
+					if sidecar {
+						continue // it started once: the ones after it went on
+					}
 					break
 				}
 			} else {
@@ -714,11 +752,11 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				}
 			}
 			k.begin(pod, c, s, now, b.logs, event)
-			if sidecar {
-				s.Ready, s.Started = !b.neverReady, ptr.To(true)
-				continue
-			}
 			s.Started = ptr.To(true)
+		}
+		if sidecar && s.State.Running != nil {
+			runs(c, s, b) // and if it exits, it backs off
+			continue
 		}
 		if s.State.Running == nil || b.forever || b.interactive {
 			break // it runs until stopped; the rest wait
@@ -744,7 +782,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		break
 	}
 
-	// The containers start once every init container has run.
+	// The containers start once every init container has run (every
+	// sidecar has started once: one restarting does not hold them back).
 	initializing := false
 	for i, c := range pod.Spec.InitContainers {
 		initializing = initializing || !initDone(c, p.Status.InitContainerStatuses[i])
@@ -774,36 +813,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				run()
 			}
 		}
-		if s.State.Running == nil {
-			continue
-		}
-		startedAt := k.when(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), s.State.Running.StartedAt.Time)
-		if b.exits {
-			exitAt := startedAt.Add(b.exitAfter)
-			if now.Before(exitAt) {
-				due(exitAt)
-			} else {
-				term := &corev1.ContainerStateTerminated{ExitCode: b.exitCode, Reason: b.terminatedReason(),
-					StartedAt: s.State.Running.StartedAt, FinishedAt: metav1.NewTime(now), ContainerID: s.ContainerID}
-				k.config.Logs.End(pod.UID, c.Name, s.RestartCount)
-				s.Ready, s.Started = false, ptr.To(false)
-				if podutil.ContainerShouldRestart(c, pod.Spec, b.exitCode) {
-					crashed(c, s, b, term)
-				} else {
-					s.State = corev1.ContainerState{Terminated: term}
-				}
-				continue
-			}
-		}
-		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.reported(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
-			event(c, corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", probeFailure(c.ReadinessProbe))
-		}
-		if !s.Ready && !b.neverReady {
-			if readyAt := startedAt.Add(b.readyDelay); now.Before(readyAt) {
-				due(readyAt)
-			} else {
-				s.Ready = true
-			}
+		if s.State.Running != nil {
+			runs(c, s, b)
 		}
 	}
 
@@ -845,11 +856,11 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	return next, nil
 }
 
-// initDone: init container c ran to success, or runs beside the
-// containers (a sidecar).
+// initDone: init container c ran to success, or (a sidecar) has started
+// to run beside the containers.
 func initDone(c corev1.Container, s corev1.ContainerStatus) bool {
 	if podutil.IsRestartableInitContainer(&c) {
-		return s.State.Running != nil
+		return s.State.Running != nil || s.RestartCount > 0
 	}
 	return s.State.Terminated != nil && s.State.Terminated.ExitCode == 0
 }

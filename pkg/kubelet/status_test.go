@@ -1155,3 +1155,52 @@ func TestStepInitContainerPullAndDelay(t *testing.T) {
 		}
 	})
 }
+
+// A sidecar (restartable init container) becomes ready after its ready
+// delay, holding the pod's readiness until then, and when its command
+// exits it is started again after a back-off while the containers run on.
+func TestStepSidecar(t *testing.T) {
+	pod := statusPod("meshed", corev1.RestartPolicyAlways, "app")
+	pod.Annotations = map[string]string{AnnotationReadyDelay + ".proxy": "2s"}
+	pod.Spec.InitContainers = []corev1.Container{{Name: "proxy", Image: "envoy:v1", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		Command: []string{"sh", "-c", "echo proxy up; sleep 6; exit 1"}}}
+	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+	k, _, _, get := acceptedPod(t, pod)
+	k.SetTimeScale(0.02) // ready after 40 ms, exits after 120 ms, back-off 20 ms
+	ctx := t.Context()
+	step := func() (proxy, app corev1.ContainerStatus, ready bool, next time.Duration) {
+		t.Helper()
+		next, err := k.step(ctx, get())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := get()
+		if got.Status.Phase != corev1.PodRunning {
+			t.Errorf("phase %s, want Running", got.Status.Phase)
+		}
+		for _, c := range got.Status.Conditions {
+			ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+		}
+		return got.Status.InitContainerStatuses[0], got.Status.ContainerStatuses[0], ready, next
+	}
+	proxy, app, ready, next := step()
+	if proxy.State.Running == nil || proxy.Ready || app.State.Running == nil || ready || next <= 0 {
+		t.Fatalf("proxy %+v ready %v, app %+v, pod ready %v; want both running, the proxy and the pod not ready yet", proxy.State, proxy.Ready, app.State, ready)
+	}
+	time.Sleep(next)
+	proxy, _, ready, next = step()
+	if proxy.State.Running == nil || !proxy.Ready || !ready {
+		t.Fatalf("proxy %+v ready %v, pod ready %v; want the proxy and the pod ready after its delay", proxy.State, proxy.Ready, ready)
+	}
+	time.Sleep(next)
+	proxy, app, ready, next = step()
+	if w := proxy.State.Waiting; w == nil || w.Reason != "CrashLoopBackOff" || proxy.LastTerminationState.Terminated == nil ||
+		proxy.LastTerminationState.Terminated.ExitCode != 1 || app.State.Running == nil || app.RestartCount != 0 || ready {
+		t.Fatalf("proxy %+v (last %+v), app %+v, pod ready %v; want the proxy backing off, the app running on, the pod not ready", proxy.State, proxy.LastTerminationState, app.State, ready)
+	}
+	time.Sleep(next)
+	proxy, _, _, _ = step()
+	if proxy.State.Running == nil || proxy.RestartCount != 1 {
+		t.Errorf("proxy %+v, %d restarts; want it running again", proxy.State, proxy.RestartCount)
+	}
+}

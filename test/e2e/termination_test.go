@@ -333,6 +333,28 @@ func TestSidecars(t *testing.T) {
 		}
 		return true, nil
 	})
+
+	// A sidecar whose command exits is started again after a back-off;
+	// the containers run on.
+	crashing := withSidecar("crashing", corev1.RestartPolicyAlways)
+	crashing.Spec.InitContainers[1].Command = []string{"sh", "-c", "echo proxy failed; exit 1"}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, crashing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a crashing sidecar restarted", func(ctx context.Context) (bool, error) {
+		got, err := c.CoreV1().Pods(ns).Get(ctx, "crashing", metav1.GetOptions{})
+		if err != nil || len(got.Status.InitContainerStatuses) != 2 || got.Status.InitContainerStatuses[1].RestartCount < 2 {
+			return false, err
+		}
+		proxy, app := got.Status.InitContainerStatuses[1], got.Status.ContainerStatuses[0]
+		if last := proxy.LastTerminationState.Terminated; last == nil || last.ExitCode != 1 || app.State.Running == nil || app.RestartCount != 0 || got.Status.Phase != corev1.PodRunning {
+			t.Fatalf("pod with a crashing sidecar: proxy %+v, app %+v, phase %s", proxy, app.State, got.Status.Phase)
+		}
+		return true, nil
+	})
+	if out, err := logs(t, c, ns, "crashing", &corev1.PodLogOptions{Container: "proxy", Previous: true}); err != nil || out != "proxy failed\n" {
+		t.Errorf("previous log of the sidecar: %v %q", err, out)
+	}
 }
 
 func sortedStrings(s []string) []string {
