@@ -640,22 +640,24 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	// back-off (CrashLoopBackOff).
 	crashed := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour, term *corev1.ContainerStateTerminated) {
 		backoff := b.backoffFor(s.RestartCount)
+		k.mark(fmt.Sprintf("%s/%s/%d/ended", pod.UID, c.Name, s.RestartCount), now)
 		s.LastTerminationState = corev1.ContainerState{Terminated: term}
 		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: backoffMessage(backoff, c.Name, pod)}}
 		event(c, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
 		due(now.Add(backoff))
 	}
-	// restarts: c's back-off has ended, and it is started again now.
-	restarts := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour) bool {
+	// restarts: c's back-off has ended, and it is started again now (its
+	// image pulled again if its policy says so, its config made again:
+	// what it names may be gone since).
+	restarts := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour) (bool, error) {
 		if last := s.LastTerminationState.Terminated; last != nil {
-			if restartAt := last.FinishedAt.Add(b.backoffFor(s.RestartCount - 1)); now.Before(restartAt) {
+			ended := k.when(fmt.Sprintf("%s/%s/%d/ended", pod.UID, c.Name, s.RestartCount), last.FinishedAt.Time)
+			if restartAt := ended.Add(b.backoffFor(s.RestartCount)); now.Before(restartAt) {
 				due(restartAt)
-				return false
+				return false, nil
 			}
 		}
-		s.RestartCount++
-		event(c, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine and can be accessed by the pod", c.Image)
-		return true
+		return startable(c, s)
 	}
 	// starts: c, waiting in its turn (which came at since), starts now:
 	// its image pulled, its start delay over and its config made. An
@@ -735,7 +737,11 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		b := k.behaviourOf(ctx, pod, c)
 		if w := s.State.Waiting; w != nil {
 			if w.Reason == "CrashLoopBackOff" {
-				if !restarts(c, s, b) {
+				ok, err := restarts(c, s, b)
+				if err != nil {
+					return 0, err
+				}
+				if !ok {
 					if sidecar {
 						continue // it started once: the ones after it went on
 					}
@@ -803,7 +809,9 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 		}
 		switch {
 		case s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff":
-			if restarts(c, s, b) {
+			if ok, err := restarts(c, s, b); err != nil {
+				return 0, err
+			} else if ok {
 				run()
 			}
 		case s.State.Waiting != nil && !initializing:
@@ -1003,10 +1011,13 @@ func backOffPull(c corev1.Container, event eventFunc) corev1.ContainerState {
 	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}}
 }
 
-// begin starts run s.RestartCount of container c (status s) now: running,
-// with the image and container the runtime reports, its log, and the
-// Created and Started events.
+// begin starts the next run of container c (status s) now: running, with
+// the image and container the runtime reports, its log, and the Created
+// and Started events. s.RestartCount counts the runs that ended before it.
 func (k *Kubelet) begin(pod *corev1.Pod, c corev1.Container, s *corev1.ContainerStatus, now time.Time, logs []printed, event eventFunc) {
+	if last := s.LastTerminationState.Terminated; last != nil && last.ContainerID == containerID(pod.UID, c.Name, s.RestartCount) {
+		s.RestartCount++ // a new run after the one that ended
+	}
 	k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
 	s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}
 	s.Image, s.ImageID, s.ContainerID = imageRef(c.Image), imageID(c.Image), containerID(pod.UID, c.Name, s.RestartCount)

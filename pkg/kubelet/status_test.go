@@ -1204,3 +1204,59 @@ func TestStepSidecar(t *testing.T) {
 		t.Errorf("proxy %+v, %d restarts; want it running again", proxy.State, proxy.RestartCount)
 	}
 }
+
+// A container started again after a crash has its config made again: if
+// the ConfigMap it names is gone by then, it waits in
+// CreateContainerConfigError, and its restart count grows only when it
+// does start.
+func TestStepRestartMakesConfigAgain(t *testing.T) {
+	settings := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "default"}, Data: map[string]string{"MODE": "test"}}
+	pod := statusPod("crashy", corev1.RestartPolicyAlways, "app")
+	pod.Annotations = map[string]string{AnnotationRestartBackoff: "20ms"}
+	pod.Spec.Containers[0].Command = []string{"sh", "-c", "printenv MODE; exit 1"}
+	pod.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}}
+	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
+	k, client, events, get := acceptedPod(t, pod)
+	ctx := t.Context()
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, settings, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	step := func() (corev1.ContainerStatus, time.Duration) {
+		t.Helper()
+		next, err := k.step(ctx, get())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return get().Status.ContainerStatuses[0], next
+	}
+	app, next := step()
+	if w := app.State.Waiting; w == nil || w.Reason != "CrashLoopBackOff" || app.RestartCount != 0 || next <= 0 {
+		t.Fatalf("app %+v, %d restarts; want it crashed once, backing off", app.State, app.RestartCount)
+	}
+	if err := client.CoreV1().ConfigMaps("default").Delete(ctx, "settings", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	drain(events)
+	time.Sleep(next)
+	app, _ = step()
+	if w := app.State.Waiting; w == nil || w.Reason != "CreateContainerConfigError" || w.Message != `configmap "settings" not found` || app.RestartCount != 0 {
+		t.Fatalf("app %+v, %d restarts; want it waiting for its ConfigMap, not counted as restarted", app.State, app.RestartCount)
+	}
+	if e := drain(events); !slices.Contains(e, `Warning Failed Error: configmap "settings" not found`) {
+		t.Errorf("events %q, want the config's failure", e)
+	}
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, settings, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	app, _ = step()
+	if last := app.LastTerminationState.Terminated; app.RestartCount != 1 || last == nil || last.ContainerID != app.ContainerID {
+		t.Errorf("app %+v (last %+v), %d restarts; want its second run ended, counted once", app.State, app.LastTerminationState, app.RestartCount)
+	}
+	log, err := k.config.Logs.Log(get(), "app", &corev1.PodLogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := io.ReadAll(log(ctx)); string(text) != "test\n" {
+		t.Errorf("second run's log %q", text)
+	}
+}
