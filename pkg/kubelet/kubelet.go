@@ -223,6 +223,11 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 				k.ips.release(p.UID)
 				k.forgetSessions(p.UID)
 				k.waiting.done(p.Namespace, p.Name)
+				// A static pod's mirror pod is created again by its
+				// node's kubelet.
+				if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror && k.owns(p) {
+					k.queue.Add(mirrorPodsKey + p.Spec.NodeName)
+				}
 			}
 		},
 	}); err != nil {
@@ -354,9 +359,20 @@ func (k *Kubelet) next(ctx context.Context) bool {
 	return true
 }
 
+// mirrorPodsKey, followed by a node's name, is the work of creating that
+// node's missing mirror pods (no pod's key starts with a space).
+const mirrorPodsKey = " mirror pods of "
+
 // sync moves a pod one step through its lifecycle and says when to look
 // again (0: when it changes).
 func (k *Kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
+	if node, ok := strings.CutPrefix(key, mirrorPodsKey); ok {
+		set := k.nodes()
+		if i, ok := set.index[node]; ok {
+			return 0, k.registrar.MirrorPods(ctx, set.specs[i])
+		}
+		return 0, nil // the node went
+	}
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return 0, nil

@@ -148,21 +148,25 @@ func (r *Registrar) Register(ctx context.Context, specs []clusterconfig.NodeSpec
 		}
 	}
 	for _, spec := range specs {
-		if err := r.createMirrorPods(ctx, spec); err != nil {
+		if err := r.MirrorPods(ctx, spec); err != nil {
 			return err
 		}
 	}
 	return r.publishDevices(ctx, specs)
 }
 
-// createMirrorPods creates the mirror pods of a node's static pods, as the
-// kubelet does: named after the node, owned by it, annotated with the
-// static pod's hash and source.
-func (r *Registrar) createMirrorPods(ctx context.Context, spec clusterconfig.NodeSpec) error {
+// MirrorPods creates the mirror pods of a node's static pods that do not
+// exist, as the kubelet does (at registration, and again when one is
+// deleted): named after the node, owned by it, annotated with the static
+// pod's hash and source. A node that is gone has none.
+func (r *Registrar) MirrorPods(ctx context.Context, spec clusterconfig.NodeSpec) error {
 	if len(spec.StaticPods) == 0 {
 		return nil
 	}
 	node, err := r.client.CoreV1().Nodes().Get(ctx, spec.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("node %s: %w", spec.Name, err)
 	}

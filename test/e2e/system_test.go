@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"regexp"
 	"slices"
 	"strings"
@@ -84,10 +85,23 @@ func TestSystemPods(t *testing.T) {
 		t.Errorf("kubectl cluster-info: %v %s", err, out)
 	}
 
-	// On a server of its own: a reset brings a deleted system pod back;
+	// On a server of its own: the node's kubelet creates a deleted mirror
+	// pod again; a reset brings a deleted system pod back;
 	// --system-pods=false has none.
 	s := startTestServer(t, "--settle-on-write", "--gateway-api=false")
 	own := s.client(t)
+	deleted, err := own.CoreV1().Pods("kube-system").Get(ctx, "kube-scheduler-mockernetes-control-plane", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.CoreV1().Pods("kube-system").Delete(ctx, deleted.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the mirror pod created again", func(ctx context.Context) (bool, error) {
+		p, err := own.CoreV1().Pods("kube-system").Get(ctx, deleted.Name, metav1.GetOptions{})
+		return err == nil && p.UID != deleted.UID && p.Status.Phase == corev1.PodRunning &&
+			p.Annotations[corev1.MirrorPodAnnotationKey] == deleted.Annotations[corev1.MirrorPodAnnotationKey], nil
+	})
 	if err := own.CoreV1().Pods("kube-system").Delete(ctx, "kube-scheduler-mockernetes-control-plane", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
