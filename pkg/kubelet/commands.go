@@ -87,7 +87,7 @@ func shellScript(args []string) (string, bool) {
 }
 
 // statement is one simple command and how it is joined to the one before:
-// "" (always), "&&" or "||".
+// "" (always), "&&", "||", or "|" (a pipe: it reads what that one prints).
 type statement struct {
 	join  string
 	words []string
@@ -167,6 +167,10 @@ func split(script string) ([]statement, error) {
 				return nil, err
 			}
 			i++
+		case ch == '|':
+			if err := endStatement("|"); err != nil {
+				return nil, err
+			}
 		case strings.IndexByte("|&<>()`${}*?[]\\~=", ch) >= 0:
 			return nil, errUnrecognised
 		default:
@@ -187,6 +191,9 @@ func run(statements []statement) (program, bool) {
 	var p program
 	status := int32(0)
 	for _, st := range statements {
+		if st.join == "|" {
+			return program{}, false // the simulated shell plays pipes
+		}
 		if (st.join == "&&" && status != 0) || (st.join == "||" && status == 0) {
 			continue
 		}

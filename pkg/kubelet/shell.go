@@ -99,8 +99,9 @@ func readsCommands(c corev1.Container) bool {
 // it attached to), and a container's own command when parseCommand does
 // not know it all (program): the simple commands of parseCommand (echo,
 // true, false, :, exit, sleep), plus cat, ls and tar cf (of the files the
-// kubelet gives the container), hostname, pwd, env and printenv, in
-// scripts joined by ;, && and || (sh -c, or sh FILE of a mounted script).
+// kubelet gives the container), hostname, pwd, env and printenv, and the
+// filters grep, head, tail, wc, sort and uniq (filters.go), in scripts
+// joined by ;, &&, || and pipes (sh -c, or sh FILE of a mounted script).
 // Any other command is not found, as in a container without that program:
 // exit status 127.
 type shell struct {
@@ -242,14 +243,28 @@ func (s *shell) run(ctx context.Context, argv []string) int32 {
 func (s *shell) script(ctx context.Context, script string) (code int32, exited bool) {
 	statements, err := split(script)
 	if err != nil {
-		s.unsupported("sh: mockernetes does not simulate this script (pipes, redirections, variables): %s\n", strings.TrimSpace(script))
+		s.unsupported("sh: mockernetes does not simulate this script (redirections, variables, subshells): %s\n", strings.TrimSpace(script))
 		return 127, false
 	}
-	for _, st := range statements {
-		if (st.join == "&&" && code != 0) || (st.join == "||" && code == 0) {
+	for i := 0; i < len(statements); {
+		// A pipeline: the statement and those piped from it (| binds
+		// tighter than && and ||).
+		end := i + 1
+		for end < len(statements) && statements[end].join == "|" {
+			end++
+		}
+		join, commands := statements[i].join, statements[i:end]
+		i = end
+		if (join == "&&" && code != 0) || (join == "||" && code == 0) {
 			continue
 		}
-		if code, exited = s.command(ctx, st.words); exited || s.unknown {
+		if len(commands) > 1 {
+			if code = s.pipeline(ctx, commands); s.unknown {
+				return code, true
+			}
+			continue
+		}
+		if code, exited = s.command(ctx, commands[0].words); exited || s.unknown {
 			return code, true
 		}
 	}
@@ -360,6 +375,16 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 		return code, false
 	case "tar":
 		return s.tar(ctx, args), false
+	case "grep":
+		return s.grep(ctx, args), false
+	case "head", "tail":
+		return s.headTail(ctx, name, args), false
+	case "wc":
+		return s.wc(ctx, args), false
+	case "sort":
+		return s.sort(ctx, args), false
+	case "uniq":
+		return s.uniq(ctx, args), false
 	case "hostname":
 		fmt.Fprintln(s.out, hostname(s.pod))
 		return 0, false

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 )
 
 func createNamespace(t *testing.T, c kubernetes.Interface, name string, labels map[string]string) {
@@ -97,13 +98,17 @@ func TestDefaultAdmissionPlugins(t *testing.T) {
 		if want := `namespaces "nowhere" not found`; !apierrors.IsNotFound(err) || err.Error() != want {
 			t.Errorf("a pod in a missing namespace: %v, want %q", err, want)
 		}
-		// Released, the namespace goes.
-		cm, err := c.CoreV1().ConfigMaps("doomed").Get(ctx, "held", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cm.Finalizers = nil
-		if _, err := c.CoreV1().ConfigMaps("doomed").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		// Released, the namespace goes. (The namespace controller marks
+		// the ConfigMap deleted meanwhile: an update can meet its write.)
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cm, err := c.CoreV1().ConfigMaps("doomed").Get(ctx, "held", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cm.Finalizers = nil
+			_, err = c.CoreV1().ConfigMaps("doomed").Update(ctx, cm, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 		poll("the namespace's deletion", func(ctx context.Context) (bool, error) {

@@ -116,6 +116,7 @@ func TestExec(t *testing.T) {
 		{[]string{"pg_dump", "app"}, "pg_dump: error: connection to server failed\ncommand terminated with exit code 2\n", 2},
 		{[]string{"sh", "-c", "echo one && false || echo two; exit 5"}, "one\ntwo\ncommand terminated with exit code 5\n", 5},
 		{[]string{"printenv", "PGUSER"}, "app\n", 0},
+		{[]string{"sh", "-c", "env | grep ^PG | wc -l"}, "1\n", 0},
 		{[]string{"hostname"}, "db\n", 0},
 		{[]string{"ls", "/"}, "ls: can't list '/': mockernetes simulates only the files of ConfigMap, Secret, downward API, projected and emptyDir volumes\ncommand terminated with exit code 1\n", 1},
 		{[]string{"curl", "-s", "localhost"}, "sh: curl: not found\ncommand terminated with exit code 127\n", 127},
