@@ -87,10 +87,21 @@ func shellScript(args []string) (string, bool) {
 }
 
 // statement is one simple command and how it is joined to the one before:
-// "" (always), "&&", "||", or "|" (a pipe: it reads what that one prints).
+// "" (always), "&&", "||", or "|" (a pipe: it reads what that one prints);
+// with where its output goes.
 type statement struct {
-	join  string
-	words []string
+	join      string
+	words     []string
+	redirects []redirect
+}
+
+// redirect sends a command's output (fd 1) or errors (fd 2) to a file,
+// appending with >>, or errors to its output (2>&1).
+type redirect struct {
+	fd        int
+	appending bool
+	toOutput  bool
+	file      string
 }
 
 var errUnrecognised = errors.New("not a simple script")
@@ -104,27 +115,41 @@ func parseScript(script string) (program, bool) {
 }
 
 // split tokenizes a script into statements: words with quotes removed,
-// separated by ;, newlines, && and ||. Anything a simple script would not
-// have is refused.
+// separated by ;, newlines, &&, || and |, with their redirections (> FILE,
+// >> FILE, 2> FILE, 2>&1). Anything a simple script would not have is
+// refused.
 func split(script string) ([]statement, error) {
 	var out []statement
 	cur := statement{}
 	var word strings.Builder
 	inWord := false
+	var pending *redirect // its file is the next word
 	endWord := func() {
 		if inWord {
-			cur.words = append(cur.words, word.String())
+			if pending != nil {
+				pending.file = word.String()
+				cur.redirects = append(cur.redirects, *pending)
+				pending = nil
+			} else {
+				cur.words = append(cur.words, word.String())
+			}
 			word.Reset()
 			inWord = false
 		}
 	}
 	endStatement := func(join string) error {
 		endWord()
+		if pending != nil {
+			return errUnrecognised // `echo >`: a redirection without its file
+		}
 		if len(cur.words) == 0 {
-			if join != "" || cur.join != "" {
+			if join != "" || cur.join != "" || len(cur.redirects) > 0 {
 				return errUnrecognised // `&& x`, `x && ;`: an operator with nothing on a side
 			}
 			return nil
+		}
+		if strings.Contains(cur.words[0], "=") {
+			return errUnrecognised // NAME=value: a variable
 		}
 		out = append(out, cur)
 		cur = statement{join: join}
@@ -133,6 +158,28 @@ func split(script string) ([]statement, error) {
 	for i := 0; i < len(script); i++ {
 		ch := script[i]
 		switch {
+		case ch == '>':
+			r := redirect{fd: 1}
+			if inWord && word.String() == "2" { // 2>: the errors
+				word.Reset()
+				inWord = false
+				r.fd = 2
+			}
+			endWord()
+			if pending != nil {
+				return nil, errUnrecognised
+			}
+			if strings.HasPrefix(script[i+1:], ">") {
+				r.appending = true
+				i++
+			}
+			if r.fd == 2 && strings.HasPrefix(script[i+1:], "&1") {
+				r.toOutput = true
+				cur.redirects = append(cur.redirects, r)
+				i += 2
+				continue
+			}
+			pending = &r
 		case ch == '\'':
 			end := strings.IndexByte(script[i+1:], '\'')
 			if end < 0 {
@@ -171,7 +218,7 @@ func split(script string) ([]statement, error) {
 			if err := endStatement("|"); err != nil {
 				return nil, err
 			}
-		case strings.IndexByte("|&<>()`${}*?[]\\~=", ch) >= 0:
+		case strings.IndexByte("|&<()`${}*?[]\\~", ch) >= 0:
 			return nil, errUnrecognised
 		default:
 			word.WriteByte(ch)
@@ -191,8 +238,8 @@ func run(statements []statement) (program, bool) {
 	var p program
 	status := int32(0)
 	for _, st := range statements {
-		if st.join == "|" {
-			return program{}, false // the simulated shell plays pipes
+		if st.join == "|" || len(st.redirects) > 0 {
+			return program{}, false // the simulated shell plays pipes and redirections
 		}
 		if (st.join == "&&" && status != 0) || (st.join == "||" && status == 0) {
 			continue

@@ -30,11 +30,12 @@ type file func() ([]byte, error)
 
 // files are what a container can read (cat, ls in the simulated shell):
 // the files the kubelet writes for it (/etc/hostname, /etc/hosts,
-// /etc/resolv.conf) and those of its mounts of ConfigMap, Secret, downward
+// /etc/resolv.conf), those of its mounts of ConfigMap, Secret, downward
 // API and projected volumes, where the kubelet lays them out (a key per
-// file, or the items' paths; a subPath mount is the one file). By clean
-// absolute path. The rest of a container's filesystem (its image's) is not
-// simulated.
+// file, or the items' paths; a subPath mount is the one file), and what
+// the pod's containers wrote to its emptyDir volumes and it wrote
+// elsewhere (scratch). By clean absolute path. The rest of a container's
+// filesystem (its image's) is not simulated.
 func (k *Kubelet) files(ctx context.Context, pod *corev1.Pod, c *corev1.Container) map[string]file {
 	r := k.newRefs(ctx, pod.Namespace)
 	out := map[string]file{
@@ -44,6 +45,10 @@ func (k *Kubelet) files(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if hosts, ok := hostsFile(pod); ok {
 		out["/etc/hosts"] = static(hosts)
 	}
+	// What it wrote outside its volumes (writeFile), then its volumes.
+	for p, data := range k.scratch.files(pod.UID, containerWhere(c.Name)) {
+		out[p] = contentOf(data)
+	}
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
 		volumes[v.Name] = v
@@ -51,6 +56,12 @@ func (k *Kubelet) files(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	for _, m := range c.VolumeMounts {
 		v, ok := volumes[m.Name]
 		if !ok {
+			continue
+		}
+		if v.EmptyDir != nil && m.SubPath == "" {
+			for name, data := range k.scratch.files(pod.UID, volumeWhere(v.Name)) {
+				out[path.Join(m.MountPath, name)] = contentOf(data)
+			}
 			continue
 		}
 		contents, _, _ := k.volumeContents(ctx, r, pod, v) // what is not there has no files
@@ -88,7 +99,7 @@ func (k *Kubelet) volumeContents(ctx context.Context, r *refs, pod *corev1.Pod, 
 					data[key] = static(value)
 				}
 				for key, value := range cm.BinaryData {
-					data[key] = func() ([]byte, error) { return value, nil }
+					data[key] = contentOf(value)
 				}
 				e = keyFiles(contents, data, s.ConfigMap.Items, s.ConfigMap.Optional, "configmap references non-existent config key")
 			}
@@ -98,7 +109,7 @@ func (k *Kubelet) volumeContents(ctx context.Context, r *refs, pod *corev1.Pod, 
 			if secret, e = r.secret(s.Secret.Name); e == nil {
 				data := map[string]file{}
 				for key, value := range secret.Data {
-					data[key] = func() ([]byte, error) { return value, nil }
+					data[key] = contentOf(value)
 				}
 				e = keyFiles(contents, data, s.Secret.Items, s.Secret.Optional, "references non-existent secret key")
 			}
@@ -212,6 +223,11 @@ func (k *Kubelet) tokenFile(ctx context.Context, pod *corev1.Pod, source *corev1
 
 func static(content string) file {
 	return func() ([]byte, error) { return []byte(content), nil }
+}
+
+// contentOf is a file whose content is data.
+func contentOf(data []byte) file {
+	return func() ([]byte, error) { return data, nil }
 }
 
 // clusterDomain is the simulated kubelets' --cluster-domain.

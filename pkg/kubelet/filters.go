@@ -29,7 +29,7 @@ func (s *shell) pipeline(ctx context.Context, commands []statement) int32 {
 		if i == len(commands)-1 {
 			s.out = out
 		}
-		if code, _ = s.command(ctx, st.words); s.unknown {
+		if code, _ = s.redirected(ctx, st); s.unknown {
 			return code
 		}
 		s.in = &printed

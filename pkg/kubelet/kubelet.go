@@ -114,6 +114,8 @@ type Kubelet struct {
 
 	// ips are the pods' addresses.
 	ips *ipam
+	// scratch is what containers wrote.
+	scratch *scratch
 	// sessions are attached sessions that ended their container.
 	sessions sessions
 	// listener takes the in-process connections to the kubelets' port.
@@ -188,6 +190,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet"})),
 		events:   newNodeEvents(),
 		ips:      newIPAM(),
+		scratch:  newScratch(),
 		sessions: sessions{ended: map[types.UID]map[string]int32{}},
 		listener: pipe.NewListener(kubeletAddr{}),
 		since:    map[types.UID]map[string]time.Time{},
@@ -222,6 +225,7 @@ func New(c Config, client kubernetes.Interface, factory informers.SharedInformer
 				k.forget(p.UID)
 				k.ips.release(p.UID)
 				k.forgetSessions(p.UID)
+				k.scratch.forget(p.UID)
 				k.waiting.done(p.Namespace, p.Name)
 				// A static pod's mirror pod is created again by its
 				// node's kubelet.
@@ -700,8 +704,8 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 	// runs moves running container c along: it exits when its behaviour
 	// says (then is started again after a back-off if its restart policy
 	// says so, or stays terminated), and becomes ready after its ready
-	// delay unless it never does. exited says it stopped running now.
-	runs := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour) (exited bool) {
+	// delay unless it never does.
+	runs := func(c corev1.Container, s *corev1.ContainerStatus, b behaviour) {
 		startedAt := k.when(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), s.State.Running.StartedAt.Time)
 		if b.exits {
 			if exitAt := startedAt.Add(b.exitAfter); now.Before(exitAt) {
@@ -716,7 +720,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				} else {
 					s.State = corev1.ContainerState{Terminated: term}
 				}
-				return true
+				return
 			}
 		}
 		if b.neverReady && c.ReadinessProbe != nil && now.Sub(startedAt) < time.Second && s.RestartCount == 0 && !k.reported(fmt.Sprintf("%s/%s/unhealthy", pod.UID, c.Name)) {
@@ -729,7 +733,6 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 				s.Ready = true
 			}
 		}
-		return false
 	}
 
 	// Init containers run one after the other, each to its end (at once
@@ -777,7 +780,7 @@ func (k *Kubelet) step(ctx context.Context, pod *corev1.Pod) (time.Duration, err
 			s.Started = ptr.To(true)
 		}
 		if sidecar && s.State.Running != nil {
-			runs(c, s, b) // and if it exits, it backs off
+			runs(c, s, b) // if it exits, it backs off; the ones after it went on
 			continue
 		}
 		if s.State.Running == nil || b.forever || b.interactive {

@@ -99,9 +99,11 @@ func readsCommands(c corev1.Container) bool {
 // it attached to), and a container's own command when parseCommand does
 // not know it all (program): the simple commands of parseCommand (echo,
 // true, false, :, exit, sleep), plus cat, ls and tar cf (of the files the
-// kubelet gives the container), hostname, pwd, env and printenv, and the
-// filters grep, head, tail, wc, sort and uniq (filters.go), in scripts
-// joined by ;, &&, || and pipes (sh -c, or sh FILE of a mounted script).
+// kubelet gives the container), hostname, pwd, env and printenv, the
+// filters grep, head, tail, wc, sort and uniq (filters.go), and writes
+// (writes.go: redirections, tar x, touch, mkdir, test) into its emptyDir
+// volumes and its own files, in scripts joined by ;, &&, || and pipes (sh
+// -c, or sh FILE of a mounted script).
 // Any other command is not found, as in a container without that program:
 // exit status 127.
 type shell struct {
@@ -112,9 +114,14 @@ type shell struct {
 	tty       bool
 	// sleep waits d (under the time scale) or until ctx ends.
 	sleep func(ctx context.Context, d time.Duration) bool
-	// environ is the container's environment; files, what it can read.
-	environ func(ctx context.Context) [][2]string
-	files   func(ctx context.Context) map[string]file
+	// environ is the container's environment; files, what it can read;
+	// write writes (or appends to) one of its files, writable says whether
+	// it can (nil while playing a container's command: that is run again
+	// at every step, so it writes nothing).
+	environ  func(ctx context.Context) [][2]string
+	files    func(ctx context.Context) map[string]file
+	write    func(p string, data []byte, appending bool) error
+	writable func(p string) error
 	// program: the shell plays a container's command, whose output is the
 	// container's log; unknown is set once it met what it cannot answer
 	// (unsupported), and it stops there.
@@ -264,7 +271,7 @@ func (s *shell) script(ctx context.Context, script string) (code int32, exited b
 			}
 			continue
 		}
-		if code, exited = s.command(ctx, commands[0].words); exited || s.unknown {
+		if code, exited = s.redirected(ctx, commands[0]); exited || s.unknown {
 			return code, true
 		}
 	}
@@ -374,7 +381,16 @@ func (s *shell) command(ctx context.Context, words []string) (int32, bool) {
 		}
 		return code, false
 	case "tar":
+		if len(args) > 0 && strings.Contains(args[0], "x") {
+			return s.untar(ctx, args), false
+		}
 		return s.tar(ctx, args), false
+	case "test":
+		return s.test(ctx, args), false
+	case "touch":
+		return s.touch(args), false
+	case "mkdir":
+		return s.mkdir(args), false
 	case "grep":
 		return s.grep(ctx, args), false
 	case "head", "tail":

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -34,7 +35,11 @@ func TestShell(t *testing.T) {
 		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &errOut, tty: tty,
 			sleep:   func(_ context.Context, d time.Duration) bool { slept += d; return true },
 			environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, &c) },
-			files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) }}
+			files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) },
+			write: func(p string, data []byte, appending bool) error {
+				return k.writeFile(pod, &c, p, data, appending)
+			},
+			writable: func(p string) error { _, _, err := placeOf(pod, &c, p); return err }}
 		code := sh.run(context.Background(), argv)
 		return out.String(), errOut.String(), code
 	}
@@ -74,9 +79,25 @@ func TestShell(t *testing.T) {
 		{argv: []string{"sh", "/scripts/check.sh"}, out: "ready\n", code: 3},
 		{argv: []string{"bash", "/scripts/vars.sh", "x"}, errOut: "sh: mockernetes does not simulate this script (redirections, variables, subshells): echo $1\n", code: 127},
 		{argv: []string{"sh", "-c", "echo a#b #c"}, out: "a#b\n"},
+		// Writes: the emptyDir and the container's own files; the
+		// kubelet's volumes are read-only, others are not simulated.
+		{argv: []string{"sh", "-c", "echo hi > /data/x; echo more >>/data/x; cat /data/x"}, out: "hi\nmore\n"},
+		{argv: []string{"sh", "-c", "echo again > /data/x && cat /data/x && ls /data"}, out: "again\nx\n"},
+		{argv: []string{"sh", "-c", "echo x > /etc/podinfo/y || echo refused"}, out: "refused\n", errOut: "sh: can't create /etc/podinfo/y: Read-only file system\n"},
+		{argv: []string{"sh", "-c", "echo x > /host/y"}, errOut: "sh: can't create /host/y: " + notSimulated + "\n", code: 1},
+		{argv: []string{"sh", "-c", "echo x > /data"}, errOut: "sh: can't create /data: Is a directory\n", code: 1},
+		{argv: []string{"sh", "-c", "echo gone >/dev/null; nope 2>/dev/null || echo failed"}, out: "failed\n"},
+		{argv: []string{"sh", "-c", "nope 2>&1 | grep -c found"}, out: "1\n"},
+		{argv: []string{"sh", "-c", "nope > /tmp/out 2>&1; cat /tmp/out"}, out: "sh: nope: not found\n"},
+		{argv: []string{"sh", "-c", "touch /tmp/ready && test -f /tmp/ready && test a != b && test a = a && echo ready"}, out: "ready\n"},
+		{argv: []string{"sh", "-c", "test -d /data && test -e /data/none || echo none"}, out: "none\n"},
+		{argv: []string{"test", "-f", "/etc/passwd"}, errOut: "test: /etc/passwd: " + notSimulated + "\n", code: 2},
+		{argv: []string{"sh", "-c", "mkdir -p /data/sub && echo nested > /data/sub/f && cat /data/sub/f"}, out: "nested\n"},
+		{argv: []string{"mkdir", "/etc/podinfo/d"}, errOut: "mkdir: can't create directory '/etc/podinfo/d': Read-only file system\n", code: 1},
 		// Pipes and filters.
 		{argv: []string{"sh", "-c", "env | grep MODE"}, out: "MODE=test\n"},
-		{argv: []string{"sh", "-c", "env | grep -c O"}, out: "3\n"},
+		{argv: []string{"sh", "-c", "env | grep -c ="}, out: "4\n"},
+		{argv: []string{"sh", "-c", "MODE=x env"}, errOut: "sh: mockernetes does not simulate this script (redirections, variables, subshells): MODE=x env\n", code: 127},
 		{argv: []string{"sh", "-c", "env | grep -q NOPE || echo absent"}, out: "absent\n"},
 		{argv: []string{"sh", "-c", "env | grep -v -i 'path\\|home' | sort -r"}, out: "MODE=test\nHOSTNAME=web-1\n"},
 		{argv: []string{"sh", "-c", "env | grep -E '^(MODE|HOME)=' | head -n 1"}, out: "MODE=test\n"},
@@ -128,8 +149,40 @@ func TestShell(t *testing.T) {
 	if want := []string{"etc/podinfo/=", "etc/podinfo/name=web-1"}; !slices.Equal(members, want) {
 		t.Errorf("tar members %q, want %q", members, want)
 	}
-	if _, errOut, code := run("", false, "tar", "-xmf", "-", "-C", "/tmp"); code != 1 || !strings.Contains(errOut, "Read-only file system") {
-		t.Errorf("tar -xmf: err %q exit %d, want a read-only file system", errOut, code)
+
+	// tar xf - (kubectl cp into the pod): written where the container can
+	// write, refused in a read-only volume.
+	var archived bytes.Buffer
+	w := tar.NewWriter(&archived)
+	for _, h := range []*tar.Header{{Typeflag: tar.TypeDir, Name: "app/", Mode: 0o755}, {Typeflag: tar.TypeReg, Name: "app/conf.txt", Mode: 0o644, Size: 5}} {
+		if err := w.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Write([]byte("conf\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(archived.String(), false, "tar", "-xmf", "-", "-C", "/data"); code != 0 || errOut != "" {
+		t.Errorf("tar -xmf into the emptyDir: err %q exit %d", errOut, code)
+	}
+	if out, _, _ := run("", false, "cat", "/data/app/conf.txt"); out != "conf\n" {
+		t.Errorf("the file extracted: %q", out)
+	}
+	if _, errOut, code := run(archived.String(), false, "tar", "-xmf", "-", "-C", "/etc/podinfo"); code != 1 || !strings.Contains(errOut, "tar: can't open 'etc/podinfo/app/conf.txt': Read-only file system") {
+		t.Errorf("tar -xmf into a read-only volume: err %q exit %d", errOut, code)
+	}
+	// A container's command writes nothing (it is played again at each
+	// step): one that does is not known.
+	c.Command = []string{"sh", "-c", "echo x > /data/y"}
+	if p, ok := k.program(t.Context(), pod, &c); ok {
+		t.Errorf("a command that writes played as %+v", p)
+	}
+	c.Command = []string{"sh", "-c", "echo quiet > /dev/null; echo said 2>&1"}
+	if p, ok := k.program(t.Context(), pod, &c); !ok || fmt.Sprint(texts(p.output)) != "[said]" {
+		t.Errorf("a command that writes to /dev/null: %+v %v", p, ok)
 	}
 }
 

@@ -274,8 +274,9 @@ func TestMissingReferences(t *testing.T) {
 	ns := newNamespace(t, c)
 	mounts := pod("mounts", nil)
 	mounts.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-		LocalObjectReference: corev1.LocalObjectReference{Name: "app-config"}}}}}
-	mounts.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/app"}}
+		LocalObjectReference: corev1.LocalObjectReference{Name: "app-config"}}}},
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mounts.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/app"}, {Name: "scratch", MountPath: "/scratch"}}
 	env := pod("env", nil)
 	env.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}}}
@@ -365,6 +366,21 @@ func TestMissingReferences(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(b) != "port: 8080\n" {
 			t.Errorf("%s copied from the pod: %v %q", p, err, b)
 		}
+	}
+	// kubectl cp into the pod: its emptyDir takes the file, its ConfigMap
+	// volume is read-only; a redirection writes there too.
+	local := filepath.Join(dir, "local.txt")
+	if err := os.WriteFile(local, []byte("from the test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "cp", local, ns+"/mounts:/scratch/local.txt"); err != nil {
+		t.Errorf("kubectl cp into the emptyDir: %v %s", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "sh", "-c", "echo appended >> /scratch/local.txt; cat /scratch/local.txt"); err != nil || out != "from the test\nappended\n" {
+		t.Errorf("the file copied in: %v %q", err, out)
+	}
+	if out, err := shared.kubectl(t, kubectlBin, "", "cp", local, ns+"/mounts:/etc/app/local.txt"); err == nil || !strings.Contains(out, "Read-only file system") {
+		t.Errorf("kubectl cp into the ConfigMap volume: %v %q, want it refused", err, out)
 	}
 	token, err := shared.kubectl(t, kubectlBin, "", "-n", ns, "exec", "mounts", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
 	if err != nil {
