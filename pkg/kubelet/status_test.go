@@ -1035,14 +1035,7 @@ func TestStepInitContainers(t *testing.T) {
 			k, _, events, get := acceptedPod(t, pod)
 			k.SetTimeScale(0.005) // sleep 2 takes 10 ms
 			ctx := t.Context()
-			step := func() (*corev1.Pod, time.Duration) {
-				t.Helper()
-				next, err := k.step(ctx, get())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return get(), next
-			}
+			step := stepOf(t, k, get)
 
 			got, next := step()
 			wait, migrate, app := got.Status.InitContainerStatuses[0], got.Status.InitContainerStatuses[1], got.Status.ContainerStatuses[0]
@@ -1129,14 +1122,7 @@ func TestStepInitContainerPullAndDelay(t *testing.T) {
 		pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
 		k, _, _, get := acceptedPod(t, pod)
 		k.SetTimeScale(0.005) // 2 s take 10 ms
-		step := func() (*corev1.Pod, time.Duration) {
-			t.Helper()
-			next, err := k.step(ctx, get())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return get(), next
-		}
+		step := stepOf(t, k, get)
 		got, next := step()
 		if got.Status.InitContainerStatuses[0].State.Running == nil || next <= 0 {
 			t.Fatalf("wait %+v, next step in %v; want it running", got.Status.InitContainerStatuses[0].State, next)
@@ -1167,14 +1153,10 @@ func TestStepSidecar(t *testing.T) {
 	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
 	k, _, _, get := acceptedPod(t, pod)
 	k.SetTimeScale(0.02) // ready after 40 ms, exits after 120 ms, back-off 20 ms
-	ctx := t.Context()
+	stepped := stepOf(t, k, get)
 	step := func() (proxy, app corev1.ContainerStatus, ready bool, next time.Duration) {
 		t.Helper()
-		next, err := k.step(ctx, get())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := get()
+		got, next := stepped()
 		if got.Status.Phase != corev1.PodRunning {
 			t.Errorf("phase %s, want Running", got.Status.Phase)
 		}
@@ -1221,13 +1203,11 @@ func TestStepRestartMakesConfigAgain(t *testing.T) {
 	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, settings, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	stepped := stepOf(t, k, get)
 	step := func() (corev1.ContainerStatus, time.Duration) {
 		t.Helper()
-		next, err := k.step(ctx, get())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return get().Status.ContainerStatuses[0], next
+		got, next := stepped()
+		return got.Status.ContainerStatuses[0], next
 	}
 	app, next := step()
 	if w := app.State.Waiting; w == nil || w.Reason != "CrashLoopBackOff" || app.RestartCount != 0 || next <= 0 {
@@ -1258,5 +1238,18 @@ func TestStepRestartMakesConfigAgain(t *testing.T) {
 	}
 	if text, _ := io.ReadAll(log(ctx)); string(text) != "test\n" {
 		t.Errorf("second run's log %q", text)
+	}
+}
+
+// stepOf steps the pod get returns, and gives it back with when its next
+// step is due.
+func stepOf(t *testing.T, k *Kubelet, get func() *corev1.Pod) func() (*corev1.Pod, time.Duration) {
+	return func() (*corev1.Pod, time.Duration) {
+		t.Helper()
+		next, err := k.step(t.Context(), get())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return get(), next
 	}
 }
