@@ -96,11 +96,11 @@ type statement struct {
 }
 
 // redirect sends a command's output (fd 1) or errors (fd 2) to a file,
-// appending with >>, or errors to its output (2>&1).
+// appending with >>, or to the other one (2>&1, >&2: to is 1 or 2).
 type redirect struct {
 	fd        int
 	appending bool
-	toOutput  bool
+	to        int
 	file      string
 }
 
@@ -116,7 +116,7 @@ func parseScript(script string) (program, bool) {
 
 // split tokenizes a script into statements: words with quotes removed,
 // separated by ;, newlines, &&, || and |, with their redirections (> FILE,
-// >> FILE, 2> FILE, 2>&1). Anything a simple script would not have is
+// >> FILE, 2> FILE, 2>&1, >&2). Anything a simple script would not have is
 // refused.
 func split(script string) ([]statement, error) {
 	var out []statement
@@ -160,10 +160,10 @@ func split(script string) ([]statement, error) {
 		switch {
 		case ch == '>':
 			r := redirect{fd: 1}
-			if inWord && word.String() == "2" { // 2>: the errors
+			if inWord && (word.String() == "1" || word.String() == "2") { // 2>: the errors
+				r.fd = int(word.String()[0] - '0')
 				word.Reset()
 				inWord = false
-				r.fd = 2
 			}
 			endWord()
 			if pending != nil {
@@ -173,8 +173,8 @@ func split(script string) ([]statement, error) {
 				r.appending = true
 				i++
 			}
-			if r.fd == 2 && strings.HasPrefix(script[i+1:], "&1") {
-				r.toOutput = true
+			if rest := script[i+1:]; strings.HasPrefix(rest, "&1") || strings.HasPrefix(rest, "&2") {
+				r.to = int(rest[1] - '0')
 				cur.redirects = append(cur.redirects, r)
 				i += 2
 				continue

@@ -89,6 +89,7 @@ func TestShell(t *testing.T) {
 		{argv: []string{"sh", "-c", "echo gone >/dev/null; nope 2>/dev/null || echo failed"}, out: "failed\n"},
 		{argv: []string{"sh", "-c", "nope 2>&1 | grep -c found"}, out: "1\n"},
 		{argv: []string{"sh", "-c", "nope > /tmp/out 2>&1; cat /tmp/out"}, out: "sh: nope: not found\n"},
+		{argv: []string{"sh", "-c", "echo warning >&2; echo fine 1>/dev/null"}, errOut: "warning\n"},
 		{argv: []string{"sh", "-c", "touch /tmp/ready && test -f /tmp/ready && test a != b && test a = a && echo ready"}, out: "ready\n"},
 		{argv: []string{"sh", "-c", "test -d /data && test -e /data/none || echo none"}, out: "none\n"},
 		{argv: []string{"test", "-f", "/etc/passwd"}, errOut: "test: /etc/passwd: " + notSimulated + "\n", code: 2},

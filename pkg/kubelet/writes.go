@@ -43,8 +43,10 @@ func (s *shell) redirected(ctx context.Context, st statement) (int32, bool) {
 	for _, r := range st.redirects {
 		var w io.Writer
 		switch {
-		case r.toOutput:
+		case r.to == 1:
 			w = s.out
+		case r.to == 2:
+			w = s.err
 		case r.file == "/dev/null":
 			w = io.Discard
 		default:
