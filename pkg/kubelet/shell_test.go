@@ -94,6 +94,8 @@ func TestShell(t *testing.T) {
 		{argv: []string{"sh", "-c", "test -d /data && test -e /data/none || echo none"}, out: "none\n"},
 		{argv: []string{"test", "-f", "/etc/passwd"}, errOut: "test: /etc/passwd: " + notSimulated + "\n", code: 2},
 		{argv: []string{"sh", "-c", "mkdir -p /data/sub && echo nested > /data/sub/f && cat /data/sub/f"}, out: "nested\n"},
+		{argv: []string{"tar", "-xf", "-", "member"}, errOut: "tar: mockernetes simulates only tar xf - [-C DIR] (-xf - member)\n", code: 1},
+		{argv: []string{"tar", "-xf", "-", "-C"}, errOut: "tar: mockernetes simulates only tar xf - [-C DIR] (-xf - -C)\n", code: 1},
 		{argv: []string{"mkdir", "/etc/podinfo/d"}, errOut: "mkdir: can't create directory '/etc/podinfo/d': Read-only file system\n", code: 1},
 		// Pipes and filters.
 		{argv: []string{"sh", "-c", "env | grep MODE"}, out: "MODE=test\n"},
@@ -221,4 +223,33 @@ func TestReadsCommands(t *testing.T) {
 			t.Errorf("readsCommands(%q) = %v", tc.c.Command, got)
 		}
 	}
+}
+
+// FuzzShell plays any script, with any input, in the simulated shell:
+// whatever it is, the shell answers (an error is an answer) and does not
+// panic.
+func FuzzShell(f *testing.F) {
+	for _, seed := range []string{
+		"echo hi > /data/x; cat /data/x | grep -c h", "env | sort -r | uniq -c | head -n 2 | tail -1 | wc -l",
+		"nope 2>&1 >/dev/null || echo failed >&2", "tar -xmf - -C /data", "test -d /data && touch /tmp/a",
+		"grep -e 'a\\|b' -v -i", "sort -n -u -r", "mkdir -p /data/a && echo x >> /data/a/b", "echo >", "a | | b",
+	} {
+		f.Add(seed, "line one\nline two\n")
+	}
+	pod := statusPod("web-1", corev1.RestartPolicyAlways)
+	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	c := corev1.Container{Name: "app", VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/data"}}}
+	k, _ := newStatusKubelet(f)
+	f.Fuzz(func(t *testing.T, script, stdin string) {
+		var out bytes.Buffer
+		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &out,
+			sleep:   func(context.Context, time.Duration) bool { return true },
+			environ: func(ctx context.Context) [][2]string { return [][2]string{{"A", "b"}} },
+			files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) },
+			write: func(p string, data []byte, appending bool) error {
+				return k.writeFile(pod, &c, p, data, appending)
+			},
+			writable: func(p string) error { _, _, err := placeOf(pod, &c, p); return err }}
+		sh.run(t.Context(), []string{"sh", "-c", script})
+	})
 }

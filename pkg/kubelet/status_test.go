@@ -31,7 +31,7 @@ var hourAgo = metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
 
 // newStatusKubelet is a kubelet of node-1 and node-2 on a fake client
 // holding objects.
-func newStatusKubelet(t *testing.T, objects ...runtime.Object) (*Kubelet, *fake.Clientset) {
+func newStatusKubelet(t testing.TB, objects ...runtime.Object) (*Kubelet, *fake.Clientset) {
 	t.Helper()
 	client := fake.NewClientset(objects...)
 	k, err := New(Config{Nodes: clusterconfig.DefaultNodes(2), KubeletVersion: "v1.37.2", Logs: NewLogs()}, client, informers.NewSharedInformerFactory(client, 0))

@@ -76,10 +76,11 @@ func (s *shell) untar(ctx context.Context, args []string) int32 {
 	flags := strings.TrimPrefix(args[0], "-")
 	dir := "/"
 	ok := strings.Trim(flags, "xmfvo") == "" && strings.Contains(flags, "f") && len(args) >= 2 && args[1] == "-"
-	for rest := args[min(2, len(args)):]; ok && len(rest) > 0; rest = rest[2:] {
-		if ok = rest[0] == "-C" && len(rest) >= 2; ok {
-			dir = rest[1]
-		}
+	switch rest := args[min(2, len(args)):]; {
+	case len(rest) == 2 && rest[0] == "-C":
+		dir = rest[1]
+	case len(rest) > 0:
+		ok = false
 	}
 	if !ok {
 		s.unsupported("tar: mockernetes simulates only tar xf - [-C DIR] (%s)\n", strings.Join(args, " "))
