@@ -71,13 +71,15 @@ soak:
 	MOCKERNETES_SOAK_CYCLES=$(SOAK_CYCLES) MOCKERNETES_SOAK_CRONJOB=1 $(GO) test -count=1 -timeout 30m -run '^(TestChurn|TestCronJobForbid)$$' -v ./test/e2e
 
 # Fuzz what clients send (bodies of every content type, patches,
-# selectors and continue tokens, the admin API) for FUZZTIME per target.
-# An input that fails is saved under pkg/server/testdata/fuzz, which
-# `make test` replays from then on.
+# selectors and continue tokens, the admin API) and the scripts the
+# simulated shell plays for FUZZTIME per target. An input that fails is
+# saved under the package's testdata/fuzz, which `make test` replays from
+# then on.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzCreate FuzzPatch FuzzList FuzzAdmin
 fuzz:
 	for t in $(FUZZ_TARGETS); do $(GO) test ./pkg/server -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./pkg/kubelet -run '^$$' -fuzz '^FuzzShell$$' -fuzztime $(FUZZTIME)
 
 # The benchmarks recorded in docs/benchmarks.md.
 bench:
