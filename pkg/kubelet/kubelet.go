@@ -1035,7 +1035,8 @@ func backOffPull(c corev1.Container, event eventFunc) corev1.ContainerState {
 // and Started events. s.RestartCount counts the runs that ended before it.
 func (k *Kubelet) begin(pod *corev1.Pod, c corev1.Container, s *corev1.ContainerStatus, now time.Time, logs []printed, event eventFunc) {
 	if last := s.LastTerminationState.Terminated; last != nil && last.ContainerID == containerID(pod.UID, c.Name, s.RestartCount) {
-		s.RestartCount++ // a new run after the one that ended
+		s.RestartCount++ // a new run after the one that ended, on a fresh file system
+		k.scratch.restarted(pod.UID, c.Name)
 	}
 	k.mark(fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, s.RestartCount), now)
 	s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}

@@ -13,8 +13,8 @@ import (
 // scratch holds what the containers of the pods wrote (through exec's
 // shell: redirections, tar x of kubectl cp): a pod's emptyDir volumes,
 // shared by its containers, and each container's own file system (its
-// image's files are not simulated, but what it wrote there is). A pod's
-// writes go with it.
+// image's files are not simulated, but what it wrote there is, until it
+// is started again). A pod's writes go with it.
 type scratch struct {
 	mu sync.Mutex
 	// by pod, then by where: "volume/<name>" or "container/<name>", then
@@ -60,6 +60,14 @@ func (s *scratch) files(pod types.UID, where string) map[string][]byte {
 		out[p] = data // never changed in place: writes replace or reallocate
 	}
 	return out
+}
+
+// restarted drops what a container wrote to its own files: a container
+// started again has a fresh file system (its volumes keep theirs).
+func (s *scratch) restarted(pod types.UID, container string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byPod[pod], containerWhere(container))
 }
 
 // forget drops a pod's writes (it was deleted).

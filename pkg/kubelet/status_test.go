@@ -1189,14 +1189,16 @@ func TestStepSidecar(t *testing.T) {
 
 // A container started again after a crash has its config made again: if
 // the ConfigMap it names is gone by then, it waits in
-// CreateContainerConfigError, and its restart count grows only when it
-// does start.
+// CreateContainerConfigError, its restart count grows only when it does
+// start, and it starts on a fresh file system (its volumes keep theirs).
 func TestStepRestartMakesConfigAgain(t *testing.T) {
 	settings := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "default"}, Data: map[string]string{"MODE": "test"}}
 	pod := statusPod("crashy", corev1.RestartPolicyAlways, "app")
 	pod.Annotations = map[string]string{AnnotationRestartBackoff: "20ms"}
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "printenv MODE; exit 1"}
 	pod.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/data"}}
 	pod.Status = corev1.PodStatus{Conditions: pod.Status.Conditions}
 	k, client, events, get := acceptedPod(t, pod)
 	ctx := t.Context()
@@ -1212,6 +1214,12 @@ func TestStepRestartMakesConfigAgain(t *testing.T) {
 	app, next := step()
 	if w := app.State.Waiting; w == nil || w.Reason != "CrashLoopBackOff" || app.RestartCount != 0 || next <= 0 {
 		t.Fatalf("app %+v, %d restarts; want it crashed once, backing off", app.State, app.RestartCount)
+	}
+	// What its first run wrote: to the emptyDir, and to its own files.
+	for _, p := range []string{"/data/kept", "/tmp/lost"} {
+		if err := k.writeFile(pod, &pod.Spec.Containers[0], p, []byte("x"), false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := client.CoreV1().ConfigMaps("default").Delete(ctx, "settings", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -1231,6 +1239,14 @@ func TestStepRestartMakesConfigAgain(t *testing.T) {
 	app, _ = step()
 	if last := app.LastTerminationState.Terminated; app.RestartCount != 1 || last == nil || last.ContainerID != app.ContainerID {
 		t.Errorf("app %+v (last %+v), %d restarts; want its second run ended, counted once", app.State, app.LastTerminationState, app.RestartCount)
+	}
+	// Its second run has a fresh file system; the volume kept its file.
+	files := k.files(ctx, get(), &pod.Spec.Containers[0])
+	if _, kept := files["/data/kept"]; !kept {
+		t.Errorf("the emptyDir's file is gone after a restart")
+	}
+	if _, lost := files["/tmp/lost"]; lost {
+		t.Errorf("the container's own file outlived its restart")
 	}
 	log, err := k.config.Logs.Log(get(), "app", &corev1.PodLogOptions{})
 	if err != nil {
