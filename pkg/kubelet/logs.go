@@ -187,7 +187,9 @@ func (l *Logs) copy(ctx context.Context, w io.Writer, k logKey, o LogOptions) er
 		s := l.stream(k)
 		now := time.Now()
 		printed := s.printed(now)
-		lines := slices.Clone(s.lines[next:printed])
+		// Lines already printed are never changed (Append inserts after
+		// them, End cuts after them): read them outside the lock.
+		lines := s.lines[next:printed]
 		next = printed
 		ended, changed := s.ended, s.changed
 		var coming time.Time // when the next line is printed, if one is to come

@@ -91,7 +91,7 @@ var errNotSimulated = errors.New(notSimulated)
 // writeFile writes (or appends) data to path p of container c of pod, as
 // the container would: into the emptyDir volume mounted there, or into its
 // own file system.
-func (k *Kubelet) writeFile(pod *corev1.Pod, c *corev1.Container, p string, data []byte, appending bool) error {
+func (s *scratch) writeFile(pod *corev1.Pod, c *corev1.Container, p string, data []byte, appending bool) error {
 	where, name, err := placeOf(pod, c, p)
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (k *Kubelet) writeFile(pod *corev1.Pod, c *corev1.Container, p string, data
 	if name == "." {
 		return errIsDir
 	}
-	k.scratch.write(pod.UID, where, name, data, appending)
+	s.write(pod.UID, where, name, data, appending)
 	return nil
 }
 

@@ -253,13 +253,9 @@ func (x session) PortForward(ctx context.Context, _, _ string, port int32, strea
 }
 
 func (x session) shell(in io.Reader, out, err io.Writer, tty bool) *shell {
-	return &shell{pod: x.pod, container: x.container, in: in, out: out, err: err, tty: tty, sleep: x.k.sleep,
-		environ: func(ctx context.Context) [][2]string { return x.k.environment(ctx, x.pod, &x.container) },
-		files:   func(ctx context.Context) map[string]file { return x.k.files(ctx, x.pod, &x.container) },
-		write: func(p string, data []byte, appending bool) error {
-			return x.k.writeFile(x.pod, &x.container, p, data, appending)
-		},
-		writable: func(p string) error { _, _, err := placeOf(x.pod, &x.container, p); return err }}
+	sh := x.k.newShell(x.pod, x.container)
+	sh.in, sh.out, sh.err, sh.tty = in, out, err, tty
+	return sh
 }
 
 // streams are a session's streams, none nil: a terminal has no stderr of

@@ -29,17 +29,16 @@ func (k *Kubelet) program(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 		return program{}, false // the image's own command
 	}
 	out := &lineWriter{at: func() time.Duration { return p.runs }}
-	sh := &shell{pod: pod, container: *c, in: strings.NewReader(""), out: out, err: out, program: true,
-		sleep: func(_ context.Context, d time.Duration) bool {
-			if d >= 1<<62 { // sleep infinity
-				p.forever = true
-				return false
-			}
-			p.runs += d
-			return true
-		},
-		environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, c) },
-		files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, c) }}
+	sh := k.newShell(pod, *c)
+	sh.in, sh.out, sh.err, sh.program, sh.scratch = strings.NewReader(""), out, out, true, nil
+	sh.sleep = func(_ context.Context, d time.Duration) bool {
+		if d >= 1<<62 { // sleep infinity
+			p.forever = true
+			return false
+		}
+		p.runs += d
+		return true
+	}
 	p.exitCode = sh.run(ctx, argv)
 	if sh.unknown {
 		return program{}, false
@@ -115,17 +114,24 @@ type shell struct {
 	// sleep waits d (under the time scale) or until ctx ends.
 	sleep func(ctx context.Context, d time.Duration) bool
 	// environ is the container's environment; files, what it can read;
-	// write writes (or appends to) one of its files, writable says whether
-	// it can (nil while playing a container's command: that is run again
-	// at every step, so it writes nothing).
-	environ  func(ctx context.Context) [][2]string
-	files    func(ctx context.Context) map[string]file
-	write    func(p string, data []byte, appending bool) error
-	writable func(p string) error
+	// scratch, where it writes (nil while playing a container's command:
+	// that is run again at every step, so it writes nothing).
+	environ func(ctx context.Context) [][2]string
+	files   func(ctx context.Context) map[string]file
+	scratch *scratch
 	// program: the shell plays a container's command, whose output is the
 	// container's log; unknown is set once it met what it cannot answer
 	// (unsupported), and it stops there.
 	program, unknown bool
+}
+
+// newShell is the simulated shell of container c of pod, with the
+// environment and files the kubelet gives it, writing to the kubelet's
+// scratch; its streams are the caller's to set.
+func (k *Kubelet) newShell(pod *corev1.Pod, c corev1.Container) *shell {
+	return &shell{pod: pod, container: c, sleep: k.sleep, scratch: k.scratch,
+		environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, &c) },
+		files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) }}
 }
 
 // mounted: p is, or is inside, a volume mount of the container's whose

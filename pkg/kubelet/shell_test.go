@@ -32,14 +32,9 @@ func TestShell(t *testing.T) {
 	}})
 	run := func(stdin string, tty bool, argv ...string) (string, string, int32) {
 		var out, errOut bytes.Buffer
-		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &errOut, tty: tty,
-			sleep:   func(_ context.Context, d time.Duration) bool { slept += d; return true },
-			environ: func(ctx context.Context) [][2]string { return k.environment(ctx, pod, &c) },
-			files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) },
-			write: func(p string, data []byte, appending bool) error {
-				return k.writeFile(pod, &c, p, data, appending)
-			},
-			writable: func(p string) error { _, _, err := placeOf(pod, &c, p); return err }}
+		sh := k.newShell(pod, c)
+		sh.in, sh.out, sh.err, sh.tty = strings.NewReader(stdin), &out, &errOut, tty
+		sh.sleep = func(_ context.Context, d time.Duration) bool { slept += d; return true }
 		code := sh.run(context.Background(), argv)
 		return out.String(), errOut.String(), code
 	}
@@ -242,14 +237,9 @@ func FuzzShell(f *testing.F) {
 	k, _ := newStatusKubelet(f)
 	f.Fuzz(func(t *testing.T, script, stdin string) {
 		var out bytes.Buffer
-		sh := &shell{pod: pod, container: c, in: strings.NewReader(stdin), out: &out, err: &out,
-			sleep:   func(context.Context, time.Duration) bool { return true },
-			environ: func(ctx context.Context) [][2]string { return [][2]string{{"A", "b"}} },
-			files:   func(ctx context.Context) map[string]file { return k.files(ctx, pod, &c) },
-			write: func(p string, data []byte, appending bool) error {
-				return k.writeFile(pod, &c, p, data, appending)
-			},
-			writable: func(p string) error { _, _, err := placeOf(pod, &c, p); return err }}
+		sh := k.newShell(pod, c)
+		sh.in, sh.out, sh.err = strings.NewReader(stdin), &out, &out
+		sh.sleep = func(context.Context, time.Duration) bool { return true }
 		sh.run(t.Context(), []string{"sh", "-c", script})
 	})
 }

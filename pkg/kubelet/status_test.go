@@ -1217,7 +1217,7 @@ func TestStepRestartMakesConfigAgain(t *testing.T) {
 	}
 	// What its first run wrote: to the emptyDir, and to its own files.
 	for _, p := range []string{"/data/kept", "/tmp/lost"} {
-		if err := k.writeFile(pod, &pod.Spec.Containers[0], p, []byte("x"), false); err != nil {
+		if err := k.scratch.writeFile(pod, &pod.Spec.Containers[0], p, []byte("x"), false); err != nil {
 			t.Fatal(err)
 		}
 	}

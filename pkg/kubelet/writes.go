@@ -19,11 +19,11 @@ import (
 
 // writeFile writes (or appends to) p, or says why it cannot.
 func (s *shell) writeFile(p string, data []byte, appending bool) error {
-	if s.write == nil {
+	if s.scratch == nil {
 		s.unknown = s.unknown || s.program
 		return errNotSimulated
 	}
-	return s.write(p, data, appending)
+	return s.scratch.writeFile(s.pod, &s.container, p, data, appending)
 }
 
 // redirected runs st's command with its output and errors where its
@@ -119,14 +119,12 @@ func (s *shell) untar(ctx context.Context, args []string) int32 {
 // writableDir: a directory can be made at p (directories are implied by
 // the files in them).
 func (s *shell) writableDir(p string) error {
-	if s.writable == nil {
+	if s.scratch == nil {
 		s.unknown = s.unknown || s.program
 		return errNotSimulated
 	}
-	if err := s.writable(p); err != nil && !errors.Is(err, errIsDir) {
-		return err
-	}
-	return nil
+	_, _, err := placeOf(s.pod, &s.container, p)
+	return err
 }
 
 // touch creates each file that is not there.
